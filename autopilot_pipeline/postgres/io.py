@@ -1,0 +1,106 @@
+"""Bulk movement between Postgres and polars: COPY in both directions, never row-by-row.
+
+Reads run ``COPY (SELECT ...) TO STDOUT`` in CSV and parse with polars' multi-threaded reader; writes
+serialize a frame to CSV and ``COPY ... FROM STDIN``. Timestamps cross the wire as epoch microseconds
+so nothing depends on the session's date style or time zone.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+_CHUNK = 1 << 20
+
+
+def epoch_us(column: str, alias: str | None = None) -> sql.Composable:
+    """SELECT expression turning a timestamptz column into integer epoch microseconds."""
+    return sql.SQL("(extract(epoch FROM {col}) * 1000000)::bigint AS {alias}").format(
+        col=sql.Identifier(column), alias=sql.Identifier(alias or column)
+    )
+
+
+def read_frame(
+    conn: psycopg.Connection,
+    query: sql.Composable | str,
+    params: Sequence[Any] | Mapping[str, Any] | None,
+    schema: Mapping[str, pl.DataType],
+    timestamp_columns: Sequence[str] = (),
+) -> pl.DataFrame:
+    """Run ``query`` through COPY and return a frame with ``schema``.
+
+    ``timestamp_columns`` must be selected as epoch microseconds (see :func:`epoch_us`); they come back as
+    UTC datetimes.
+    """
+    buffer = io.BytesIO()
+    copy_sql = sql.SQL("COPY ({}) TO STDOUT WITH (FORMAT csv)").format(
+        sql.SQL(query) if isinstance(query, str) else query
+    )
+    with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    wire_schema = {name: (pl.Int64 if name in timestamp_columns else dtype) for name, dtype in schema.items()}
+    if buffer.tell() == 0:
+        frame = pl.DataFrame(schema=wire_schema)
+    else:
+        buffer.seek(0)
+        frame = pl.read_csv(buffer, has_header=False, new_columns=list(wire_schema), schema=wire_schema)
+    if timestamp_columns:
+        frame = frame.with_columns(
+            pl.from_epoch(pl.col(c), time_unit="us").dt.replace_time_zone("UTC") for c in timestamp_columns
+        )
+    return frame
+
+
+def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """Datetimes as ISO-8601 with offset; everything else as polars writes it."""
+    return frame.with_columns(
+        pl.col(name).dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
+        if dtype.time_zone  # type: ignore[attr-defined]
+        else pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Datetime)
+    )
+
+
+def copy_frame(conn: psycopg.Connection, table: str, frame: pl.DataFrame) -> int:
+    """Append ``frame`` to ``schema.table`` (columns by name) with COPY; returns rows written."""
+    if frame.height == 0:
+        return 0
+    schema_name, table_name = table.split(".", 1)
+    statement = sql.SQL("COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '')").format(
+        table=sql.Identifier(schema_name, table_name),
+        columns=sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns),
+    )
+    payload = _csv_ready(frame).write_csv(include_header=False, null_value="", quote_style="necessary")
+    data = payload.encode()
+    with conn.cursor() as cur, cur.copy(statement) as copy:
+        for start in range(0, len(data), _CHUNK):
+            copy.write(data[start : start + _CHUNK])
+    return frame.height
+
+
+def replace_window(
+    conn: psycopg.Connection,
+    table: str,
+    time_column: str,
+    start: datetime,
+    end: datetime,
+    frame: pl.DataFrame,
+) -> int:
+    """Replace the rows of ``[start, end)`` with ``frame`` in one transaction (idempotent rewrite)."""
+    schema_name, table_name = table.split(".", 1)
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("DELETE FROM {table} WHERE {col} >= %s AND {col} < %s").format(
+                table=sql.Identifier(schema_name, table_name), col=sql.Identifier(time_column)
+            ),
+            (start, end),
+        )
+        return copy_frame(conn, table, frame)
