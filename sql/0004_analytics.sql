@@ -80,3 +80,14 @@ CREATE TABLE IF NOT EXISTS analytics.release_stats_daily (
     deployment_success_rate   double precision,
     deployment_rollbacks      bigint NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS analytics.metric_samples_hourly (
+    bucket_start  timestamptz NOT NULL,
+    component     text        NOT NULL,
+    metric_name   text        NOT NULL,
+    samples       bigint      NOT NULL,
+    avg_value     double precision,
+    max_value     double precision,
+    last_value    double precision,
+    PRIMARY KEY (bucket_start, component, metric_name)
+);

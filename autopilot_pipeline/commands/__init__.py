@@ -1,0 +1,1 @@
+"""CLI subcommands, one module each, discovered by :mod:`autopilot_pipeline.cli`."""

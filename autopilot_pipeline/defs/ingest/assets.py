@@ -1,0 +1,179 @@
+"""Ingestion: read one time window of each ``automation`` source table in bulk, validate it, quarantine
+bad rows with a reason, and hand the clean frame to the analytics assets."""
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from autopilot_pipeline.core import health, metrics
+from autopilot_pipeline.core.releases import validate_releases
+from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.partitions import daily, hourly
+from autopilot_pipeline.postgres import sources
+from autopilot_pipeline.resources import PostgresResource
+
+GROUP = "ingest"
+KINDS = {"postgres", "polars"}
+
+health_log = dg.AssetSpec(
+    ["automation", "health_log"],
+    group_name="sources",
+    kinds={"postgres"},
+    description="Health checks and events written by the monitored application (the seed's table).",
+)
+metric_samples_source = dg.AssetSpec(
+    ["automation", "metric_samples"], group_name="sources", kinds={"postgres"},
+    description="Custom gauges such as memory_usage_pct, written by the application.",
+)
+migration_log = dg.AssetSpec(
+    ["automation", "migration_log"], group_name="sources", kinds={"postgres"},
+    description="Database migrations: duration, success or failure, rollbacks.",
+)
+deployment_log = dg.AssetSpec(
+    ["automation", "deployment_log"], group_name="sources", kinds={"postgres"},
+    description="Deployments per component: success, failure, rollbacks.",
+)
+
+
+def _quality_check(
+    asset_key: dg.AssetKey, counts: dict[str, int], total: int, quarantined: pl.DataFrame
+) -> dg.AssetCheckResult:
+    bad = sum(v for k, v in counts.items() if k != "late")
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name="valid_rows",
+        passed=bad == 0 and total > 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "no rows in this window (is the application writing?)"
+            if total == 0
+            else f"{bad} of {total} rows quarantined" if bad else f"all {total} rows valid"
+        ),
+        metadata={
+            "rows_read": total,
+            "rows_quarantined": bad,
+            **{f"bad_{k.replace(' ', '_')}": v for k, v in sorted(counts.items())},
+            "quarantined_preview": preview(quarantined.select("reason", *[c for c in quarantined.columns if c != "reason"])),
+        },
+    )
+
+
+def _ingest(
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    read: Callable[[psycopg.Connection, datetime, datetime], pl.DataFrame],
+    validate: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
+    source_table: str,
+    time_column: str,
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    window = context.partition_time_window
+    with postgres.connect() as conn:
+        raw = read(conn, window.start, window.end)
+        clean, bad, counts = validate(raw)
+        with conn.transaction():
+            sources.write_quarantine(conn, source_table, time_column, bad, window.start, window.end)
+    if bad.height:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in counts.items() if n and reason != "late")
+        context.log.warning(f"{source_table}: quarantined {bad.height} of {raw.height} rows ({reasons})")
+    yield dg.Output(
+        clean,
+        metadata={
+            "dagster/row_count": clean.height,
+            "rows_read": raw.height,
+            "rows_quarantined": bad.height,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+        },
+    )
+    yield _quality_check(context.asset_key, counts, raw.height, bad)
+
+
+def _check_spec(asset: list[str], what: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "valid_rows",
+        asset=dg.AssetKey(asset),
+        description=f"Counts {what} quarantined with a reason (null/negative values, unknown statuses, "
+        "duplicates, timestamps later than their insert time) and late rows.",
+    )
+
+
+@dg.asset(
+    key=["ingest", "health_checks"],
+    deps=[health_log],
+    partitions_def=hourly,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="frames",
+    metadata={"partition_expr": "checked_at"},
+    check_specs=[_check_spec(["ingest", "health_checks"], "health_log rows")],
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    description="Validated health checks and error events of one hour window; bad rows go to "
+    "analytics.quarantine with their reason.",
+)
+def health_checks(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
+    yield from _ingest(
+        context, postgres, sources.read_health_window, health.validate_health, "automation.health_log", "checked_at"
+    )
+
+
+@dg.asset(
+    key=["ingest", "metric_samples"],
+    deps=[metric_samples_source],
+    partitions_def=hourly,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="frames",
+    metadata={"partition_expr": "sampled_at"},
+    check_specs=[_check_spec(["ingest", "metric_samples"], "metric samples")],
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    description="Validated custom metric samples (memory_usage_pct, ...) of one hour window.",
+)
+def metric_samples(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
+    yield from _ingest(
+        context, postgres, sources.read_samples_window, metrics.validate_samples,
+        "automation.metric_samples", "sampled_at",
+    )
+
+
+@dg.asset(
+    key=["ingest", "migrations"],
+    deps=[migration_log],
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="frames",
+    metadata={"partition_expr": "started_at"},
+    check_specs=[_check_spec(["ingest", "migrations"], "migration_log rows")],
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    description="Validated migrations of one day.",
+)
+def migrations(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
+    yield from _ingest(
+        context, postgres, sources.read_migrations_window, validate_releases, "automation.migration_log", "started_at"
+    )
+
+
+@dg.asset(
+    key=["ingest", "deployments"],
+    deps=[deployment_log],
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    io_manager_key="frames",
+    metadata={"partition_expr": "started_at"},
+    check_specs=[_check_spec(["ingest", "deployments"], "deployment_log rows")],
+    group_name=GROUP,
+    kinds=KINDS,
+    owners=OWNERS,
+    description="Validated deployments of one day.",
+)
+def deployments(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
+    yield from _ingest(
+        context, postgres, sources.read_deployments_window, validate_releases, "automation.deployment_log",
+        "started_at",
+    )

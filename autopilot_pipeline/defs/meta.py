@@ -1,0 +1,27 @@
+"""Small helpers for asset metadata the Dagster UI renders well."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+OWNERS = ["team:autopilot"]
+
+
+def preview(frame: pl.DataFrame, rows: int = 10) -> dg.MetadataValue:
+    """A markdown table of the first rows (floats rounded for reading)."""
+    if frame.height == 0:
+        return dg.MetadataValue.md("_no rows_")
+    shown = frame.head(rows).with_columns(pl.selectors.float().round(2))
+    header = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "---|" * len(shown.columns)
+    body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in shown.iter_rows()]
+    return dg.MetadataValue.md("\n".join([header, rule, *body]))
+
+
+def table_metadata(table: str, frame: pl.DataFrame) -> dict[str, object]:
+    return {
+        "dagster/table_name": table,
+        "dagster/row_count": frame.height,
+        "preview": preview(frame),
+    }
