@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -78,3 +79,21 @@ def day_key(moment: datetime) -> str:
 def quiet_dagster_logs() -> None:
     for name in ("dagster", "alembic", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def materialize_history(
+    instance: dg.DagsterInstance, first: datetime, last: datetime, on_step: Callable[[str], None] = print
+) -> list[RunSummary]:
+    """Materialize every job over ``[first, last]``: hourly tables first, then the daily rollups.
+
+    Each job runs once over its whole range (single-run backfill); steps are reported through ``on_step``.
+    """
+    plan = [
+        ("health_hourly_job", hour_key(first), hour_key(last), "health tables"),
+        ("daily_rollups_job", day_key(first), day_key(last), "daily rollups and release stats"),
+    ]
+    summaries = []
+    for job_name, first_key, last_key, what in plan:
+        on_step(f"{what} ({first_key} .. {last_key})")
+        summaries.append(run_job_range(instance, job_name, first_key, last_key))
+    return summaries

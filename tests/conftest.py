@@ -69,3 +69,18 @@ def pg_url(pg_server: str) -> Iterator[str]:
 def conn(pg_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(pg_url, autocommit=True) as connection:
         yield connection
+
+
+@pytest.fixture(scope="session")
+def pg15_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's PostgreSQL 15 (what Supabase runs); `.ci/run` installs it."""
+    from .system_postgres import SystemPostgres, available
+
+    if not available(15):
+        pytest.skip("Debian postgresql-15 is not installed (.ci/run installs it)")
+    root = tmp_path_factory.mktemp("pg15")
+    os.chmod(root.parent, 0o755)
+    server = SystemPostgres(15, root)
+    url = server.start()
+    yield url
+    server.stop()

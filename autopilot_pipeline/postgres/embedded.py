@@ -11,11 +11,14 @@ import contextlib
 import os
 import socket
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from autopilot_pipeline.errors import AutopilotError
 
+STARTUP_TIMEOUT_S = 60
 _PRELOAD = "shared_preload_libraries = 'pg_stat_statements'\n"
 
 
@@ -70,7 +73,13 @@ class EmbeddedPostgres:
         cmd = [str(pg_ctl), "-D", str(self.pgdata), *args]
         if self._system_user:
             cmd = ["runuser", "-u", self._system_user, "--", *cmd]
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the server may inherit it
+            result = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                check=False,
+            )
+            out.seek(0)
+            return subprocess.CompletedProcess(cmd, result.returncode, out.read(), out.read())
 
     def is_running(self) -> bool:
         return self.pgdata.joinpath("PG_VERSION").exists() and self._pg_ctl(["status"]).returncode == 0
@@ -98,13 +107,28 @@ class EmbeddedPostgres:
         options = f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        result = self._pg_ctl(["-w", "-t", "60", "-o", options, "-l", str(self.pgdata / "server.log"), "start"])
-        if result.returncode != 0:
+        log = self.pgdata / "server.log"
+        # No -w and no pipes: pg_ctl returns at once and we poll for readiness ourselves, so a slow start
+        # or an inherited pipe can never hang the caller.
+        result = self._pg_ctl(["-W", "-o", options, "-l", str(log), "start"])
+        if result.returncode != 0 or not self._wait_ready(STARTUP_TIMEOUT_S):
             log_tail = ""
-            with contextlib.suppress(OSError):
-                log_tail = (self.pgdata / "server.log").read_text().strip().splitlines()[-1]
+            with contextlib.suppress(OSError, IndexError):
+                log_tail = log.read_text().strip().splitlines()[-1]
             raise AutopilotError(f"embedded Postgres did not start: {log_tail or result.stderr.strip()}")
         return True
+
+    def _wait_ready(self, timeout_s: float) -> bool:
+        import psycopg
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.url(), connect_timeout=2):
+                    return True
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        return False
 
     def stop(self) -> None:
         if self.is_running():

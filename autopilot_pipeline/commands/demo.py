@@ -1,0 +1,125 @@
+"""``autopilot demo``: the whole pipeline on demo data (embedded Postgres unless a database is configured)."""
+
+from __future__ import annotations
+
+import argparse
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+import dagster as dg
+from rich.console import Console
+from rich.table import Table
+
+from autopilot_pipeline import runner
+from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.postgres import migrate, reports, server, urls
+
+console = Console()
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    demo = subparsers.add_parser(
+        "demo", help="generate demo data, materialize every asset and print a summary",
+        description="Start (or connect to) Postgres, apply migrations, generate demo data, materialize every "
+        "asset through Dagster and print a summary. With AUTOPILOT_DATABASE_URL unset an embedded Postgres "
+        "is used; with it set and data present, the existing data is analysed instead.",
+    )
+    demo.add_argument("--days", type=int, default=7, help="days of history to generate (default 7)")
+    demo.add_argument("--components", type=int, default=6, help="number of components (default 6)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    demo.set_defaults(handler=run)
+
+
+@contextmanager
+def step(message: str) -> Iterator[None]:
+    with console.status(f"[bold]{message}…"):
+        yield
+    console.print(f"[green]✓[/green] {message}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.days < 1 or args.components < 1:
+        raise AutopilotError("--days and --components must be at least 1")
+    with step("Starting Postgres"):
+        db = server.resolve()
+    console.print(f"  database: {urls.display(db.url)}{' (embedded)' if db.embedded else ''}")
+    with step("Applying migrations"):
+        migrate.migrate(db.url)
+    _load_demo_data(db, args)
+    env = runner.configure_environment(db)
+    with server.connect(db.url) as conn:
+        first, last = reports.data_span(conn)
+    if first is None or last is None:
+        raise AutopilotError("automation.health_log is empty: nothing to analyse")
+    runner.quiet_dagster_logs()
+    failures = []
+    with dg.DagsterInstance.get() as instance:
+        for summary in runner.materialize_history(
+            instance, first, last, on_step=lambda what: console.print(f"  materializing {what}")
+        ):
+            mark = "[green]✓[/green]" if summary.success else "[red]✗[/red]"
+            console.print(f"{mark} {summary.job} run {summary.run_id[:8]} over {summary.partitions}")
+            if not summary.success:
+                failures.append(summary)
+    _print_summary(db)
+    console.print(f"\nDagster home: {env['DAGSTER_HOME']} — run [bold]autopilot dev[/bold] to browse runs and lineage.")
+    if failures:
+        raise AutopilotError(f"{len(failures)} job run(s) failed: see `autopilot dev` → Runs for the logs")
+    return 0
+
+
+def _load_demo_data(db: server.Database, args: argparse.Namespace) -> None:
+    from autopilot_pipeline.postgres.demo_load import load_demo_data
+
+    with server.connect(db.url) as conn:
+        has_data = conn.execute("SELECT EXISTS (SELECT 1 FROM automation.health_log)").fetchone()[0]
+    if has_data and db.embedded is None:
+        console.print("[yellow]![/yellow] the configured database already has health_log rows: analysing them "
+                      "instead of generating demo data")
+        return
+    label = f"Generating {args.days} days of demo data for {args.components} components (seed {args.seed})"
+    with step(label):
+        summary = load_demo_data(
+            db.url, days=args.days, components=args.components, seed=args.seed, replace=db.embedded is not None
+        )
+    counts = getattr(summary, "row_counts", None)
+    if counts:
+        console.print("  " + ", ".join(f"{table}: {n:,}" for table, n in counts.items()))
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "–" if value is None else pattern.format(value)
+
+
+def _print_summary(db: server.Database) -> None:
+    with server.connect(db.url) as conn:
+        components = reports.component_summary(conn)
+        releases = reports.release_summary(conn)
+    table = Table(title="Health by component (all materialized hours)")
+    for column, justify in (("component", "left"), ("uptime", "right"), ("errors", "right"),
+                            ("error rate", "right"), ("p95 (median hour)", "right"), ("worst p95", "right"),
+                            ("health score", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in components.iter_rows(named=True):
+        score = row["health_score"]
+        colour = "green" if score and score >= 90 else "yellow" if score and score >= 70 else "red"
+        table.add_row(
+            row["component"],
+            _fmt(row["uptime_pct"], "{:.2f} %"),
+            _fmt(row["errors"], "{:,}"),
+            _fmt(row["error_ratio"] and row["error_ratio"] * 100, "{:.2f} %"),
+            _fmt(row["median_p95_ms"], "{:,.0f} ms"),
+            _fmt(row["worst_p95_ms"], "{:,.0f} ms"),
+            f"[{colour}]{_fmt(score, '{:.1f}')}[/{colour}]",
+        )
+    console.print(table)
+    if components.height:
+        worst = components.sort("worst_p95_ms", descending=True, nulls_last=True).row(0, named=True)
+        overall = components["health_score"].mean()
+        console.print(f"Worst p95: [bold]{_fmt(worst['worst_p95_ms'], '{:,.0f} ms')}[/bold] on {worst['component']}")
+        console.print(f"Overall health score: [bold]{_fmt(overall, '{:.1f}')}[/bold] / 100")
+    console.print(
+        f"Migrations: {releases['migrations']} ({_fmt(releases['migration_success_pct'], '{:.1f} %')} succeeded, "
+        f"{releases['rollbacks']} rolled back); deployments: {releases['deployments']} "
+        f"({_fmt(releases['deployment_success_pct'], '{:.1f} %')} succeeded)"
+    )
