@@ -18,7 +18,8 @@ from autopilot_pipeline.postgres.server import Database
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Failures are summarized by the caller in one line; the full logs stay in the Dagster instance (the UI).
+QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def dagster_home() -> Path:

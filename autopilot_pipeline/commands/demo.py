@@ -42,6 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise AutopilotError("--days and --components must be at least 1")
     with step("Starting Postgres"):
         db = server.resolve()
+    try:
+        return _run(db, args)
+    finally:
+        server.release(db)
+
+
+def _run(db: server.Database, args: argparse.Namespace) -> int:
     console.print(f"  database: {urls.display(db.url)}{' (embedded)' if db.embedded else ''}")
     with step("Applying migrations"):
         migrate.migrate(db.url)

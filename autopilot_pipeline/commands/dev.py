@@ -90,6 +90,5 @@ def run(args: argparse.Namespace) -> int:
         print("stopping Dagster…", file=sys.stderr)
     finally:
         _stop(process)
-        if db.embedded is not None:
-            db.embedded.stop()
+        server.release(db)
     return 0

@@ -45,17 +45,21 @@ def read_frame(
     with conn.cursor() as cur, cur.copy(copy_sql, params) as copy:
         for chunk in copy:
             buffer.write(chunk)
-    wire_schema = {name: (pl.Int64 if name in timestamp_columns else dtype) for name, dtype in schema.items()}
+    # Postgres CSV writes booleans as t/f: read them as text, convert after.
+    wire_schema = {
+        name: pl.Int64() if name in timestamp_columns else pl.String() if dtype == pl.Boolean else dtype
+        for name, dtype in schema.items()
+    }
     if buffer.tell() == 0:
         frame = pl.DataFrame(schema=wire_schema)
     else:
         buffer.seek(0)
         frame = pl.read_csv(buffer, has_header=False, new_columns=list(wire_schema), schema=wire_schema)
-    if timestamp_columns:
-        frame = frame.with_columns(
-            pl.from_epoch(pl.col(c), time_unit="us").dt.replace_time_zone("UTC") for c in timestamp_columns
-        )
-    return frame
+    booleans = [name for name, dtype in schema.items() if dtype == pl.Boolean]
+    return frame.with_columns(
+        *(pl.from_epoch(pl.col(c), time_unit="us").dt.replace_time_zone("UTC") for c in timestamp_columns),
+        *(pl.col(c) == "t" for c in booleans),
+    )
 
 
 def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:

@@ -65,11 +65,11 @@ def release_summary(conn: psycopg.Connection) -> dict[str, float | int | None]:
 
 
 def data_span(conn: psycopg.Connection) -> tuple[pl.Datetime | None, pl.Datetime | None]:
-    """First and last ``checked_at`` of the application's health checks."""
+    """First and last ``checked_at`` of the application's health checks (rows dated in the future excluded)."""
     frame = read_frame(
         conn,
         "SELECT (extract(epoch FROM min(checked_at)) * 1000000)::bigint, "
-        "(extract(epoch FROM max(checked_at)) * 1000000)::bigint FROM automation.health_log WHERE source <> 'ai-ops'",
+        "(extract(epoch FROM max(checked_at)) * 1000000)::bigint FROM automation.health_log WHERE source <> 'ai-ops' AND checked_at <= now()",
         None,
         {"first": pl.Int64(), "last": pl.Int64()},
         ("first", "last"),

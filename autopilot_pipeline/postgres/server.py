@@ -19,6 +19,7 @@ class Database:
 
     url: str
     embedded: EmbeddedPostgres | None = None
+    started_here: bool = False  # this process started the embedded server (and should stop it)
 
     def url_for(self, database: str) -> str:
         return urls.with_database(self.url, database)
@@ -65,8 +66,13 @@ def resolve(start_embedded: bool = True) -> Database:
             pass
         return Database(url=urls.libpq_url(configured))
     server = embedded_server()
-    if start_embedded:
-        server.start()
+    started = server.start() if start_embedded else False
     for name in (settings.APP_DATABASE, settings.DAGSTER_DATABASE):
         ensure_database(server.url(), name)
-    return Database(url=server.url(settings.APP_DATABASE), embedded=server)
+    return Database(url=server.url(settings.APP_DATABASE), embedded=server, started_here=started)
+
+
+def release(db: Database) -> None:
+    """Stop the embedded server if this process started it (a running ``autopilot dev`` keeps its own)."""
+    if db.embedded is not None and db.started_here:
+        db.embedded.stop()
