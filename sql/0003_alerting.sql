@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS automation.alert_state (
     active_at         timestamptz,
     fired_at          timestamptz,
     last_true_at      timestamptz,
+    keep_firing_since timestamptz,   -- first false evaluation while kept firing (keep_firing_for)
     last_value        double precision,
     last_evaluated_at timestamptz,
     last_notified_at  timestamptz,

@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     process = subprocess.Popen(
         command, cwd=settings.PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_reset_signals
     )
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C and SIGTERM both stop cleanly, even when our parent started us with SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     url = f"http://{args.host}:{args.port}"
     try:
         if _wait_ready(url, process):
