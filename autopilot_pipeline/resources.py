@@ -13,7 +13,7 @@ import psycopg
 from pydantic import PrivateAttr
 from sqlalchemy import Engine, create_engine
 
-from autopilot_pipeline.postgres import urls
+from autopilot_pipeline.postgres import migrate, urls
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -24,7 +24,10 @@ class PostgresResource(dg.ConfigurableResource):
     _engine: Engine | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Create the engine and fail fast, in one line, when the schema is behind the code."""
         self._engine = create_engine(urls.sqlalchemy_url(self.database_url), pool_pre_ping=True, pool_size=2)
+        with self._engine.connect() as sa_conn:
+            migrate.require_current(sa_conn.connection.driver_connection)  # type: ignore[arg-type]
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._engine is not None:

@@ -64,6 +64,7 @@ def resolve(start_embedded: bool = True) -> Database:
         urls.parse(configured)  # fail early on a malformed URL
         with connect(configured):
             pass
+        ensure_database(configured, settings.DAGSTER_DATABASE)  # Dagster's runs and events live beside
         return Database(url=urls.libpq_url(configured))
     server = embedded_server()
     started = server.start() if start_embedded else False
