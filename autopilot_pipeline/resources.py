@@ -68,7 +68,8 @@ class PartitionedFrameIOManager(dg.ConfigurableIOManager):
         every = _TRUNCATE_EVERY[type(context.asset_partitions_def)]
         keyed = obj.with_columns(pl.col(time_column).dt.truncate(every).alias("__partition"))
         parts = {
-            key[0]: frame for key, frame in keyed.partition_by("__partition", as_dict=True, include_key=False).items()
+            key[0]: frame
+            for key, frame in keyed.partition_by("__partition", as_dict=True, include_key=False).items()
         }
         partitions_def = context.asset_partitions_def
         for partition in context.asset_partition_keys:

@@ -10,11 +10,23 @@ H10 = datetime(2026, 3, 2, 10, tzinfo=UTC)
 H11 = H10 + timedelta(hours=1)
 
 
-def _row(i: int, at: datetime, source: str, kind: str, status: str | None, rt: float | None,
-         inserted: datetime | None = None) -> dict:
+def _row(
+    i: int,
+    at: datetime,
+    source: str,
+    kind: str,
+    status: str | None,
+    rt: float | None,
+    inserted: datetime | None = None,
+) -> dict:
     return {
-        "id": i, "checked_at": at, "source": source, "kind": kind, "status": status,
-        "response_time_ms": rt, "inserted_at": inserted or at + timedelta(seconds=2),
+        "id": i,
+        "checked_at": at,
+        "source": source,
+        "kind": kind,
+        "status": status,
+        "response_time_ms": rt,
+        "inserted_at": inserted or at + timedelta(seconds=2),
     }
 
 
@@ -48,7 +60,12 @@ def frame() -> pl.DataFrame:
     return pl.DataFrame(
         rows(),
         schema={
-            "id": pl.Int64, "checked_at": pl.Datetime("us", "UTC"), "source": pl.String, "kind": pl.String,
-            "status": pl.String, "response_time_ms": pl.Float64, "inserted_at": pl.Datetime("us", "UTC"),
+            "id": pl.Int64,
+            "checked_at": pl.Datetime("us", "UTC"),
+            "source": pl.String,
+            "kind": pl.String,
+            "status": pl.String,
+            "response_time_ms": pl.Float64,
+            "inserted_at": pl.Datetime("us", "UTC"),
         },
     )

@@ -35,7 +35,9 @@ class SystemPostgres:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         data = self.root / "data"
-        self._run(bin_dir(self.version) / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        self._run(
+            bin_dir(self.version) / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"
+        )
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -43,7 +45,17 @@ class SystemPostgres:
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off "
             f"-c shared_preload_libraries={preload}"
         )
-        self._run(bin_dir(self.version) / "pg_ctl", "-D", data, "-w", "-o", options, "-l", self.root / "log", "start")
+        self._run(
+            bin_dir(self.version) / "pg_ctl",
+            "-D",
+            data,
+            "-w",
+            "-o",
+            options,
+            "-l",
+            self.root / "log",
+            "start",
+        )
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def stop(self) -> None:

@@ -161,8 +161,14 @@ def test_invalid_rules_are_rejected(kwargs: dict, fragment: str) -> None:
 
 
 def test_rule_from_row_reads_table_columns() -> None:
-    row = {"condition": "<", "threshold": 95, "duration_minutes": 5, "recovery_threshold": 97,
-           "keep_firing_for_minutes": 2, "no_data_policy": "keep_last"}
+    row = {
+        "condition": "<",
+        "threshold": 95,
+        "duration_minutes": 5,
+        "recovery_threshold": 97,
+        "keep_firing_for_minutes": 2,
+        "no_data_policy": "keep_last",
+    }
     assert Rule.from_row(row) == Rule("<", 95, timedelta(minutes=5), 97, timedelta(minutes=2), "keep_last")  # type: ignore[arg-type]
     minimal = Rule.from_row({"condition": ">", "threshold": 0})
     assert (minimal.duration, minimal.no_data) == (timedelta(0), NoDataPolicy.OK)
@@ -170,6 +176,7 @@ def test_rule_from_row_reads_table_columns() -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # The batch evaluator must be the same machine as `step`, instance by instance.
+
 
 def _random_rules(rng: random.Random, n: int) -> pl.DataFrame:
     rows = []
@@ -179,19 +186,32 @@ def _random_rules(rng: random.Random, n: int) -> pl.DataFrame:
         rec = None
         if cond in ("<", "<=", ">", ">=") and rng.random() < 0.4:
             rec = thr + rng.choice([0, 1, 2]) * (1 if cond.startswith("<") else -1)
-        rows.append({
-            "rule_id": rid, "condition": cond, "threshold": thr,
-            "duration_minutes": rng.choice([0, 0, 1, 2, 3]),
-            "recovery_threshold": rec, "keep_firing_for_minutes": rng.choice([0, 0, 1, 2]),
-            "no_data_policy": rng.choice(["ok", "keep_last", "alert"]),
-        })
+        rows.append(
+            {
+                "rule_id": rid,
+                "condition": cond,
+                "threshold": thr,
+                "duration_minutes": rng.choice([0, 0, 1, 2, 3]),
+                "recovery_threshold": rec,
+                "keep_firing_for_minutes": rng.choice([0, 0, 1, 2]),
+                "no_data_policy": rng.choice(["ok", "keep_last", "alert"]),
+            }
+        )
     return pl.DataFrame(rows)
 
 
 def _state_row(rid: int, comp: str, s: InstanceState) -> dict:
-    return {"rule_id": rid, "component": comp, "state": s.state.value, "active_at": s.active_at,
-            "fired_at": s.fired_at, "last_true_at": s.last_true_at, "keep_firing_since": s.keep_firing_since,
-            "last_value": s.last_value, "last_evaluated_at": s.last_evaluated_at}
+    return {
+        "rule_id": rid,
+        "component": comp,
+        "state": s.state.value,
+        "active_at": s.active_at,
+        "fired_at": s.fired_at,
+        "last_true_at": s.last_true_at,
+        "keep_firing_since": s.keep_firing_since,
+        "last_value": s.last_value,
+        "last_evaluated_at": s.last_evaluated_at,
+    }
 
 
 def _same_float(a: float | None, b: float | None) -> bool:
@@ -244,13 +264,15 @@ def test_batch_matches_step_on_random_instances() -> None:
 
 
 def test_batch_skips_bad_rules_and_evaluates_the_rest() -> None:
-    rules = pl.DataFrame({
-        "rule_id": [1, 2, 3, 4, 5, 5],
-        "condition": [">", "~", ">", "<", "=", ">"],
-        "threshold": [5.0, 1.0, 1.0, 95.0, 1.0, 1.0],
-        "duration_minutes": [0, 0, -1, 0, 0, 0],
-        "recovery_threshold": [None, None, None, 90.0, None, None],
-    })
+    rules = pl.DataFrame(
+        {
+            "rule_id": [1, 2, 3, 4, 5, 5],
+            "condition": [">", "~", ">", "<", "=", ">"],
+            "threshold": [5.0, 1.0, 1.0, 95.0, 1.0, 1.0],
+            "duration_minutes": [0, 0, -1, 0, 0, 0],
+            "recovery_threshold": [None, None, None, 90.0, None, None],
+        }
+    )
     values = pl.DataFrame({"rule_id": [1, 2, 3, 4, 5], "component": ["a"] * 5, "value": [9.0] * 5})
     result = evaluate_batch(rules, pl.DataFrame(schema=STATE_SCHEMA), values, at(0))
     reasons = dict(result.skipped.rows())
@@ -275,10 +297,14 @@ def test_batch_requires_aware_now_and_columns() -> None:
 def test_batch_accepts_naive_utc_state_timestamps() -> None:
     """Frames read without a time zone are taken as UTC rather than failing the evaluation."""
     rules = pl.DataFrame({"rule_id": [1], "condition": [">"], "threshold": [1.0], "duration_minutes": [2]})
-    naive = pl.DataFrame({
-        "rule_id": [1], "component": ["a"], "state": ["pending"],
-        "active_at": [datetime(2026, 1, 5, 12, 0)],
-    })
+    naive = pl.DataFrame(
+        {
+            "rule_id": [1],
+            "component": ["a"],
+            "state": ["pending"],
+            "active_at": [datetime(2026, 1, 5, 12, 0)],
+        }
+    )
     values = pl.DataFrame({"rule_id": [1], "component": ["a"], "value": [2.0]})
     result = evaluate_batch(rules, naive, values, at(2))
     assert result.states["state"].to_list() == ["firing"]

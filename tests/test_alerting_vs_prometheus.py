@@ -119,20 +119,27 @@ def write_suite(directory: Path, stem: str, cases: list[Case]) -> Path:
     pending_at: dict[int, list[dict]] = {i: [] for i in range(STEPS)}
     for c in cases:
         for comp, values in c.series.items():
-            input_series.append({
-                "series": f'm{{case="{c.name}", component="{comp}"}}',
-                "values": " ".join(_sample(v) for v in values),
-            })
+            input_series.append(
+                {
+                    "series": f'm{{case="{c.name}", component="{comp}"}}',
+                    "values": " ".join(_sample(v) for v in values),
+                }
+            )
         firing, pending = expectations(c)
         for i in range(STEPS):
-            alert_tests.append({
-                "eval_time": f"{i}m",
-                "alertname": c.name,
-                "exp_alerts": [{"exp_labels": {"case": c.name, "component": comp}} for comp in firing[i]],
-            })
+            alert_tests.append(
+                {
+                    "eval_time": f"{i}m",
+                    "alertname": c.name,
+                    "exp_alerts": [{"exp_labels": {"case": c.name, "component": comp}} for comp in firing[i]],
+                }
+            )
             pending_at[i] += [
-                {"labels": f'ALERTS{{alertname="{c.name}", alertstate="pending", case="{c.name}", '
-                           f'component="{comp}"}}', "value": 1}
+                {
+                    "labels": f'ALERTS{{alertname="{c.name}", alertstate="pending", case="{c.name}", '
+                    f'component="{comp}"}}',
+                    "value": 1,
+                }
                 for comp in pending[i]
             ]
     expr_tests = [
@@ -142,12 +149,14 @@ def write_suite(directory: Path, stem: str, cases: list[Case]) -> Path:
     test = {
         "rule_files": [f"{stem}_rules.yml"],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": input_series,
-            "alert_rule_test": alert_tests,
-            "promql_expr_test": expr_tests,
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": input_series,
+                "alert_rule_test": alert_tests,
+                "promql_expr_test": expr_tests,
+            }
+        ],
     }
     path = directory / f"{stem}_test.yml"
     path.write_text(yaml.safe_dump(test, sort_keys=False))

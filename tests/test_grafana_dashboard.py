@@ -24,17 +24,36 @@ needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool not installed (apt-get install prometheus); CI installs it"
 )
 METRICS = [
-    "autopilot_uptime_percentage", "autopilot_health_checks_total", "autopilot_errors_total",
-    "autopilot_response_time_ms", "autopilot_migrations_total", "autopilot_migrations_success_rate",
-    "autopilot_rollbacks_total", "autopilot_migration_duration_ms", "autopilot_deployments_total",
-    "autopilot_deployment_success_rate", "autopilot_health_score", "autopilot_alerts_firing",
-    "autopilot_last_success_timestamp_seconds", "autopilot_anomalies_total", "autopilot_failure_probability",
-]
-COMPONENT_METRICS = {m for m in METRICS if m in {
-    "autopilot_uptime_percentage", "autopilot_health_checks_total", "autopilot_errors_total",
-    "autopilot_response_time_ms", "autopilot_health_score", "autopilot_anomalies_total",
+    "autopilot_uptime_percentage",
+    "autopilot_health_checks_total",
+    "autopilot_errors_total",
+    "autopilot_response_time_ms",
+    "autopilot_migrations_total",
+    "autopilot_migrations_success_rate",
+    "autopilot_rollbacks_total",
+    "autopilot_migration_duration_ms",
+    "autopilot_deployments_total",
+    "autopilot_deployment_success_rate",
+    "autopilot_health_score",
+    "autopilot_alerts_firing",
+    "autopilot_last_success_timestamp_seconds",
+    "autopilot_anomalies_total",
     "autopilot_failure_probability",
-}}
+]
+COMPONENT_METRICS = {
+    m
+    for m in METRICS
+    if m
+    in {
+        "autopilot_uptime_percentage",
+        "autopilot_health_checks_total",
+        "autopilot_errors_total",
+        "autopilot_response_time_ms",
+        "autopilot_health_score",
+        "autopilot_anomalies_total",
+        "autopilot_failure_probability",
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +69,10 @@ def test_dashboard_identity(dashboard: dict) -> None:
     assert dashboard["uid"] == "autopilot" and dashboard["title"] == "Autopilot"
     assert dashboard["schemaVersion"] == 41  # the Grafana 11.6 build of the SDK (FACTS.md trap 4)
     assert [p["title"] for p in dashboard["panels"] if p["type"] == "row"] == [
-        "Overview", "Health", "Releases", "Alerts and AI ops",
+        "Overview",
+        "Health",
+        "Releases",
+        "Alerts and AI ops",
     ]
 
 
@@ -118,9 +140,16 @@ def test_panel_queries_substitutes_variables(dashboard: dict) -> None:
     assert len(queries) == sum(len(p["targets"]) for p in _panels(dashboard))
     assert not any("$" in q for q in queries)
     assert 'autopilot_uptime_percentage{component=~"api|web"}' in queries
-    nested = {"panels": [{"type": "row", "panels": [
-        {"targets": [{"expr": "rate(m{c=~\"${component:regex}\"}[$__rate_interval]) / ${x}"}]},
-    ]}]}
+    nested = {
+        "panels": [
+            {
+                "type": "row",
+                "panels": [
+                    {"targets": [{"expr": 'rate(m{c=~"${component:regex}"}[$__rate_interval]) / ${x}'}]},
+                ],
+            }
+        ]
+    }
     assert panel_queries(nested, {"component": "a", "x": "2"}) == ['rate(m{c=~"a"}[5m]) / 2']
     overridden = panel_queries(nested, {"component": "a", "x": "2", "__rate_interval": "1m"})
     assert overridden == ['rate(m{c=~"a"}[1m]) / 2']
@@ -150,9 +179,12 @@ def _synthetic_series() -> list[dict[str, str]]:
         for sev in ("info", "warning", "critical")
     ]
     for name, values in {
-        "autopilot_migrations_total": "0+1x90", "autopilot_migrations_success_rate": "100x90",
-        "autopilot_rollbacks_total": "0x90", "autopilot_migration_duration_ms": "1500x90",
-        "autopilot_deployments_total": "0+1x90", "autopilot_deployment_success_rate": "100x90",
+        "autopilot_migrations_total": "0+1x90",
+        "autopilot_migrations_success_rate": "100x90",
+        "autopilot_rollbacks_total": "0x90",
+        "autopilot_migration_duration_ms": "1500x90",
+        "autopilot_deployments_total": "0+1x90",
+        "autopilot_deployment_success_rate": "100x90",
         "autopilot_last_success_timestamp_seconds": "0+60x90",
     }.items():
         series.append({"series": f'{name}{{job="autopilot"}}', "values": values})
@@ -171,21 +203,39 @@ def test_every_panel_query_returns_data_in_prometheus(dashboard: dict, tmp_path:
     test = {
         "rule_files": ["panels.yml"],
         "evaluation_interval": "1m",
-        "tests": [{
-            "interval": "1m",
-            "input_series": _synthetic_series(),
-            "promql_expr_test": [{
-                "expr": "autopilot_panel_series > bool 0",
-                "eval_time": "80m",
-                "exp_samples": [{"labels": f'{{panel="{i}"}}', "value": 1} for i in range(len(queries))],
-            }],
-        }],
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": _synthetic_series(),
+                "promql_expr_test": [
+                    {
+                        "expr": "autopilot_panel_series > bool 0",
+                        "eval_time": "80m",
+                        "exp_samples": [
+                            {"labels": f'{{panel="{i}"}}', "value": 1} for i in range(len(queries))
+                        ],
+                    }
+                ],
+            }
+        ],
     }
     (tmp_path / "panels_test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
-    checked = subprocess.run([PROMTOOL, "check", "rules", "panels.yml"], cwd=tmp_path, capture_output=True,
-                             text=True, timeout=60, check=False)
+    checked = subprocess.run(
+        [PROMTOOL, "check", "rules", "panels.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    done = subprocess.run([PROMTOOL, "test", "rules", "panels_test.yml"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [PROMTOOL, "test", "rules", "panels_test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     legend = "\n".join(f"panel {i}: {q}" for i, q in enumerate(queries))
     assert done.returncode == 0, f"{done.stdout}{done.stderr}\n{legend}"

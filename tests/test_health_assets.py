@@ -33,7 +33,9 @@ def table(conn: psycopg.Connection, name: str, order: str = "bucket_start, compo
 
 def evaluate_sensor(url: str, cursor: int | None) -> dg.SensorResult:
     resources = {"postgres": PostgresResource(database_url=url)}
-    with dg.build_sensor_context(cursor=None if cursor is None else str(cursor), resources=resources) as context:
+    with dg.build_sensor_context(
+        cursor=None if cursor is None else str(cursor), resources=resources
+    ) as context:
         return health_log_sensor(context)
 
 
@@ -52,7 +54,8 @@ def test_hourly_tables_match_hand_computed_values(pipeline_env, conn):
     ).fetchall()
     assert uptime == [(H10, "api", 4, 3, 75.0), (H10, "web", 2, 2, 100.0), (H11, "api", 2, 2, 100.0)]
     p95 = conn.execute(
-        "SELECT component, p95_ms FROM analytics.response_times_hourly WHERE bucket_start = %s ORDER BY 1", (H10,)
+        "SELECT component, p95_ms FROM analytics.response_times_hourly WHERE bucket_start = %s ORDER BY 1",
+        (H10,),
     ).fetchall()
     assert p95 == [("api", pytest.approx(290.0)), ("web", pytest.approx(145.0))]
     score = conn.execute(
@@ -62,7 +65,11 @@ def test_hourly_tables_match_hand_computed_values(pipeline_env, conn):
     assert score[0] == pytest.approx(20.0)
     reasons = conn.execute("SELECT source_id, reason FROM analytics.quarantine ORDER BY source_id").fetchall()
     assert [r[1] for r in reasons] == [
-        "negative response time", "unknown status", "duplicate", "null response time", "timestamp in the future",
+        "negative response time",
+        "unknown status",
+        "duplicate",
+        "null response time",
+        "timestamp in the future",
     ]
 
 
@@ -106,7 +113,8 @@ def test_late_rows_for_a_past_partition_are_requested_and_picked_up(pipeline_env
     request = result.run_requests[0]
     assert run_hours(request.tags[runner.RANGE_START], request.tags[runner.RANGE_END]).success
     web = conn.execute(
-        "SELECT checks, up_checks FROM analytics.uptime_hourly WHERE bucket_start = %s AND component = 'web'", (H10,)
+        "SELECT checks, up_checks FROM analytics.uptime_hourly WHERE bucket_start = %s AND component = 'web'",
+        (H10,),
     ).fetchone()
     assert web == (3, 2)
 

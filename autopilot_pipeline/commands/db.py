@@ -20,7 +20,11 @@ def _migrate(args: argparse.Namespace) -> int:
     db = server.resolve()
     done = migrate.migrate(db.url)
     where = urls.display(db.url)
-    print(f"applied {len(done)} migration(s) to {where}: {', '.join(done)}" if done else f"{where} is up to date")
+    print(
+        f"applied {len(done)} migration(s) to {where}: {', '.join(done)}"
+        if done
+        else f"{where} is up to date"
+    )
     return 0
 
 

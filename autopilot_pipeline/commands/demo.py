@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 from rich.console import Console
@@ -19,7 +19,8 @@ console = Console()
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     demo = subparsers.add_parser(
-        "demo", help="generate demo data, materialize every asset and print a summary",
+        "demo",
+        help="generate demo data, materialize every asset and print a summary",
         description="Start (or connect to) Postgres, apply migrations, generate demo data, materialize every "
         "asset through Dagster and print a summary. With AUTOPILOT_DATABASE_URL unset an embedded Postgres "
         "is used; with it set and data present, the existing data is analysed instead.",
@@ -69,7 +70,9 @@ def _run(db: server.Database, args: argparse.Namespace) -> int:
             if not summary.success:
                 failures.append(summary)
     _print_summary(db)
-    console.print(f"\nDagster home: {env['DAGSTER_HOME']} — run [bold]autopilot dev[/bold] to browse runs and lineage.")
+    console.print(
+        f"\nDagster home: {env['DAGSTER_HOME']} — run [bold]autopilot dev[/bold] to browse runs and lineage."
+    )
     if failures:
         raise AutopilotError(f"{len(failures)} job run(s) failed: see `autopilot dev` → Runs for the logs")
     return 0
@@ -81,13 +84,19 @@ def _load_demo_data(db: server.Database, args: argparse.Namespace) -> None:
     with server.connect(db.url) as conn:
         has_data = conn.execute("SELECT EXISTS (SELECT 1 FROM automation.health_log)").fetchone()[0]
     if has_data and db.embedded is None:
-        console.print("[yellow]![/yellow] the configured database already has health_log rows: analysing them "
-                      "instead of generating demo data")
+        console.print(
+            "[yellow]![/yellow] the configured database already has health_log rows: analysing them "
+            "instead of generating demo data"
+        )
         return
     label = f"Generating {args.days} days of demo data for {args.components} components (seed {args.seed})"
     with step(label):
         summary = load_demo_data(
-            db.url, days=args.days, components=args.components, seed=args.seed, replace=db.embedded is not None
+            db.url,
+            days=args.days,
+            components=args.components,
+            seed=args.seed,
+            replace=db.embedded is not None,
         )
     counts = getattr(summary, "row_counts", None)
     if counts:
@@ -103,9 +112,15 @@ def _print_summary(db: server.Database) -> None:
         components = reports.component_summary(conn)
         releases = reports.release_summary(conn)
     table = Table(title="Health by component (all materialized hours)")
-    for column, justify in (("component", "left"), ("uptime", "right"), ("errors", "right"),
-                            ("error rate", "right"), ("p95 (median hour)", "right"), ("worst p95", "right"),
-                            ("health score", "right")):
+    for column, justify in (
+        ("component", "left"),
+        ("uptime", "right"),
+        ("errors", "right"),
+        ("error rate", "right"),
+        ("p95 (median hour)", "right"),
+        ("worst p95", "right"),
+        ("health score", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for row in components.iter_rows(named=True):
         score = row["health_score"]
@@ -123,7 +138,9 @@ def _print_summary(db: server.Database) -> None:
     if components.height:
         worst = components.sort("worst_p95_ms", descending=True, nulls_last=True).row(0, named=True)
         overall = components["health_score"].mean()
-        console.print(f"Worst p95: [bold]{_fmt(worst['worst_p95_ms'], '{:,.0f} ms')}[/bold] on {worst['component']}")
+        console.print(
+            f"Worst p95: [bold]{_fmt(worst['worst_p95_ms'], '{:,.0f} ms')}[/bold] on {worst['component']}"
+        )
         console.print(f"Overall health score: [bold]{_fmt(overall, '{:.1f}')}[/bold] / 100")
     console.print(
         f"Migrations: {releases['migrations']} ({_fmt(releases['migration_success_pct'], '{:.1f} %')} succeeded, "

@@ -71,9 +71,16 @@ def run(args: argparse.Namespace) -> int:
     migrate.migrate(db.url)
     env = {**os.environ, **runner.configure_environment(db), "PYTHONWARNINGS": "ignore"}
     command = [
-        sys.executable, "-m", "dagster", "dev",
-        "-w", str(settings.PROJECT_ROOT / "workspace.yaml"),
-        "-h", args.host, "-p", str(args.port),
+        sys.executable,
+        "-m",
+        "dagster",
+        "dev",
+        "-w",
+        str(settings.PROJECT_ROOT / "workspace.yaml"),
+        "-h",
+        args.host,
+        "-p",
+        str(args.port),
     ]
     process = subprocess.Popen(
         command, cwd=settings.PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_reset_signals

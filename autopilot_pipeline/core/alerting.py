@@ -131,7 +131,11 @@ class Rule:
 
     def __post_init__(self) -> None:
         problem = rule_problem(
-            self.condition, self.threshold, self.duration, self.recovery_threshold, self.keep_firing_for,
+            self.condition,
+            self.threshold,
+            self.duration,
+            self.recovery_threshold,
+            self.keep_firing_for,
             self.no_data,
         )
         if problem:
@@ -219,7 +223,11 @@ def step(
             return held, ()
         active_at = now if state.state is AlertState.INACTIVE or state.active_at is None else state.active_at
         base = replace(
-            state, active_at=active_at, last_true_at=now, keep_firing_since=None, last_value=last_value,
+            state,
+            active_at=active_at,
+            last_true_at=now,
+            keep_firing_since=None,
+            last_value=last_value,
             last_evaluated_at=now,
         )
         if now - active_at >= rule.duration:
@@ -422,12 +430,18 @@ def evaluate_batch(
     op = pl.col("condition")
     # polars orders NaN above every number and equal to itself; PromQL (IEEE) makes NaN fail all but !=.
     compared = (
-        pl.when(value.is_nan()).then(op == Condition.NE.value)
-        .when(op == ">").then(value > threshold)
-        .when(op == ">=").then(value >= threshold)
-        .when(op == "<").then(value < threshold)
-        .when(op == "<=").then(value <= threshold)
-        .when(op == "=").then(value == threshold)
+        pl.when(value.is_nan())
+        .then(op == Condition.NE.value)
+        .when(op == ">")
+        .then(value > threshold)
+        .when(op == ">=")
+        .then(value >= threshold)
+        .when(op == "<")
+        .then(value < threshold)
+        .when(op == "<=")
+        .then(value <= threshold)
+        .when(op == "=")
+        .then(value == threshold)
         .otherwise(value != threshold)
     )
     has_data = value.is_not_null()
@@ -453,31 +467,47 @@ def evaluate_batch(
     null_ts = pl.lit(None, dtype=_TS)
 
     new_state = (
-        pl.when(frozen).then(state)
-        .when(holds & (firing | promote)).then(pl.lit(AlertState.FIRING.value))
-        .when(holds).then(pl.lit(AlertState.PENDING.value))
-        .when(kept).then(pl.lit(AlertState.FIRING.value))
+        pl.when(frozen)
+        .then(state)
+        .when(holds & (firing | promote))
+        .then(pl.lit(AlertState.FIRING.value))
+        .when(holds)
+        .then(pl.lit(AlertState.PENDING.value))
+        .when(kept)
+        .then(pl.lit(AlertState.FIRING.value))
         .otherwise(pl.lit(AlertState.INACTIVE.value))
     )
     out = df.with_columns(
-        pl.when(frozen).then(pl.col("active_at"))
-        .when(holds).then(pl.col("new_active_at"))
-        .when(kept).then(pl.col("active_at"))
-        .otherwise(null_ts).alias("active_at_new"),
-        pl.when(frozen).then(pl.col("fired_at"))
-        .when(promote).then(now_lit)
-        .when((holds & firing) | kept).then(pl.col("fired_at"))
-        .otherwise(null_ts).alias("fired_at_new"),
+        pl.when(frozen)
+        .then(pl.col("active_at"))
+        .when(holds)
+        .then(pl.col("new_active_at"))
+        .when(kept)
+        .then(pl.col("active_at"))
+        .otherwise(null_ts)
+        .alias("active_at_new"),
+        pl.when(frozen)
+        .then(pl.col("fired_at"))
+        .when(promote)
+        .then(now_lit)
+        .when((holds & firing) | kept)
+        .then(pl.col("fired_at"))
+        .otherwise(null_ts)
+        .alias("fired_at_new"),
         pl.when(live & holds).then(now_lit).otherwise(pl.col("last_true_at")).alias("last_true_at_new"),
-        pl.when(frozen).then(pl.col("keep_firing_since"))
-        .when(kept).then(kfs)
-        .otherwise(null_ts).alias("keep_firing_since_new"),
+        pl.when(frozen)
+        .then(pl.col("keep_firing_since"))
+        .when(kept)
+        .then(kfs)
+        .otherwise(null_ts)
+        .alias("keep_firing_since_new"),
         pl.coalesce(value, pl.col("last_value")).alias("last_value_new"),
         new_state.alias("state_new"),
     )
 
     new_states = out.select(
-        "rule_id", "component",
+        "rule_id",
+        "component",
         pl.col("state_new").alias("state"),
         pl.col("active_at_new").alias("active_at"),
         pl.col("fired_at_new").alias("fired_at"),
@@ -489,8 +519,11 @@ def evaluate_batch(
     events = (
         out.filter(live & (promote | resolve))
         .select(
-            "rule_id", "component",
-            pl.when(promote).then(pl.lit(EventKind.FIRED.value)).otherwise(pl.lit(EventKind.RESOLVED.value))
+            "rule_id",
+            "component",
+            pl.when(promote)
+            .then(pl.lit(EventKind.FIRED.value))
+            .otherwise(pl.lit(EventKind.RESOLVED.value))
             .alias("kind"),
             now_lit.alias("at"),
             value,

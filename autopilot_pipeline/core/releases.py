@@ -53,8 +53,14 @@ def release_stats(migrations: pl.DataFrame, deployments: pl.DataFrame, every: st
     m = _counts(migrations, every, "migrations")
     d = _counts(deployments, every, "deployments")
     joined = m.join(d, on="bucket_start", how="full", coalesce=True)
-    zero = ["migrations_total", "migrations_failed", "migrations_rollbacks", "deployments_total",
-            "deployments_failed", "deployments_rollbacks"]
+    zero = [
+        "migrations_total",
+        "migrations_failed",
+        "migrations_rollbacks",
+        "deployments_total",
+        "deployments_failed",
+        "deployments_rollbacks",
+    ]
     joined = joined.with_columns(pl.col(zero).fill_null(0))
 
     def rate(prefix: str) -> pl.Expr:

@@ -74,19 +74,36 @@ _OK_ZERO = _steps((None, "green"), (1, "red"))
 
 def _stat(title: str, query: Dataquery, unit: str, thresholds: ThresholdsConfig, width: int = 6) -> Stat:
     return (
-        Stat().title(title).datasource(DS).with_target(query).unit(unit).height(5).span(width)
+        Stat()
+        .title(title)
+        .datasource(DS)
+        .with_target(query)
+        .unit(unit)
+        .height(5)
+        .span(width)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
-        .color_mode(BigValueColorMode.BACKGROUND).graph_mode(BigValueGraphMode.AREA)
+        .color_mode(BigValueColorMode.BACKGROUND)
+        .graph_mode(BigValueGraphMode.AREA)
         .thresholds(thresholds)
     )
 
 
 def _timeseries(title: str, queries: list[Dataquery], unit: str, width: int = 12) -> Timeseries:
     panel = (
-        Timeseries().title(title).datasource(DS).unit(unit).height(8).span(width)
-        .line_width(2).fill_opacity(10)
-        .legend(VizLegendOptions().display_mode(LegendDisplayMode.LIST).placement(LegendPlacement.BOTTOM)
-                .show_legend(True))
+        Timeseries()
+        .title(title)
+        .datasource(DS)
+        .unit(unit)
+        .height(8)
+        .span(width)
+        .line_width(2)
+        .fill_opacity(10)
+        .legend(
+            VizLegendOptions()
+            .display_mode(LegendDisplayMode.LIST)
+            .placement(LegendPlacement.BOTTOM)
+            .show_legend(True)
+        )
     )
     for q in queries:
         panel = panel.with_target(q)
@@ -96,37 +113,57 @@ def _timeseries(title: str, queries: list[Dataquery], unit: str, width: int = 12
 def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
     """Rows and panels in display order; every metric the pipeline pushes appears at least once."""
     yield Row("Overview")
+    yield (
+        _stat(
+            "Health score (worst component)",
+            _query(f"min(autopilot_health_score{{{C}}})", instant=True),
+            "none",
+            _steps((None, "red"), (60, "orange"), (80, "green")),
+        )
+        .min(0)
+        .max(100)
+        .description("Composite 0-100 score per component (autopilot_health_score).")
+    )
     yield _stat(
-        "Health score (worst component)", _query(f"min(autopilot_health_score{{{C}}})", instant=True),
-        "none", _steps((None, "red"), (60, "orange"), (80, "green")),
-    ).min(0).max(100).description("Composite 0-100 score per component (autopilot_health_score).")
-    yield _stat(
-        "Uptime (worst component)", _query(f"min(autopilot_uptime_percentage{{{C}}})", instant=True),
-        "percent", _GOOD_HIGH_PCT,
+        "Uptime (worst component)",
+        _query(f"min(autopilot_uptime_percentage{{{C}}})", instant=True),
+        "percent",
+        _GOOD_HIGH_PCT,
     ).decimals(2)
     yield _stat(
-        "Firing alerts", _query("sum(autopilot_alerts_firing)", instant=True), "none", _OK_ZERO,
+        "Firing alerts",
+        _query("sum(autopilot_alerts_firing)", instant=True),
+        "none",
+        _OK_ZERO,
     ).description("Alert instances firing in the autopilot engine, all severities.")
     yield _stat(
         "Since last successful run",
         _query("time() - max(autopilot_last_success_timestamp_seconds)", instant=True),
-        "s", _steps((None, "green"), (7200, "orange"), (10800, "red")),
+        "s",
+        _steps((None, "green"), (7200, "orange"), (10800, "red")),
     ).description("Age of the last successful metrics push; pushed values never go stale on their own.")
 
     yield Row("Health")
     yield _timeseries(
         "Uptime by component", [_query(f"autopilot_uptime_percentage{{{C}}}", "{{component}}")], "percent"
     ).max(100)
-    yield _timeseries(
-        "Health score by component", [_query(f"autopilot_health_score{{{C}}}", "{{component}}")], "none"
-    ).min(0).max(100)
+    yield (
+        _timeseries(
+            "Health score by component", [_query(f"autopilot_health_score{{{C}}}", "{{component}}")], "none"
+        )
+        .min(0)
+        .max(100)
+    )
     yield _timeseries(
         "Response time (avg / p95 / p99)",
-        [_query(f"autopilot_response_time_ms{{{C}}}", "{{component}} {{stat}}")], "ms", width=24,
+        [_query(f"autopilot_response_time_ms{{{C}}}", "{{component}} {{stat}}")],
+        "ms",
+        width=24,
     ).description("autopilot_response_time_ms by component and stat (avg, p95, p99).")
     yield _timeseries(
         "Error rate (errors/s, 5m)",
-        [_query(f"sum by (component) (rate(autopilot_errors_total{{{C}}}[5m]))", "{{component}}")], "short",
+        [_query(f"sum by (component) (rate(autopilot_errors_total{{{C}}}[5m]))", "{{component}}")],
+        "short",
     ).description("The seed's alert expression rate(autopilot_errors_total[5m]); its threshold is 0.1/s.")
     yield _timeseries(
         "Errors in the last hour",
@@ -136,20 +173,42 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
     yield _timeseries(
         "Health checks (per second, 5m)",
         [_query(f"sum by (component) (rate(autopilot_health_checks_total{{{C}}}[5m]))", "{{component}}")],
-        "cps", width=24,
+        "cps",
+        width=24,
     )
 
     yield Row("Releases")
-    yield _stat("Migrations", _query("sum(autopilot_migrations_total)", instant=True), "none",
-                _steps((None, "blue")), width=4)
-    yield _stat("Migration success rate", _query("min(autopilot_migrations_success_rate)", instant=True),
-                "percent", _GOOD_HIGH_PCT, width=4)
-    yield _stat("Deployments", _query("sum(autopilot_deployments_total)", instant=True), "none",
-                _steps((None, "blue")), width=4)
-    yield _stat("Deployment success rate", _query("min(autopilot_deployment_success_rate)", instant=True),
-                "percent", _GOOD_HIGH_PCT, width=4)
-    yield _stat("Rollbacks", _query("sum(autopilot_rollbacks_total)", instant=True), "none", _OK_ZERO,
-                width=8)
+    yield _stat(
+        "Migrations",
+        _query("sum(autopilot_migrations_total)", instant=True),
+        "none",
+        _steps((None, "blue")),
+        width=4,
+    )
+    yield _stat(
+        "Migration success rate",
+        _query("min(autopilot_migrations_success_rate)", instant=True),
+        "percent",
+        _GOOD_HIGH_PCT,
+        width=4,
+    )
+    yield _stat(
+        "Deployments",
+        _query("sum(autopilot_deployments_total)", instant=True),
+        "none",
+        _steps((None, "blue")),
+        width=4,
+    )
+    yield _stat(
+        "Deployment success rate",
+        _query("min(autopilot_deployment_success_rate)", instant=True),
+        "percent",
+        _GOOD_HIGH_PCT,
+        width=4,
+    )
+    yield _stat(
+        "Rollbacks", _query("sum(autopilot_rollbacks_total)", instant=True), "none", _OK_ZERO, width=8
+    )
     yield _timeseries(
         "Migrations, deployments and rollbacks per hour",
         [
@@ -167,27 +226,42 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
         ],
         "percent",
     ).max(100)
-    yield _timeseries("Migration duration", [_query("autopilot_migration_duration_ms", "duration")], "ms",
-                      width=24)
+    yield _timeseries(
+        "Migration duration", [_query("autopilot_migration_duration_ms", "duration")], "ms", width=24
+    )
 
     yield Row("Alerts and AI ops")
     yield (
-        _timeseries("Firing alerts by severity",
-                    [_query("sum by (severity) (autopilot_alerts_firing)", "{{severity}}")], "none")
-        .draw_style(GraphDrawStyle.BARS).stacking(StackingConfig().mode(StackingMode.NORMAL))
+        _timeseries(
+            "Firing alerts by severity",
+            [_query("sum by (severity) (autopilot_alerts_firing)", "{{severity}}")],
+            "none",
+        )
+        .draw_style(GraphDrawStyle.BARS)
+        .stacking(StackingConfig().mode(StackingMode.NORMAL))
     )
     yield _timeseries(
         "Anomalies per hour",
-        [_query(f"sum by (component, metric) (increase(autopilot_anomalies_total{{{C}}}[1h]))",
-                "{{component}} {{metric}}")],
+        [
+            _query(
+                f"sum by (component, metric) (increase(autopilot_anomalies_total{{{C}}}[1h]))",
+                "{{component}} {{metric}}",
+            )
+        ],
         "short",
     )
     yield (
-        BarGauge().title("Failure probability (24 h)").datasource(DS).height(8).span(24)
+        BarGauge()
+        .title("Failure probability (24 h)")
+        .datasource(DS)
+        .height(8)
+        .span(24)
         .with_target(
             _query(f"autopilot_failure_probability{{{C}}}", "{{component}} {{metric}}", instant=True)
         )
-        .unit("percentunit").min(0).max(1)
+        .unit("percentunit")
+        .min(0)
+        .max(1)
         .display_mode(BarGaugeDisplayMode.GRADIENT)
         .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .thresholds(_steps((None, "green"), (0.5, "orange"), (0.75, "red")))
@@ -197,15 +271,24 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
 def build_dashboard() -> dict[str, Any]:
     """The dashboard as plain JSON-ready data (what Grafana imports)."""
     dash = (
-        Dashboard("Autopilot").uid(DASHBOARD_UID).tags(["autopilot", "generated"])
+        Dashboard("Autopilot")
+        .uid(DASHBOARD_UID)
+        .tags(["autopilot", "generated"])
         .description("Autopilot health, releases, alerts and AI-ops predictions (generated: do not edit).")
-        .refresh("30s").time("now-24h", "now").timezone("browser")
+        .refresh("30s")
+        .time("now-24h", "now")
+        .timezone("browser")
         .with_variable(DatasourceVariable("datasource").label("Data source").type("prometheus"))
         .with_variable(
-            QueryVariable("component").label("Component").datasource(DS)
+            QueryVariable("component")
+            .label("Component")
+            .datasource(DS)
             .query("label_values(autopilot_uptime_percentage, component)")
-            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
-            .include_all(True).multi(True).all_value(".*")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+            .include_all(True)
+            .multi(True)
+            .all_value(".*")
         )
     )
     for panel_id, item in enumerate(_panels(), start=1):  # stable ids: links to a panel survive re-exports

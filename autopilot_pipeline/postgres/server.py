@@ -38,7 +38,9 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     try:
         return psycopg.connect(urls.libpq_url(url), connect_timeout=10, **kwargs)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
-        reason = redact(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__)
+        reason = redact(
+            " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+        )
         raise AutopilotError(f"cannot connect to Postgres at {urls.display(url)}: {reason}") from exc
 
 

@@ -58,7 +58,8 @@ def read_table_window(
     """Rows of an ``analytics`` table whose ``bucket_start`` lies in ``[start, end)``."""
     schema_name, table_name = table.split(".", 1)
     columns = [
-        epoch_us(name) if isinstance(dtype, pl.Datetime) else sql.Identifier(name) for name, dtype in schema.items()
+        epoch_us(name) if isinstance(dtype, pl.Datetime) else sql.Identifier(name)
+        for name, dtype in schema.items()
     ]
     query = sql.SQL("SELECT {cols} FROM {table} WHERE bucket_start >= %s AND bucket_start < %s").format(
         cols=sql.SQL(", ").join(columns), table=sql.Identifier(schema_name, table_name)

@@ -12,7 +12,9 @@ def parse(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise AutopilotError("database URL is not valid (expected postgresql://user:pass@host:5432/db)") from exc
+        raise AutopilotError(
+            "database URL is not valid (expected postgresql://user:pass@host:5432/db)"
+        ) from exc
     if not parsed.drivername.startswith("postgres"):
         raise AutopilotError(f"database URL must be a postgresql:// URL, got '{parsed.drivername}://'")
     return parsed.set(drivername="postgresql")
@@ -25,8 +27,10 @@ def sqlalchemy_url(url: str) -> str:
 
 def dagster_url(url: str, database: str) -> str:
     """psycopg2 form dagster-postgres needs (FACTS trap 2), pointing at the Dagster database."""
-    return parse(url).set(drivername="postgresql+psycopg2", database=database).render_as_string(
-        hide_password=False
+    return (
+        parse(url)
+        .set(drivername="postgresql+psycopg2", database=database)
+        .render_as_string(hide_password=False)
     )
 
 

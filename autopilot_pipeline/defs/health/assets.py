@@ -20,7 +20,11 @@ TS = pl.Datetime("us", "UTC")
 
 
 def write_window(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, table: str, frame: pl.DataFrame, **extra: object
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    table: str,
+    frame: pl.DataFrame,
+    **extra: object,
 ) -> dg.MaterializeResult:
     """Replace the run's window of ``table`` with ``frame`` and describe the result for the UI."""
     window = context.partition_time_window
@@ -51,34 +55,57 @@ def _asset(name: str, description: str, **kwargs: object):  # noqa: ANN202 - dec
 HEALTH_CHECKS = dg.AssetIn(key=["ingest", "health_checks"])
 
 
-@_asset("uptime_hourly", "Uptime % per component and hour: up checks (healthy or degraded) / all checks.",
-        partitions_def=hourly, ins={"checks": HEALTH_CHECKS})
+@_asset(
+    "uptime_hourly",
+    "Uptime % per component and hour: up checks (healthy or degraded) / all checks.",
+    partitions_def=hourly,
+    ins={"checks": HEALTH_CHECKS},
+)
 def uptime_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource, checks: pl.DataFrame):
     frame = health.uptime(checks, "1h")
     return write_window(
-        context, postgres, "analytics.uptime_hourly", frame,
+        context,
+        postgres,
+        "analytics.uptime_hourly",
+        frame,
         min_uptime_pct=_stat(frame, pl.col("uptime_pct").min()),
         mean_uptime_pct=_stat(frame, (100.0 * pl.col("up_checks").sum() / pl.col("checks").sum())),
     )
 
 
-@_asset("error_rates_hourly", "Errors (error events + failed checks), error ratio and errors per hour, "
-        "per component and hour.", partitions_def=hourly, ins={"checks": HEALTH_CHECKS})
+@_asset(
+    "error_rates_hourly",
+    "Errors (error events + failed checks), error ratio and errors per hour, per component and hour.",
+    partitions_def=hourly,
+    ins={"checks": HEALTH_CHECKS},
+)
 def error_rates_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource, checks: pl.DataFrame):
     frame = health.error_rates(checks, "1h")
     return write_window(
-        context, postgres, "analytics.error_rates_hourly", frame,
+        context,
+        postgres,
+        "analytics.error_rates_hourly",
+        frame,
         errors=int(frame["errors"].sum()) if frame.height else 0,
         max_error_ratio=_stat(frame, pl.col("error_ratio").max()),
     )
 
 
-@_asset("response_times_hourly", "Response time avg, p50, p95, p99 and max per component and hour.",
-        partitions_def=hourly, ins={"checks": HEALTH_CHECKS})
-def response_times_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource, checks: pl.DataFrame):
+@_asset(
+    "response_times_hourly",
+    "Response time avg, p50, p95, p99 and max per component and hour.",
+    partitions_def=hourly,
+    ins={"checks": HEALTH_CHECKS},
+)
+def response_times_hourly(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, checks: pl.DataFrame
+):
     frame = health.response_times(checks, "1h")
     return write_window(
-        context, postgres, "analytics.response_times_hourly", frame,
+        context,
+        postgres,
+        "analytics.response_times_hourly",
+        frame,
         worst_p95_ms=_stat(frame, pl.col("p95_ms").max()),
         median_p50_ms=_stat(frame, pl.col("p50_ms").median()),
     )
@@ -107,14 +134,21 @@ def health_score_hourly(context: dg.AssetExecutionContext, postgres: PostgresRes
         ]
     frame = health.health_score(*parts)
     return write_window(
-        context, postgres, "analytics.health_score_hourly", frame,
+        context,
+        postgres,
+        "analytics.health_score_hourly",
+        frame,
         min_health_score=_stat(frame, pl.col("health_score").min()),
         mean_health_score=_stat(frame, pl.col("health_score").mean()),
     )
 
 
-@_asset("uptime_daily", "Uptime % per component and day, summed exactly from the hourly counts.",
-        partitions_def=daily, deps=[uptime_hourly])
+@_asset(
+    "uptime_daily",
+    "Uptime % per component and day, summed exactly from the hourly counts.",
+    partitions_def=daily,
+    deps=[uptime_hourly],
+)
 def uptime_daily(context: dg.AssetExecutionContext, postgres: PostgresResource):
     window = context.partition_time_window
     schema = {**_KEY, "checks": pl.Int64(), "up_checks": pl.Int64()}
@@ -122,15 +156,28 @@ def uptime_daily(context: dg.AssetExecutionContext, postgres: PostgresResource):
         hourly_rows = read_table_window(conn, "analytics.uptime_hourly", schema, window.start, window.end)
     frame = health.rollup_uptime(hourly_rows, "1d")
     return write_window(
-        context, postgres, "analytics.uptime_daily", frame, min_uptime_pct=_stat(frame, pl.col("uptime_pct").min())
+        context,
+        postgres,
+        "analytics.uptime_daily",
+        frame,
+        min_uptime_pct=_stat(frame, pl.col("uptime_pct").min()),
     )
 
 
-@_asset("metric_samples_hourly", "Custom metrics (memory_usage_pct, ...) per component and hour: avg, max, last.",
-        partitions_def=hourly, ins={"samples": dg.AssetIn(key=["ingest", "metric_samples"])})
-def metric_samples_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource, samples: pl.DataFrame):
+@_asset(
+    "metric_samples_hourly",
+    "Custom metrics (memory_usage_pct, ...) per component and hour: avg, max, last.",
+    partitions_def=hourly,
+    ins={"samples": dg.AssetIn(key=["ingest", "metric_samples"])},
+)
+def metric_samples_hourly(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, samples: pl.DataFrame
+):
     frame = metrics.hourly_samples(samples, "1h")
     return write_window(
-        context, postgres, "analytics.metric_samples_hourly", frame,
+        context,
+        postgres,
+        "analytics.metric_samples_hourly",
+        frame,
         metrics=frame["metric_name"].n_unique() if frame.height else 0,
     )

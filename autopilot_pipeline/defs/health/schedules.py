@@ -16,7 +16,9 @@ from autopilot_pipeline.defs.partitions import daily, hourly
 )
 def health_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Two minutes past each hour: the hour that just ended, now complete."""
-    hour = hourly.get_partition_key_for_timestamp((context.scheduled_execution_time - timedelta(hours=1)).timestamp())
+    hour = hourly.get_partition_key_for_timestamp(
+        (context.scheduled_execution_time - timedelta(hours=1)).timestamp()
+    )
     return dg.RunRequest(run_key=hour, partition_key=hour)
 
 
@@ -28,5 +30,7 @@ def health_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunReque
 )
 def daily_rollups_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Hourly, after the health run: the day of the hour just completed (yesterday's final pass at 00:10)."""
-    day = daily.get_partition_key_for_timestamp((context.scheduled_execution_time - timedelta(hours=1)).timestamp())
+    day = daily.get_partition_key_for_timestamp(
+        (context.scheduled_execution_time - timedelta(hours=1)).timestamp()
+    )
     return dg.RunRequest(run_key=f"{day}@{context.scheduled_execution_time:%H}", partition_key=day)

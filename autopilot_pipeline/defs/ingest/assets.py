@@ -25,15 +25,21 @@ health_log = dg.AssetSpec(
     description="Health checks and events written by the monitored application (the seed's table).",
 )
 metric_samples_source = dg.AssetSpec(
-    ["automation", "metric_samples"], group_name="sources", kinds={"postgres"},
+    ["automation", "metric_samples"],
+    group_name="sources",
+    kinds={"postgres"},
     description="Custom gauges such as memory_usage_pct, written by the application.",
 )
 migration_log = dg.AssetSpec(
-    ["automation", "migration_log"], group_name="sources", kinds={"postgres"},
+    ["automation", "migration_log"],
+    group_name="sources",
+    kinds={"postgres"},
     description="Database migrations: duration, success or failure, rollbacks.",
 )
 deployment_log = dg.AssetSpec(
-    ["automation", "deployment_log"], group_name="sources", kinds={"postgres"},
+    ["automation", "deployment_log"],
+    group_name="sources",
+    kinds={"postgres"},
     description="Deployments per component: success, failure, rollbacks.",
 )
 
@@ -50,13 +56,17 @@ def _quality_check(
         description=(
             "no rows in this window (is the application writing?)"
             if total == 0
-            else f"{bad} of {total} rows quarantined" if bad else f"all {total} rows valid"
+            else f"{bad} of {total} rows quarantined"
+            if bad
+            else f"all {total} rows valid"
         ),
         metadata={
             "rows_read": total,
             "rows_quarantined": bad,
             **{f"bad_{k.replace(' ', '_')}": v for k, v in sorted(counts.items())},
-            "quarantined_preview": preview(quarantined.select("reason", *[c for c in quarantined.columns if c != "reason"])),
+            "quarantined_preview": preview(
+                quarantined.select("reason", *[c for c in quarantined.columns if c != "reason"])
+            ),
         },
     )
 
@@ -116,7 +126,12 @@ def _check_spec(asset: list[str], what: str) -> dg.AssetCheckSpec:
 )
 def health_checks(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
     yield from _ingest(
-        context, postgres, sources.read_health_window, health.validate_health, "automation.health_log", "checked_at"
+        context,
+        postgres,
+        sources.read_health_window,
+        health.validate_health,
+        "automation.health_log",
+        "checked_at",
     )
 
 
@@ -135,8 +150,12 @@ def health_checks(context: dg.AssetExecutionContext, postgres: PostgresResource)
 )
 def metric_samples(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
     yield from _ingest(
-        context, postgres, sources.read_samples_window, metrics.validate_samples,
-        "automation.metric_samples", "sampled_at",
+        context,
+        postgres,
+        sources.read_samples_window,
+        metrics.validate_samples,
+        "automation.metric_samples",
+        "sampled_at",
     )
 
 
@@ -155,7 +174,12 @@ def metric_samples(context: dg.AssetExecutionContext, postgres: PostgresResource
 )
 def migrations(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
     yield from _ingest(
-        context, postgres, sources.read_migrations_window, validate_releases, "automation.migration_log", "started_at"
+        context,
+        postgres,
+        sources.read_migrations_window,
+        validate_releases,
+        "automation.migration_log",
+        "started_at",
     )
 
 
@@ -174,6 +198,10 @@ def migrations(context: dg.AssetExecutionContext, postgres: PostgresResource) ->
 )
 def deployments(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
     yield from _ingest(
-        context, postgres, sources.read_deployments_window, validate_releases, "automation.deployment_log",
+        context,
+        postgres,
+        sources.read_deployments_window,
+        validate_releases,
+        "automation.deployment_log",
         "started_at",
     )

@@ -25,11 +25,17 @@ from autopilot_pipeline.resources import PostgresResource
     "success rate and rollbacks — per day.",
 )
 def release_stats_daily(
-    context: dg.AssetExecutionContext, postgres: PostgresResource, migrations: pl.DataFrame, deployments: pl.DataFrame
+    context: dg.AssetExecutionContext,
+    postgres: PostgresResource,
+    migrations: pl.DataFrame,
+    deployments: pl.DataFrame,
 ) -> dg.MaterializeResult:
     frame = release_stats(migrations, deployments, "1d")
     return write_window(
-        context, postgres, "analytics.release_stats_daily", frame,
+        context,
+        postgres,
+        "analytics.release_stats_daily",
+        frame,
         migrations=int(frame["migrations_total"].sum()) if frame.height else 0,
         deployments=int(frame["deployments_total"].sum()) if frame.height else 0,
     )
