@@ -135,3 +135,23 @@ def test_empty_window_materializes_with_a_warning_check(pipeline_env, conn):
         )
     assert checks and checks[0].status.value in ("SUCCEEDED", "FAILED")
     assert conn.execute("SELECT count(*) FROM analytics.uptime_hourly").fetchone()[0] == 0
+
+
+def test_missing_upstream_partition_fails_with_one_clear_line(pipeline_env, tmp_path):
+    from autopilot_pipeline.defs.health.assets import uptime_hourly
+    from autopilot_pipeline.defs.ingest.assets import health_checks
+    from autopilot_pipeline.resources import PartitionedFrameIOManager
+
+    result = dg.materialize(
+        [uptime_hourly, health_checks.to_source_asset()],
+        partition_key="2026-03-02-10:00",
+        resources={
+            "postgres": PostgresResource(database_url=pipeline_env),
+            "frames": PartitionedFrameIOManager(base_dir=str(tmp_path / "frames")),
+        },
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.error.message
+    assert "ingest/health_checks partition 2026-03-02-10:00 has not been materialized" in message
