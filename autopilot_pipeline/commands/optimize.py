@@ -1,0 +1,125 @@
+"""``autopilot optimize [--json] [--dry-run | --apply]``: the seed's ``optimize_system`` task.
+
+Re-reads query and table statistics, re-plans the heaviest queries (verifying index advice with HypoPG
+when it is installed), refreshes ``automation.performance_recommendations`` and prints the optimizations.
+``--dry-run`` records what auto-remediation would do; ``--apply`` builds the high-priority, planner-verified
+indexes with CREATE INDEX CONCURRENTLY. Both are written to ``automation.remediation_audit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+from dataclasses import replace
+from typing import Any
+
+import psycopg
+
+from autopilot_pipeline.core.profiling import ProfilingSettings
+from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.postgres import migrate, server
+from autopilot_pipeline.postgres.profiling import optimize_system, remediate
+
+__all__ = ["optimize_system", "register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "optimize",
+        help="optimization recommendations (indexes, vacuum, scaling); optionally apply verified indexes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print the optimize_system JSON")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="record and show what --apply would do")
+    mode.add_argument(
+        "--apply",
+        action="store_true",
+        help="build high-priority, HypoPG-verified indexes (CREATE INDEX CONCURRENTLY)",
+    )
+    defaults = ProfilingSettings()
+    parser.add_argument(
+        "--lookback-hours",
+        type=float,
+        default=defaults.lookback_hours,
+        help=f"query_performance window to analyze (default {defaults.lookback_hours:g})",
+    )
+    parser.add_argument(
+        "--min-mean-ms",
+        type=float,
+        default=defaults.min_mean_ms,
+        help=f"skip query shapes faster than this on average (default {defaults.min_mean_ms:g})",
+    )
+    parser.set_defaults(handler=_optimize)
+
+
+def _actor() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}@{socket.gethostname()}"
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    if not report["optimizations"]:
+        print(report["estimatedImpact"])
+        return
+    print(f"{report['totalOptimizations']} optimization(s): {report['estimatedImpact']}")
+    for opt in report["optimizations"]:
+        print(f"\n[{opt['priority']}] {opt['type']}: {opt['description']}")
+        print(f"  action: {opt['action']}")
+        print(f"  impact: {opt['impact']}")
+        for item in opt["items"][:10]:
+            print(f"  - ({item['priority']}) {item['description']}")
+            if item.get("actionSql"):
+                print(f"      {item['actionSql']}")
+        if len(opt["items"]) > 10:
+            print(f"  … and {len(opt['items']) - 10} more (automation.performance_recommendations)")
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    if args.lookback_hours <= 0:
+        raise AutopilotError(f"--lookback-hours must be > 0, got {args.lookback_hours:g}")
+    if args.min_mean_ms < 0:
+        raise AutopilotError(f"--min-mean-ms must be >= 0, got {args.min_mean_ms:g}")
+    settings = replace(ProfilingSettings(), lookback_hours=args.lookback_hours, min_mean_ms=args.min_mean_ms)
+    db = server.resolve()
+    try:
+        with server.connect(db.url, autocommit=True) as conn:
+            pending = migrate.pending(conn)
+            if pending:
+                raise AutopilotError(
+                    f"{len(pending)} migration(s) not applied ({pending[0].version} ...): run `autopilot db migrate`"
+                )
+            try:
+                report = optimize_system(conn, settings)
+                actions = (
+                    remediate(conn, apply=args.apply, actor=_actor()) if args.apply or args.dry_run else None
+                )
+            except psycopg.Error as exc:
+                raise AutopilotError(f"optimize failed: {' '.join(str(exc).split())}") from exc
+    finally:
+        server.release(db)
+    if args.json:
+        out = dict(report)
+        if actions is not None:
+            out["remediation"] = actions
+        print(json.dumps(out, indent=2, default=str))
+        return 1 if actions and any(a.get("result") == "failed" for a in actions) else 0
+    _print_report(report)
+    if actions is not None:
+        verb = "applied" if args.apply else "would apply"
+        if not actions:
+            print(
+                "\nremediation: nothing to do (only open, high-priority, HypoPG-verified index "
+                "recommendations are applied automatically)"
+            )
+        for a in actions:
+            detail = a.get("statement") or a.get("index") or ""
+            note = f": {a['error']}" if a.get("error") else ""
+            print(f"\nremediation ({verb}): {a.get('result')} {a.get('key', '')} {detail}{note}")
+    return 1 if actions and any(a.get("result") == "failed" for a in actions) else 0
