@@ -69,6 +69,15 @@ def run_job_range(
     return RunSummary(job_name, f"{first_key}..{last_key}", result.success, result.run_id)
 
 
+def run_job(instance: dg.DagsterInstance, job_name: str, quiet: bool = True) -> RunSummary:
+    """Run an unpartitioned job (alert evaluation, metrics push) once, now."""
+    job = load_definitions().resolve_job_def(job_name)
+    result = job.execute_in_process(
+        instance=instance, run_config=QUIET_LOGGERS if quiet else None, raise_on_error=False
+    )
+    return RunSummary(job_name, "now", result.success, result.run_id)
+
+
 def hour_key(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d-%H:00")
 
@@ -97,4 +106,9 @@ def materialize_history(
     for job_name, first_key, last_key, what in plan:
         on_step(f"{what} ({first_key} .. {last_key})")
         summaries.append(run_job_range(instance, job_name, first_key, last_key))
+    on_step("alert rules (evaluated now)")
+    summaries.append(run_job(instance, "alerting_job"))
+    if os.environ.get("PUSHGATEWAY_URL"):
+        on_step("metrics push to the Pushgateway")
+        summaries.append(run_job(instance, "metrics_push_job"))
     return summaries

@@ -16,8 +16,11 @@ import sys
 import time
 import urllib.request
 
+import dagster as dg
+
 from autopilot_pipeline import runner, settings
 from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port, missing_binaries
 from autopilot_pipeline.postgres import migrate, server, urls
 
 STOP_TIMEOUT_S = 30
@@ -27,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     dev = subparsers.add_parser("dev", help="start the Dagster UI and daemon (schedules and sensors run)")
     dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     dev.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
+    dev.add_argument(
+        "--with-prometheus",
+        action="store_true",
+        help="also start a Pushgateway and Prometheus on 127.0.0.1 (Debian's prometheus and "
+        "prometheus-pushgateway must be installed) and push the metrics there",
+    )
     dev.set_defaults(handler=run)
 
 
@@ -65,11 +74,51 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def _start_prometheus() -> LocalPrometheus:
+    """Pushgateway + Prometheus on free loopback ports, storage under the state directory."""
+    missing = missing_binaries()
+    if missing:
+        raise AutopilotError(
+            f"--with-prometheus needs {', '.join(missing)}: apt-get install prometheus prometheus-pushgateway"
+        )
+    ports = {"pushgateway_port": _port_or_free(9091), "prometheus_port": _port_or_free(9090)}
+    try:
+        stack = LocalPrometheus(settings.state_dir() / "prometheus", scrape_interval="15s", **ports).start()
+    except RuntimeError as exc:
+        raise AutopilotError(str(exc)) from exc
+    os.environ["PUSHGATEWAY_URL"] = stack.pushgateway_url  # for the first push below and for Dagster
+    with dg.DagsterInstance.get() as instance:
+        pushed = runner.run_job(instance, "metrics_push_job")
+    print(
+        f"Prometheus: {stack.prometheus_url}/graph?g0.expr=autopilot_uptime_percentage  "
+        f"(Pushgateway {stack.pushgateway_url}; first push {'done' if pushed.success else 'failed'}, "
+        "then after every health run)"
+    )
+    return stack
+
+
+def _port_or_free(port: int) -> int:
+    """The usual port when it is free on 127.0.0.1, else any free one."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            return free_port()
+
+
 def run(args: argparse.Namespace) -> int:
     _check_port_free(args.host, args.port)
     db = server.resolve()
     migrate.migrate(db.url)
     env = {**os.environ, **runner.configure_environment(db), "PYTHONWARNINGS": "ignore"}
+    try:
+        stack = _start_prometheus() if args.with_prometheus else None
+    except AutopilotError:
+        server.release(db)
+        raise
+    if stack is not None:
+        env["PUSHGATEWAY_URL"] = stack.pushgateway_url
     command = [
         sys.executable,
         "-m",
@@ -99,5 +148,7 @@ def run(args: argparse.Namespace) -> int:
         print("stopping Dagster…", file=sys.stderr)
     finally:
         _stop(process)
+        if stack is not None:
+            stack.stop()
         server.release(db)
     return 0

@@ -1,0 +1,420 @@
+"""The table-driven alerting engine: ``evaluate_alert_rules``, ``fire_alert`` and ``resolve_alert`` (the
+seed's function names) over ``automation.alert_rules`` / ``alert_state`` / ``alert_history``.
+
+One evaluation at ``now``, in one transaction under an advisory lock:
+
+1. read the rules; skip (with a logged reason) rules on an unknown metric, and invalid ones (the state
+   machine's :func:`rule_problem`);
+2. read the metric windows the remaining rules need and compute each (rule, component) value with the
+   metric catalog;
+3. run the Prometheus-exact state machine (:func:`evaluate_batch`) from the stored states;
+4. write the new states, open a history row per fired instance and close one per resolved instance,
+   recording whether a suppression was in force; log the evaluation.
+
+Notifications are not sent here (``alerting.notifications`` does that after the commit), so Slack being
+down can never delay or roll back an evaluation. Everything an instance needs survives in Postgres:
+restarting between two evaluations changes nothing.
+
+Stored instances are those pending or firing, plus inactive ones of ``no_data_policy = 'alert'`` rules
+(which must remember a component to alert on its silence). Like Prometheus, other inactive instances are
+not kept: an inactive instance carries nothing the next evaluation needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import polars as pl
+import psycopg
+
+from autopilot_pipeline.alerting import suppressions as supp
+from autopilot_pipeline.core import metric_catalog as catalog
+from autopilot_pipeline.core.alerting import AlertState, EventKind, NoDataPolicy, evaluate_batch
+from autopilot_pipeline.postgres import alerting as store
+
+__all__ = ["EvaluationResult", "evaluate_alert_rules", "fire_alert", "resolve_alert"]
+
+log = logging.getLogger(__name__)
+
+TS = pl.Datetime("us", "UTC")
+SKIPPED_SCHEMA = {"rule_id": pl.Int64(), "rule": pl.String(), "reason": pl.String()}
+INSTANCE_SCHEMA = {
+    "rule_id": pl.Int64(),
+    "rule": pl.String(),
+    "severity": pl.String(),
+    "component": pl.String(),
+    "state": pl.String(),
+    "value": pl.Float64(),
+    "active_at": TS,
+    "fired_at": TS,
+}
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What one evaluation did. ``instances`` are the pending and firing instances after it."""
+
+    evaluated_at: datetime
+    rules_evaluated: int = 0
+    instances_evaluated: int = 0
+    instances: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=INSTANCE_SCHEMA))
+    fired: pl.DataFrame = field(default_factory=pl.DataFrame)
+    resolved: pl.DataFrame = field(default_factory=pl.DataFrame)
+    skipped: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SKIPPED_SCHEMA))
+    notes: tuple[str, ...] = ()
+    refused: str | None = None  # set when the evaluation did not run (out of time order)
+    duration_ms: float = 0.0
+
+    def count(self, state: AlertState) -> int:
+        if self.instances.height == 0:
+            return 0
+        return self.instances.filter(pl.col("state") == state.value).height
+
+    @property
+    def firing(self) -> int:
+        return self.count(AlertState.FIRING)
+
+    @property
+    def pending(self) -> int:
+        return self.count(AlertState.PENDING)
+
+
+def _aware(moment: datetime | None) -> datetime:
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError("evaluation time must be timezone-aware")
+    return moment.astimezone(UTC)
+
+
+def _fmt(value: pl.Expr) -> pl.Expr:
+    """A value as short text (rounded to 3 decimals, trailing zeros dropped)."""
+    text = value.round(3).cast(pl.String)
+    return pl.when(value.is_null()).then(pl.lit("no data")).otherwise(text.str.replace(r"\.0$", ""))
+
+
+def _fired_rows(events: pl.DataFrame, rules: pl.DataFrame, active: list[supp.Suppression]) -> pl.DataFrame:
+    """History rows (``store.insert_fired`` columns) for fired events, with message and suppression."""
+    fired = events.join(rules, on="rule_id", how="inner")
+    muted = {rid: supp.muting(active, rid) for rid in fired["rule_id"].unique().to_list()}
+    suppression_id = pl.col("rule_id").replace_strict(
+        {rid: s.id for rid, s in muted.items() if s is not None}, default=None, return_dtype=pl.Int64
+    )
+    message = pl.format(
+        "{}: {} is {} ({} {}) on {}, pending since {}",
+        pl.col("name"),
+        pl.col("metric_name"),
+        _fmt(pl.col("value")),
+        pl.col("condition"),
+        _fmt(pl.col("threshold")),
+        pl.col("component"),
+        pl.col("active_at").dt.strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    metadata = pl.struct(
+        pl.col("metric_name"),
+        pl.col("condition"),
+        pl.col("active_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
+        pl.col("duration_minutes"),
+    ).struct.json_encode()
+    return fired.select(
+        "rule_id",
+        pl.col("name").alias("rule_name"),
+        "component",
+        "severity",
+        "value",
+        "threshold",
+        message.alias("message"),
+        pl.col("at").alias("fired_at"),
+        suppression_id.is_not_null().alias("suppressed"),
+        suppression_id.alias("suppression_id"),
+        metadata.alias("metadata"),
+    )
+
+
+def _resolved_rows(
+    events: pl.DataFrame, active: list[supp.Suppression], resolution: str | None = None
+) -> pl.DataFrame:
+    muted = {rid for rid in events["rule_id"].unique().to_list() if supp.muting(active, rid) is not None}
+    reason = (
+        pl.lit(resolution)
+        if resolution
+        else (
+            pl.when(pl.col("value").is_null()).then(pl.lit("no data")).otherwise(pl.lit("condition cleared"))
+        )
+    )
+    return events.select(
+        "rule_id",
+        "component",
+        pl.col("at").alias("resolved_at"),
+        pl.col("value").alias("resolved_value"),
+        reason.alias("resolution"),
+        pl.col("rule_id").is_in(list(muted)).alias("resolved_suppressed"),
+    )
+
+
+DURABLE = ["state", "active_at", "fired_at", "keep_firing_since", "last_notified_at"]
+
+
+def state_changes(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(removed keys, rows to write)`` turning the stored instances ``old`` into ``new``.
+
+    A row is written when it is new or one of :data:`DURABLE` changed: everything the state machine reads
+    back. ``last_value``, ``last_true_at`` and ``last_evaluated_at`` are informational and written with
+    those rows only, so a steady incident costs no write per evaluation.
+    """
+    keys = ["rule_id", "component"]
+    previous = old.select(*keys, *(pl.col(c).alias(f"{c}_old") for c in DURABLE))
+    joined = new.join(previous, on=keys, how="left")
+    same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in DURABLE)
+    upserts = joined.filter(pl.col("state_old").is_null() | ~same).select(new.columns)
+    removed = old.select(keys).join(new.select(keys), on=keys, how="anti")
+    return removed, upserts
+
+
+def _skip(rules: pl.DataFrame, reasons: pl.DataFrame) -> pl.DataFrame:
+    """``(rule_id, reason)`` with the rule names attached."""
+    return reasons.join(
+        rules.select("rule_id", pl.col("name").alias("rule")), on="rule_id", how="left"
+    ).select(list(SKIPPED_SCHEMA))
+
+
+def evaluate_alert_rules(
+    conn: psycopg.Connection, now: datetime | None = None, logger: logging.Logger | None = None
+) -> EvaluationResult:
+    """Evaluate every enabled rule at ``now`` (default: the current time) and persist the outcome.
+
+    ``conn`` must be in autocommit mode (the evaluation opens its own transaction). An evaluation at or
+    before the last one is refused (``refused`` says why): the state machine needs time order.
+    """
+    logger = logger or log
+    now = _aware(now)
+    started = time.perf_counter()
+    with conn.transaction():
+        store.lock_engine(conn)
+        last = store.last_evaluated_at(conn)
+        if last is not None and now <= last:
+            reason = (
+                f"not evaluated: {now:%Y-%m-%d %H:%M:%S} is not after the last evaluation "
+                f"({last:%Y-%m-%d %H:%M:%S})"
+            )
+            return EvaluationResult(evaluated_at=now, refused=reason)
+
+        rules = store.read_rules(conn)
+        enabled = rules.filter(pl.col("enabled"))
+        disabled_ids = rules.filter(~pl.col("enabled"))["rule_id"].to_list()
+
+        custom = catalog.custom_names(enabled["metric_name"].to_list())
+        unknown = sorted(set(custom) - store.sampled_metric_names(conn, custom))
+        unknown_rules = enabled.filter(pl.col("metric_name").is_in(unknown)).select(
+            "rule_id",
+            pl.format(
+                "unknown metric '{}' (not built in, and no automation.metric_samples rows use it)",
+                pl.col("metric_name"),
+            ).alias("reason"),
+        )
+        candidates = enabled.filter(~pl.col("metric_name").is_in(unknown))
+        names = candidates["metric_name"].unique().to_list()
+        needed = catalog.sources_for(names)
+        inputs = store.read_metric_inputs(conn, needed, now)
+        notes = []
+        if catalog.Source.PREDICTIONS in needed and inputs.predictions is None:
+            notes.append(
+                "failure_probability has no data: the AI-ops table analytics.failure_predictions "
+                "does not exist yet"
+            )
+        values = catalog.rule_values(candidates, catalog.metric_values(names, inputs))
+
+        old_states = store.read_states(conn)
+        result = evaluate_batch(candidates, old_states, values, now)
+        skipped = _skip(rules, pl.concat([unknown_rules, result.skipped.select("rule_id", "reason")]))
+        evaluated_ids = candidates.filter(~pl.col("rule_id").is_in(result.skipped["rule_id"].implode()))[
+            "rule_id"
+        ]
+
+        alert_policy = candidates.filter(pl.col("no_data_policy") == NoDataPolicy.ALERT.value)["rule_id"]
+        keys = ["rule_id", "component"]
+        kept = (
+            result.states.filter(
+                (pl.col("state") != AlertState.INACTIVE.value)
+                | pl.col("rule_id").is_in(alert_policy.implode())
+            )
+            .join(
+                old_states.select(*keys, pl.col("state").alias("old_state"), "last_notified_at"),
+                on=keys,
+                how="left",
+            )
+            .with_columns(
+                pl.when((pl.col("state") == "firing") & (pl.col("old_state") == "firing"))
+                .then(pl.col("last_notified_at"))
+                .otherwise(None)
+                .alias("last_notified_at")
+            )
+        )
+        active_suppressions = supp.active(store.read_suppressions(conn), now)
+        events = result.events
+        fired = _fired_rows(
+            events.filter(pl.col("kind") == EventKind.FIRED.value), candidates, active_suppressions
+        )
+        resolved = _resolved_rows(
+            events.filter(pl.col("kind") == EventKind.RESOLVED.value), active_suppressions
+        )
+
+        removed, upserts = state_changes(
+            old_states.filter(pl.col("rule_id").is_in(evaluated_ids.implode())), kept
+        )
+        store.apply_state_changes(conn, removed, upserts)
+        store.insert_fired(conn, fired)
+        store.close_resolved(conn, resolved)
+        store.close_orphans(conn, now, disabled_ids)
+
+        instances = (
+            kept.filter(pl.col("state") != AlertState.INACTIVE.value)
+            .join(candidates.select("rule_id", pl.col("name").alias("rule"), "severity"), on="rule_id")
+            .select(
+                "rule_id",
+                "rule",
+                "severity",
+                "component",
+                "state",
+                pl.col("last_value").alias("value"),
+                "active_at",
+                "fired_at",
+            )
+            .sort("state", "rule", "component")
+        )
+        duration_ms = (time.perf_counter() - started) * 1000
+        outcome = EvaluationResult(
+            evaluated_at=now,
+            rules_evaluated=len(evaluated_ids),
+            instances_evaluated=result.states.height,
+            instances=instances,
+            fired=fired,
+            resolved=resolved,
+            skipped=skipped,
+            notes=tuple(notes),
+            duration_ms=duration_ms,
+        )
+        counts = {
+            "rules_evaluated": outcome.rules_evaluated,
+            "rules_skipped": skipped.height,
+            "instances": outcome.instances_evaluated,
+            "pending": outcome.pending,
+            "firing": outcome.firing,
+            "fired": fired.height,
+            "resolved": resolved.height,
+        }
+        store.log_evaluation(conn, now, counts, skipped.to_dicts(), duration_ms)
+    for row in skipped.iter_rows(named=True):
+        logger.warning(f"alert rule {row['rule_id']} ({row['rule']}) skipped: {row['reason']}")
+    for note in notes:
+        logger.info(note)
+    return outcome
+
+
+def _find_rule(conn: psycopg.Connection, rule: int | str) -> pl.DataFrame:
+    rules = store.read_rules(conn)
+    found = rules.filter(pl.col("rule_id") == rule if isinstance(rule, int) else pl.col("name") == rule)
+    if found.height != 1:
+        raise LookupError(f"no alert rule {rule!r}")
+    return found
+
+
+def fire_alert(
+    conn: psycopg.Connection,
+    rule: int | str,
+    component: str,
+    value: float | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Put an instance into ``firing`` now (e.g. from an external check) and open its history row.
+
+    The engine then treats it like any firing instance: it resolves at the first evaluation where the
+    rule's condition is false. Returns the id of the open ``alert_history`` row (the existing one if the
+    instance was already firing). The notifier announces it like any other firing.
+    """
+    at = _aware(at)
+    with conn.transaction():
+        store.lock_engine(conn)
+        rules = _find_rule(conn, rule)
+        rule_id = int(rules["rule_id"][0])
+        conn.execute(
+            "INSERT INTO automation.alert_state (rule_id, component, state, active_at, fired_at, "
+            "last_true_at, "
+            "last_value, last_evaluated_at) VALUES (%(r)s, %(c)s, 'firing', %(at)s, %(at)s, %(at)s, %(v)s, "
+            "%(at)s) "
+            "ON CONFLICT (rule_id, component) DO UPDATE SET state = 'firing', "
+            "active_at = coalesce(automation.alert_state.active_at, excluded.active_at), "
+            "fired_at = CASE WHEN automation.alert_state.state = 'firing' THEN "
+            "automation.alert_state.fired_at "
+            "ELSE excluded.fired_at END, keep_firing_since = NULL, last_true_at = excluded.last_true_at, "
+            "last_value = coalesce(excluded.last_value, automation.alert_state.last_value)",
+            {"r": rule_id, "c": component, "at": at, "v": value},
+        )
+        events = pl.DataFrame(
+            {"rule_id": [rule_id], "component": [component], "at": [at], "value": [value], "active_at": [at]},
+            schema={
+                "rule_id": pl.Int64,
+                "component": pl.String,
+                "at": TS,
+                "value": pl.Float64,
+                "active_at": TS,
+            },
+        )
+        active = supp.active(store.read_suppressions(conn), at)
+        store.insert_fired(conn, _fired_rows(events, rules, active))
+        row = conn.execute(
+            "SELECT id FROM automation.alert_history WHERE rule_id = %s AND component = %s AND status = "
+            "'firing'",
+            (rule_id, component),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def resolve_alert(
+    conn: psycopg.Connection,
+    alert_id: int | None = None,
+    *,
+    rule: int | str | None = None,
+    component: str | None = None,
+    at: datetime | None = None,
+    value: float | None = None,
+    resolution: str = "resolved manually",
+) -> bool:
+    """Resolve a firing alert (by history id, or by rule and component) and reset its instance.
+
+    If the condition still holds, the next evaluation starts a new pending period, as after any
+    resolution. Returns False when nothing was firing.
+    """
+    at = _aware(at)
+    with conn.transaction():
+        store.lock_engine(conn)
+        if alert_id is not None:
+            row = conn.execute(
+                "SELECT rule_id, component FROM automation.alert_history WHERE id = %s AND status = 'firing'",
+                (alert_id,),
+            ).fetchone()
+        elif rule is not None and component is not None:
+            rule_id = int(_find_rule(conn, rule)["rule_id"][0])
+            row = conn.execute(
+                "SELECT rule_id, component FROM automation.alert_history "
+                "WHERE rule_id = %s AND component = %s AND status = 'firing'",
+                (rule_id, component),
+            ).fetchone()
+        else:
+            raise ValueError("give alert_id, or rule and component")
+        if row is None:
+            return False
+        rule_id, comp = row
+        events = pl.DataFrame(
+            {"rule_id": [rule_id], "component": [comp], "at": [at], "value": [value]},
+            schema={"rule_id": pl.Int64, "component": pl.String, "at": TS, "value": pl.Float64},
+        )
+        active = supp.active(store.read_suppressions(conn), at)
+        store.close_resolved(conn, _resolved_rows(events, active, resolution))
+        conn.execute(
+            "DELETE FROM automation.alert_state WHERE rule_id = %s AND component = %s", (rule_id, comp)
+        )
+    return True

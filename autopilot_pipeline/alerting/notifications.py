@@ -1,0 +1,186 @@
+"""Slack notifications for alerts: grouped messages from the history outbox, at-least-once delivery.
+
+What is pending (``postgres.alerting.read_pending_notifications``): instances that fired and were not
+announced, firing ones last announced a repeat interval ago, and resolutions not yet announced. Pending
+rows of a rule muted by an active suppression are held back (a firing one is announced when the window
+ends if it is still firing; a resolution that happened inside a window is never announced).
+
+Grouping: everything pending at one moment goes into one message, a section per (kind, rule) listing the
+components, so an outage across 20 components is one message. Very large batches are split every
+:data:`MAX_GROUPS_PER_MESSAGE` sections. A message is marked sent only after Slack accepted it; if the
+webhook is down the rows stay pending (with the error) and the next call retries them, so nothing is
+lost, and a crash between sending and marking can at worst repeat a message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import psycopg
+
+from autopilot_pipeline.alerting import suppressions as supp
+from autopilot_pipeline.integrations.slack import SlackWebhook
+from autopilot_pipeline.postgres import alerting as store
+
+__all__ = [
+    "DEFAULT_REPEAT",
+    "MAX_AGE",
+    "Message",
+    "NotificationReport",
+    "build_messages",
+    "send_pending_notifications",
+]
+
+DEFAULT_REPEAT = timedelta(hours=4)  # Alertmanager's default repeat_interval
+MAX_AGE = timedelta(hours=24)  # resolutions older than this are no longer worth announcing
+MAX_GROUPS_PER_MESSAGE = 15
+MAX_COMPONENTS_LISTED = 25
+
+_SECTIONS = {  # kind -> (order, heading)
+    "firing": (0, ":red_circle: *FIRING*"),
+    "repeat": (1, ":repeat: *STILL FIRING*"),
+    "resolved": (2, ":large_green_circle: *RESOLVED*"),
+}
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    text: str
+    firing_ids: tuple[int, ...]  # history rows announced as firing (new or repeated)
+    resolved_ids: tuple[int, ...]
+
+    def payload(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+
+def _clock(ts: datetime | None) -> str:
+    return "?" if ts is None else f"{ts:%Y-%m-%d %H:%M} UTC"
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "no data"
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _line(kind: str, row: dict[str, Any]) -> str:
+    name = f"`{row['component']}`"
+    if kind == "resolved":
+        return (
+            f"• {name} fired {_clock(row['fired_at'])}, resolved {_clock(row['resolved_at'])} "
+            f"(value {_num(row['resolved_value'])})"
+        )
+    return f"• {name} {_num(row['value'])} since {_clock(row['fired_at'])}"
+
+
+def _group_text(kind: str, rows: list[dict[str, Any]]) -> str:
+    first = rows[0]
+    n = len(rows)
+    rule = (
+        f"{_SECTIONS[kind][1]} *{first['rule_name']}* · {first['severity']} · "
+        f"{first['metric_name']} {first['condition']} {_num(first['threshold'])}"
+        f"{' for ' + str(first['duration_minutes']) + ' min' if first['duration_minutes'] else ''}"
+        f" · {n} component{'s' if n != 1 else ''}"
+    )
+    lines = [_line(kind, row) for row in rows[:MAX_COMPONENTS_LISTED]]
+    if n > MAX_COMPONENTS_LISTED:
+        lines.append(f"• … and {n - MAX_COMPONENTS_LISTED} more")
+    return "\n".join([rule, *lines])
+
+
+def build_messages(pending: pl.DataFrame) -> list[Message]:
+    """Grouped Slack messages for deliverable pending rows (:data:`store.PENDING_SCHEMA`). Pure."""
+    if pending.height == 0:
+        return []
+    kind = (
+        pl.when(pl.col("status") == "resolved")
+        .then(pl.lit("resolved"))
+        .when(pl.col("notified_at").is_null())
+        .then(pl.lit("firing"))
+        .otherwise(pl.lit("repeat"))
+    )
+    rows = pending.with_columns(kind.alias("kind")).sort("component").to_dicts()
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["kind"], row["rule_id"]), []).append(row)
+    ordered = sorted(
+        groups.items(),
+        key=lambda item: (
+            _SECTIONS[item[0][0]][0],
+            _SEVERITY_ORDER.get(item[1][0]["severity"], 9),
+            item[1][0]["rule_name"],
+        ),
+    )
+    messages = []
+    for start in range(0, len(ordered), MAX_GROUPS_PER_MESSAGE):
+        chunk = ordered[start : start + MAX_GROUPS_PER_MESSAGE]
+        counts = {k: sum(len(g) for (kk, _), g in chunk if kk == k) for k in _SECTIONS}
+        summary = " · ".join(
+            f"{counts[k]} {label}"
+            for k, label in (("firing", "firing"), ("repeat", "still firing"), ("resolved", "resolved"))
+            if counts[k]
+        )
+        text = "\n\n".join([f"*Autopilot alerts* — {summary}", *(_group_text(k, g) for (k, _), g in chunk)])
+        firing = tuple(r["id"] for (k, _), g in chunk if k != "resolved" for r in g)
+        resolved = tuple(r["id"] for (k, _), g in chunk if k == "resolved" for r in g)
+        messages.append(Message(text, firing, resolved))
+    return messages
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationReport:
+    messages_sent: int = 0
+    firing_notified: int = 0
+    resolved_notified: int = 0
+    muted: int = 0
+    still_pending: int = 0
+    error: str | None = None
+    note: str | None = None
+
+
+def send_pending_notifications(
+    conn: psycopg.Connection,
+    webhook: SlackWebhook | None,
+    now: datetime | None = None,
+    default_repeat: timedelta = DEFAULT_REPEAT,
+    max_age: timedelta = MAX_AGE,
+) -> NotificationReport:
+    """Send what is pending at ``now`` to ``webhook`` (None: Slack not configured, nothing is sent)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    with conn.transaction():
+        if not store.lock_notifier(conn):
+            return NotificationReport(note="another notifier is running")
+        pending = store.read_pending_notifications(conn, now, default_repeat, max_age)
+        if pending.height == 0:
+            return NotificationReport()
+        if webhook is None:
+            return NotificationReport(
+                still_pending=pending.height, note="SLACK_WEBHOOK_URL is not set: notifications stay pending"
+            )
+        active = supp.active(store.read_suppressions(conn), now)
+        muted = [rid for rid in pending["rule_id"].unique().to_list() if supp.muting(active, rid) is not None]
+        deliverable = pending.filter(~pl.col("rule_id").is_in(muted))
+        sent = firing = resolved = 0
+        error = None
+        for message in build_messages(deliverable):
+            delivery = webhook.post(message.payload())
+            if not delivery.ok:
+                error = delivery.error
+                store.mark_failed(conn, [*message.firing_ids, *message.resolved_ids], error or "failed")
+                break
+            store.mark_notified(conn, message.firing_ids, message.resolved_ids, now)
+            sent += 1
+            firing += len(message.firing_ids)
+            resolved += len(message.resolved_ids)
+    return NotificationReport(
+        messages_sent=sent,
+        firing_notified=firing,
+        resolved_notified=resolved,
+        muted=pending.height - deliverable.height,
+        still_pending=deliverable.height - firing - resolved,
+        error=error,
+    )

@@ -1,0 +1,9 @@
+"""The alerting job: one evaluation of every rule."""
+
+import dagster as dg
+
+alerting_job = dg.define_asset_job(
+    "alerting_job",
+    selection=dg.AssetSelection.assets(dg.AssetKey(["alerting", "alert_evaluations"])),
+    description="Evaluate every enabled alert rule once (the schedule runs it every minute).",
+)

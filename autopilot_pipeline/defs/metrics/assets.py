@@ -1,0 +1,89 @@
+"""The Prometheus push: the seed's eleven ``autopilot_*`` metrics (plus alerts firing, the last-success time
+and the AI-ops gauges) computed from the analytics tables and PUT to the Pushgateway.
+
+With ``PUSHGATEWAY_URL`` unset the asset succeeds and says it pushed nothing; a gateway that stays down
+fails this asset only, with one line, after retries. No table is written either way.
+"""
+
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+from prometheus_client.exposition import generate_latest
+
+from autopilot_pipeline.defs.meta import OWNERS
+from autopilot_pipeline.integrations.pushgateway import (
+    PushError,
+    PushgatewayResource,
+    build_registry,
+    display_url,
+)
+from autopilot_pipeline.postgres.alerting import read_metrics_snapshot
+from autopilot_pipeline.resources import PostgresResource
+
+UPSTREAM = [
+    dg.AssetKey(["analytics", name])
+    for name in (
+        "uptime_hourly",
+        "error_rates_hourly",
+        "response_times_hourly",
+        "health_score_hourly",
+        "release_stats_daily",
+    )
+] + [dg.AssetKey(["alerting", "alert_evaluations"])]
+
+
+class PushConfig(dg.Config):
+    as_of: str | None = None  # ISO-8601 time the values describe; default: now
+
+
+def _series(exposition: str) -> list[str]:
+    return [line for line in exposition.splitlines() if line and not line.startswith("#")]
+
+
+@dg.asset(
+    key=["metrics", "prometheus_push"],
+    deps=UPSTREAM,
+    group_name="metrics",
+    kinds={"prometheus", "postgres"},
+    owners=OWNERS,
+    description="Pushes the autopilot_* metrics (seed names; stat=avg|p95|p99; *_total are all-time "
+    "counters) to the Prometheus Pushgateway, replacing the job's group; skipped when PUSHGATEWAY_URL is "
+    "unset.",
+)
+def prometheus_push(
+    context: dg.AssetExecutionContext,
+    config: PushConfig,
+    postgres: PostgresResource,
+    pushgateway: PushgatewayResource,
+) -> dg.MaterializeResult:
+    as_of = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
+    with postgres.connect() as conn:
+        snapshot = read_metrics_snapshot(conn, as_of)
+    registry = build_registry(snapshot, pushed_at=time.time())
+    series = _series(generate_latest(registry).decode())
+    families = sorted({line.split("{")[0].split(" ")[0] for line in series})
+    metadata: dict[str, object] = {
+        "as_of": as_of.isoformat(),
+        "series": len(series),
+        "metrics": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in families)),
+        "exposition_preview": dg.MetadataValue.md("```\n" + "\n".join(series[:60]) + "\n```"),
+    }
+    if not pushgateway.configured:
+        context.log.info("PUSHGATEWAY_URL is not set: metrics computed but not pushed")
+        return dg.MaterializeResult(
+            metadata={**metadata, "pushed": False, "note": "PUSHGATEWAY_URL is not set: nothing was pushed"}
+        )
+    try:
+        attempts = pushgateway.push(registry)
+    except PushError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    return dg.MaterializeResult(
+        metadata={
+            **metadata,
+            "pushed": True,
+            "gateway": display_url(pushgateway.url or ""),
+            "attempts": attempts,
+            "job": pushgateway.job,
+        }
+    )

@@ -1,0 +1,476 @@
+"""The alerting engine's database edge: bulk reads of rules, states, suppressions and metric windows; the
+writes of one evaluation (states, opened and closed history rows, the evaluation log); the notification
+outbox; and the snapshot the Pushgateway push exposes.
+
+Reads go through COPY into polars (``io.read_frame``) over short windows on indexed timestamps; writes
+are set-based (COPY into a temporary table, then one INSERT/UPDATE), all in the caller's transaction.
+Metric names and rule names are only ever bound as parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+
+import polars as pl
+import psycopg
+from psycopg import sql
+
+from autopilot_pipeline.alerting.suppressions import Suppression
+from autopilot_pipeline.core import metric_catalog as catalog
+from autopilot_pipeline.core.alerting import STATE_SCHEMA
+from autopilot_pipeline.integrations.pushgateway import MetricsSnapshot
+from autopilot_pipeline.postgres import sources
+from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+
+TS = pl.Datetime("us", "UTC")
+_US = timedelta(microseconds=1)
+
+PREDICTIONS_TABLE = ("analytics", "failure_predictions")
+PREDICTION_COLUMNS = {"predicted_at", "component", "metric", "probability"}
+
+RULE_COLUMNS: dict[str, pl.DataType] = {
+    "rule_id": pl.Int64(),
+    "name": pl.String(),
+    "description": pl.String(),
+    "metric_name": pl.String(),
+    "condition": pl.String(),
+    "threshold": pl.Float64(),
+    "duration_minutes": pl.Int64(),
+    "severity": pl.String(),
+    "notify_slack": pl.Boolean(),
+    "enabled": pl.Boolean(),
+    "recovery_threshold": pl.Float64(),
+    "keep_firing_for_minutes": pl.Int64(),
+    "no_data_policy": pl.String(),
+    "repeat_interval_minutes": pl.Int64(),
+}
+STORED_STATE_SCHEMA: dict[str, pl.DataType] = {**STATE_SCHEMA, "last_notified_at": TS}
+
+# ------------------------------------------------------------------------------------------------ engine
+
+
+def lock_engine(conn: psycopg.Connection) -> None:
+    """Serialize evaluators (two schedule ticks, a CLI call): held until the caller's transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('autopilot.alert_engine'))")
+
+
+def last_evaluated_at(conn: psycopg.Connection) -> datetime | None:
+    row = conn.execute("SELECT max(evaluated_at) FROM automation.alert_evaluations").fetchone()
+    return row[0] if row else None
+
+
+def read_rules(conn: psycopg.Connection) -> pl.DataFrame:
+    """Every rule (enabled or not), as :data:`RULE_COLUMNS`."""
+    columns = [c if c != "rule_id" else "id" for c in RULE_COLUMNS]
+    query = sql.SQL("SELECT {} FROM automation.alert_rules ORDER BY id").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+    )
+    return read_frame(conn, query, None, RULE_COLUMNS)
+
+
+def read_states(conn: psycopg.Connection) -> pl.DataFrame:
+    """Stored instances (pending and firing ones, and inactive ones of ``no_data_policy = 'alert'`` rules)."""
+    timestamps = [c for c, t in STORED_STATE_SCHEMA.items() if isinstance(t, pl.Datetime)]
+    columns = [epoch_us(c) if c in timestamps else sql.Identifier(c) for c in STORED_STATE_SCHEMA]
+    query = sql.SQL("SELECT {} FROM automation.alert_state").format(sql.SQL(", ").join(columns))
+    return read_frame(conn, query, None, STORED_STATE_SCHEMA, timestamps)
+
+
+def read_suppressions(conn: psycopg.Connection) -> list[Suppression]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        rows = cur.execute(
+            "SELECT id, rule_id, starts_at, ends_at, weekdays, start_time, end_time, timezone, reason, "
+            "created_by FROM automation.alert_suppressions ORDER BY id"
+        ).fetchall()
+    return [Suppression.from_row(row) for row in rows]
+
+
+def sampled_metric_names(conn: psycopg.Connection, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` occur in ``metric_samples`` at all (one index probe per name)."""
+    if not names:
+        return set()
+    rows = conn.execute(
+        "SELECT n FROM unnest(%s::text[]) AS n "
+        "WHERE EXISTS (SELECT 1 FROM automation.metric_samples s WHERE s.metric_name = n)",
+        (list(names),),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def predictions_available(conn: psycopg.Connection) -> bool:
+    """Whether the AI-ops predictions table exists with the columns the catalog reads."""
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+        PREDICTIONS_TABLE,
+    ).fetchall()
+    return {r[0] for r in rows} >= PREDICTION_COLUMNS
+
+
+def _read_anomalies(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+    query = sql.SQL(
+        "SELECT {checked}, metadata->>'component', metadata->>'metric', metadata->>'confidence' "
+        "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at >= %s AND "
+        "checked_at < %s"
+    ).format(checked=epoch_us("checked_at"))
+    return read_frame(
+        conn, query, (sources.AI_OPS_SOURCE, start, end), catalog.ANOMALY_SCHEMA, ("checked_at",)
+    )
+
+
+def _read_predictions(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+    query = sql.SQL(
+        "SELECT {at}, component, metric, probability FROM {table} WHERE predicted_at >= %s AND "
+        "predicted_at < %s"
+    ).format(at=epoch_us("predicted_at"), table=sql.Identifier(*PREDICTIONS_TABLE))
+    return read_frame(conn, query, (start, end), catalog.PREDICTION_SCHEMA, ("predicted_at",))
+
+
+def read_metric_inputs(
+    conn: psycopg.Connection, needed: Iterable[catalog.Source], now: datetime
+) -> catalog.MetricInputs:
+    """The windows ``(now - window, now]`` of the sources in ``needed``; predictions are None when the
+    AI-ops table does not exist yet."""
+    needed = set(needed)
+    end = now + _US  # readers take [start, end): make the evaluation instant inclusive
+    frames: dict[str, pl.DataFrame | None] = {}
+    readers = {
+        catalog.Source.HEALTH: ("health", sources.read_health_window),
+        catalog.Source.MIGRATIONS: ("migrations", sources.read_migrations_window),
+        catalog.Source.SAMPLES: ("samples", sources.read_samples_window),
+        catalog.Source.ANOMALIES: ("anomalies", _read_anomalies),
+    }
+    for source, (field, reader) in readers.items():
+        if source in needed:
+            frames[field] = reader(conn, now - catalog.window_for(source) + _US, end)
+    if catalog.Source.PREDICTIONS in needed and predictions_available(conn):
+        frames["predictions"] = _read_predictions(
+            conn, now - catalog.window_for(catalog.Source.PREDICTIONS) + _US, end
+        )
+    return catalog.MetricInputs(now=now, **frames)  # type: ignore[arg-type]
+
+
+def apply_state_changes(conn: psycopg.Connection, removed: pl.DataFrame, upserts: pl.DataFrame) -> None:
+    """Delete the instances ``removed`` (rule_id, component) and write ``upserts`` (whole rows, replacing any
+    stored row with the same key): the write of one evaluation is proportional to its transitions."""
+    keys = pl.concat([removed.select("rule_id", "component"), upserts.select("rule_id", "component")])
+    if keys.height:
+        conn.execute(
+            "DELETE FROM automation.alert_state s USING unnest(%s::bigint[], %s::text[]) AS k(rule_id, "
+            "component) "
+            "WHERE s.rule_id = k.rule_id AND s.component = k.component",
+            (keys["rule_id"].to_list(), keys["component"].to_list()),
+        )
+    copy_frame(conn, "automation.alert_state", upserts.select(list(STORED_STATE_SCHEMA)))
+
+
+_FIRED_COLUMNS = [
+    "rule_id",
+    "rule_name",
+    "component",
+    "severity",
+    "value",
+    "threshold",
+    "message",
+    "fired_at",
+    "suppressed",
+    "suppression_id",
+    "metadata",
+]
+
+
+def insert_fired(conn: psycopg.Connection, fired: pl.DataFrame) -> int:
+    """Open a firing history row per fired instance (an instance already open keeps its row)."""
+    if fired.height == 0:
+        return 0
+    conn.execute(
+        "CREATE TEMP TABLE _alert_fired (rule_id bigint, rule_name text, component text, severity text, "
+        "value double precision, threshold double precision, message text, fired_at timestamptz, "
+        "suppressed boolean, suppression_id bigint, metadata jsonb) ON COMMIT DROP"
+    )
+    copy_frame(conn, "pg_temp._alert_fired", fired.select(_FIRED_COLUMNS))
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in _FIRED_COLUMNS)
+    cur = conn.execute(
+        sql.SQL(
+            "INSERT INTO automation.alert_history ({cols}) SELECT {cols} FROM _alert_fired "
+            "ON CONFLICT (rule_id, component) WHERE status = 'firing' DO NOTHING"
+        ).format(cols=cols)
+    )
+    conn.execute("DROP TABLE _alert_fired")
+    return cur.rowcount
+
+
+def close_resolved(conn: psycopg.Connection, resolved: pl.DataFrame) -> int:
+    """Close the open history row of each resolved instance (rule_id, component, resolved_at,
+    resolved_value, resolution, resolved_suppressed)."""
+    if resolved.height == 0:
+        return 0
+    conn.execute(
+        "CREATE TEMP TABLE _alert_resolved (rule_id bigint, component text, resolved_at timestamptz, "
+        "resolved_value double precision, resolution text, resolved_suppressed boolean) ON COMMIT DROP"
+    )
+    copy_frame(
+        conn,
+        "pg_temp._alert_resolved",
+        resolved.select(
+            "rule_id", "component", "resolved_at", "resolved_value", "resolution", "resolved_suppressed"
+        ),
+    )
+    cur = conn.execute(
+        "UPDATE automation.alert_history h SET status = 'resolved', resolved_at = r.resolved_at, "
+        "resolved_value = r.resolved_value, resolution = r.resolution, resolved_suppressed = "
+        "r.resolved_suppressed "
+        "FROM _alert_resolved r WHERE h.rule_id = r.rule_id AND h.component = r.component AND h.status = "
+        "'firing'"
+    )
+    conn.execute("DROP TABLE _alert_resolved")
+    return cur.rowcount
+
+
+def close_orphans(conn: psycopg.Connection, now: datetime, disabled_rule_ids: Sequence[int]) -> int:
+    """Resolve open rows of deleted or disabled rules and forget those rules' instances."""
+    ids = list(disabled_rule_ids)
+    conn.execute("DELETE FROM automation.alert_state WHERE rule_id = ANY(%s)", (ids,))
+    cur = conn.execute(
+        "UPDATE automation.alert_history SET status = 'resolved', resolved_at = %s, "
+        "resolution = CASE WHEN rule_id IS NULL THEN 'rule deleted' ELSE 'rule disabled' END "
+        "WHERE status = 'firing' AND (rule_id IS NULL OR rule_id = ANY(%s))",
+        (now, ids),
+    )
+    return cur.rowcount
+
+
+EVALUATION_RETENTION = timedelta(days=30)
+
+
+def log_evaluation(
+    conn: psycopg.Connection, now: datetime, counts: dict[str, int], skipped: list[dict], duration_ms: float
+) -> None:
+    conn.execute(
+        "INSERT INTO automation.alert_evaluations (evaluated_at, rules_evaluated, rules_skipped, instances, "
+        "pending, firing, fired, resolved, skipped, duration_ms) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s)",
+        (
+            now,
+            counts["rules_evaluated"],
+            counts["rules_skipped"],
+            counts["instances"],
+            counts["pending"],
+            counts["firing"],
+            counts["fired"],
+            counts["resolved"],
+            json.dumps(skipped),
+            duration_ms,
+        ),
+    )
+    conn.execute(
+        "DELETE FROM automation.alert_evaluations WHERE evaluated_at < %s", (now - EVALUATION_RETENTION,)
+    )
+
+
+# ----------------------------------------------------------------------------------------- notifications
+
+PENDING_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    "rule_id": pl.Int64(),
+    "rule_name": pl.String(),
+    "component": pl.String(),
+    "severity": pl.String(),
+    "status": pl.String(),
+    "value": pl.Float64(),
+    "threshold": pl.Float64(),
+    "message": pl.String(),
+    "fired_at": TS,
+    "resolved_at": TS,
+    "resolved_value": pl.Float64(),
+    "notified_at": TS,
+    "last_notified_at": TS,
+    "suppressed": pl.Boolean(),
+    "metric_name": pl.String(),
+    "condition": pl.String(),
+    "duration_minutes": pl.Int64(),
+}
+
+
+def lock_notifier(conn: psycopg.Connection) -> bool:
+    """Try to become the only notifier until the caller's transaction ends (False: another one runs)."""
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(hashtext('autopilot.alert_notify'))").fetchone()
+    return bool(row and row[0])
+
+
+def read_pending_notifications(
+    conn: psycopg.Connection, now: datetime, default_repeat: timedelta, max_age: timedelta
+) -> pl.DataFrame:
+    """History rows of ``notify_slack`` rules that Slack has not been told about yet.
+
+    Firing rows never notified, or last notified a repeat interval ago; resolved rows whose resolution is
+    unannounced, not muted, not older than ``max_age``, and whose firing was announced or not muted.
+    """
+    ts = ["fired_at", "resolved_at", "notified_at", "last_notified_at"]
+    query = sql.SQL(
+        "SELECT h.id, h.rule_id, h.rule_name, h.component, h.severity, h.status, h.value, h.threshold, "
+        "h.message, "
+        "{fired}, {resolved}, h.resolved_value, {notified}, {last_notified}, h.suppressed, r.metric_name, "
+        "r.condition, r.duration_minutes "
+        "FROM automation.alert_history h JOIN automation.alert_rules r ON r.id = h.rule_id "
+        "WHERE r.notify_slack AND ("
+        " (h.status = 'firing' AND h.fired_at <= %(now)s AND (h.last_notified_at IS NULL OR "
+        "h.last_notified_at"
+        "   <= %(now)s - make_interval(mins => coalesce(r.repeat_interval_minutes, %(repeat)s))))"
+        " OR (h.status = 'resolved' AND h.resolved_notified_at IS NULL AND NOT h.resolved_suppressed"
+        "   AND (h.notified_at IS NOT NULL OR NOT h.suppressed)"
+        "   AND h.resolved_at > %(oldest)s AND h.resolved_at <= %(now)s)"
+        ") ORDER BY h.fired_at, h.id"
+    ).format(
+        fired=sql.SQL("(extract(epoch FROM h.fired_at) * 1000000)::bigint"),
+        resolved=sql.SQL("(extract(epoch FROM h.resolved_at) * 1000000)::bigint"),
+        notified=sql.SQL("(extract(epoch FROM h.notified_at) * 1000000)::bigint"),
+        last_notified=sql.SQL("(extract(epoch FROM h.last_notified_at) * 1000000)::bigint"),
+    )
+    params = {"now": now, "repeat": int(default_repeat / timedelta(minutes=1)), "oldest": now - max_age}
+    return read_frame(conn, query, params, PENDING_SCHEMA, ts)
+
+
+def mark_notified(
+    conn: psycopg.Connection, firing_ids: Sequence[int], resolved_ids: Sequence[int], now: datetime
+) -> None:
+    if firing_ids:
+        conn.execute(
+            "UPDATE automation.alert_history SET notified_at = coalesce(notified_at, %(now)s), "
+            "last_notified_at = %(now)s, notify_attempts = 0, last_notify_error = NULL WHERE id = "
+            "ANY(%(ids)s)",
+            {"now": now, "ids": list(firing_ids)},
+        )
+        conn.execute(
+            "UPDATE automation.alert_state s SET last_notified_at = %(now)s FROM automation.alert_history h "
+            "WHERE h.id = ANY(%(ids)s) AND s.rule_id = h.rule_id AND s.component = h.component",
+            {"now": now, "ids": list(firing_ids)},
+        )
+    if resolved_ids:
+        conn.execute(
+            "UPDATE automation.alert_history SET resolved_notified_at = %s, notify_attempts = 0, "
+            "last_notify_error = NULL WHERE id = ANY(%s)",
+            (now, list(resolved_ids)),
+        )
+
+
+def mark_failed(conn: psycopg.Connection, ids: Sequence[int], error: str) -> None:
+    conn.execute(
+        "UPDATE automation.alert_history SET notify_attempts = notify_attempts + 1, last_notify_error = %s "
+        "WHERE id = ANY(%s)",
+        (error, list(ids)),
+    )
+
+
+# ------------------------------------------------------------------------------------- metrics snapshot
+
+GAUGE_LOOKBACK = timedelta(hours=2)  # a component silent for longer drops out of the push
+RELEASE_WINDOW = timedelta(hours=24)
+SEVERITIES = ("info", "warning", "critical")
+
+
+def _latest_per_component(
+    conn: psycopg.Connection, table: str, columns: list[str], as_of: datetime
+) -> pl.DataFrame:
+    schema_name, table_name = table.split(".")
+    query = sql.SQL(
+        "SELECT DISTINCT ON (component) component, {cols} FROM {table} "
+        "WHERE bucket_start > %s AND bucket_start <= %s ORDER BY component, bucket_start DESC"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+        table=sql.Identifier(schema_name, table_name),
+    )
+    schema = {"component": pl.String(), **{c: pl.Float64() for c in columns}}
+    return read_frame(conn, query, (as_of - GAUGE_LOOKBACK, as_of), schema)
+
+
+def _totals(
+    conn: psycopg.Connection, table: str, column: str, components: list[str], as_of: datetime
+) -> pl.DataFrame:
+    schema_name, table_name = table.split(".")
+    query = sql.SQL(
+        "SELECT component, sum({col})::float8 FROM {table} WHERE component = ANY(%s) AND bucket_start <= %s "
+        "GROUP BY component"
+    ).format(col=sql.Identifier(column), table=sql.Identifier(schema_name, table_name))
+    return read_frame(conn, query, (components, as_of), {"component": pl.String(), "value": pl.Float64()})
+
+
+def _release_window(conn: psycopg.Connection, table: str, as_of: datetime) -> tuple[int, int, float | None]:
+    """(valid releases, successful ones, mean duration ms) started in ``(as_of - 24 h, as_of]``."""
+    schema_name, table_name = table.split(".")
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'success'), avg(duration_ms) "
+            "FROM {table} WHERE started_at > %s AND started_at <= %s "
+            "AND status IN ('success', 'failed', 'rolled_back') AND coalesce(duration_ms, 0) >= 0"
+        ).format(table=sql.Identifier(schema_name, table_name)),
+        (as_of - RELEASE_WINDOW, as_of),
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
+
+
+def read_metrics_snapshot(conn: psycopg.Connection, as_of: datetime) -> MetricsSnapshot:
+    """Everything the push exposes, as of ``as_of`` (see docs/ALERTING_RULES.md, "Metric names").
+
+    Gauges per component come from each component's latest hourly bucket in the last two hours; counters
+    are all-time sums of the analytics tables for those components; release rates and the migration
+    duration cover the last 24 hours of the release logs.
+    """
+    uptime = _latest_per_component(conn, "analytics.uptime_hourly", ["uptime_pct"], as_of)
+    score = _latest_per_component(conn, "analytics.health_score_hourly", ["health_score"], as_of)
+    rt = _latest_per_component(conn, "analytics.response_times_hourly", ["avg_ms", "p95_ms", "p99_ms"], as_of)
+    components = sorted(set(uptime["component"]) | set(score["component"]) | set(rt["component"]))
+    totals = conn.execute(
+        "SELECT coalesce(sum(migrations_total), 0), coalesce(sum(rollbacks_total), 0), "
+        "coalesce(sum(deployments_total), 0) FROM analytics.release_stats_daily WHERE bucket_start <= %s",
+        (as_of,),
+    ).fetchone()
+    assert totals is not None
+    migrations, migrations_ok, duration = _release_window(conn, "automation.migration_log", as_of)
+    deployments, deployments_ok, _ = _release_window(conn, "automation.deployment_log", as_of)
+    firing = dict(
+        conn.execute(
+            "SELECT r.severity, count(*) FROM automation.alert_state s "
+            "JOIN automation.alert_rules r ON r.id = s.rule_id WHERE s.state = 'firing' AND r.enabled "
+            "GROUP BY 1"
+        ).fetchall()
+    )
+    anomalies = read_frame(
+        conn,
+        "SELECT metadata->>'component', coalesce(metadata->>'metric', 'unknown'), count(*)::float8 "
+        "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at <= %s "
+        "AND metadata ? 'component' GROUP BY 1, 2",
+        (sources.AI_OPS_SOURCE, as_of),
+        {"component": pl.String(), "metric": pl.String(), "value": pl.Float64()},
+    )
+    predictions = None
+    if predictions_available(conn):
+        start = as_of - catalog.window_for(catalog.Source.PREDICTIONS)
+        predictions = (
+            _read_predictions(conn, start + _US, as_of + _US)
+            .sort("predicted_at")
+            .group_by("component", "metric")
+            .agg(pl.col("probability").last().alias("value"))
+            .sort("component", "metric")
+        )
+    return MetricsSnapshot(
+        as_of=as_of,
+        uptime=uptime.rename({"uptime_pct": "value"}),
+        health_score=score.rename({"health_score": "value"}),
+        response_times=rt.unpivot(index="component", variable_name="stat", value_name="value")
+        .with_columns(pl.col("stat").str.replace("_ms", ""))
+        .drop_nulls("value"),
+        health_checks_total=_totals(conn, "analytics.uptime_hourly", "checks", components, as_of),
+        errors_total=_totals(conn, "analytics.error_rates_hourly", "errors", components, as_of),
+        migrations_total=float(totals[0]),
+        rollbacks_total=float(totals[1]),
+        deployments_total=float(totals[2]),
+        migrations_success_rate=100.0 * migrations_ok / migrations if migrations else None,
+        deployment_success_rate=100.0 * deployments_ok / deployments if deployments else None,
+        migration_duration_ms=duration,
+        alerts_firing={severity: int(firing.get(severity, 0)) for severity in SEVERITIES},
+        anomalies_total=anomalies.sort("component", "metric"),
+        failure_probability=predictions,
+    )
