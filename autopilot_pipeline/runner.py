@@ -69,12 +69,18 @@ def run_job_range(
     return RunSummary(job_name, f"{first_key}..{last_key}", result.success, result.run_id)
 
 
-def run_job(instance: dg.DagsterInstance, job_name: str, quiet: bool = True) -> RunSummary:
-    """Run an unpartitioned job (alert evaluation, metrics push) once, now."""
+def run_job(
+    instance: dg.DagsterInstance, job_name: str, quiet: bool = True, resources: dict | None = None
+) -> RunSummary:
+    """Run an unpartitioned job (alert evaluation, profiling, metrics push) once, now.
+
+    ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"lookback_hours": 168}}``.
+    """
     job = load_definitions().resolve_job_def(job_name)
-    result = job.execute_in_process(
-        instance=instance, run_config=QUIET_LOGGERS if quiet else None, raise_on_error=False
-    )
+    run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
+    if resources:
+        run_config["resources"] = {key: {"config": config} for key, config in resources.items()}
+    result = job.execute_in_process(instance=instance, run_config=run_config or None, raise_on_error=False)
     return RunSummary(job_name, "now", result.success, result.run_id)
 
 
@@ -106,6 +112,11 @@ def materialize_history(
     for job_name, first_key, last_key, what in plan:
         on_step(f"{what} ({first_key} .. {last_key})")
         summaries.append(run_job_range(instance, job_name, first_key, last_key))
+    span_hours = max(24.0, (last - first).total_seconds() / 3600 + 1)
+    on_step(f"performance profiling (query log of the last {span_hours:.0f} h, table statistics)")
+    summaries.append(
+        run_job(instance, "profiling_job", resources={"profiling": {"lookback_hours": span_hours}})
+    )
     on_step("alert rules (evaluated now)")
     summaries.append(run_job(instance, "alerting_job"))
     if os.environ.get("PUSHGATEWAY_URL"):

@@ -8,6 +8,8 @@ a migrated template, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +46,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if configured:
         server_url = urls.libpq_url(configured)
     else:
-        root = Path(os.environ.get("AUTOPILOT_TEST_PG_ROOT") or tmp_path_factory.mktemp("embedded-pg"))
+        # Outside pytest's basetemp: the server runs as another user and needs its own traversable tree.
+        root = Path(os.environ.get("AUTOPILOT_TEST_PG_ROOT") or tempfile.mkdtemp(prefix="autopilot-test-pg-"))
         server = EmbeddedPostgres(root, fast=True)
         server.start()
         server_url = server.url()
@@ -54,6 +57,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     _drop_database(server_url, TEMPLATE)
     if server is not None:
         server.stop()
+        if not os.environ.get("AUTOPILOT_TEST_PG_ROOT"):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -78,9 +83,9 @@ def pg15_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     if not available(15):
         pytest.skip("Debian postgresql-15 is not installed (.ci/run installs it)")
-    root = tmp_path_factory.mktemp("pg15")
-    os.chmod(root.parent, 0o755)
+    root = Path(tempfile.mkdtemp(prefix="autopilot-test-pg15-"))  # owned by the postgres user below
     server = SystemPostgres(15, root)
     url = server.start()
     yield url
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)

@@ -98,9 +98,9 @@ def _load_demo_data(db: server.Database, args: argparse.Namespace) -> None:
             seed=args.seed,
             replace=db.embedded is not None,
         )
-    counts = getattr(summary, "row_counts", None)
-    if counts:
-        console.print("  " + ", ".join(f"{table}: {n:,}" for table, n in counts.items()))
+    console.print("  " + ", ".join(f"{table}: {n:,}" for table, n in summary.rows.items()))
+    kinds = sorted({incident.kind for incident in summary.incidents})
+    console.print(f"  injected incidents (ground truth in demo.incidents): {len(summary.incidents)} — {', '.join(kinds)}")
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -111,6 +111,8 @@ def _print_summary(db: server.Database) -> None:
     with server.connect(db.url) as conn:
         components = reports.component_summary(conn)
         releases = reports.release_summary(conn)
+        alerts = reports.firing_alerts(conn)
+        recommendations = reports.top_recommendations(conn)
     table = Table(title="Health by component (all materialized hours)")
     for column, justify in (
         ("component", "left"),
@@ -147,3 +149,18 @@ def _print_summary(db: server.Database) -> None:
         f"{releases['rollbacks']} rolled back); deployments: {releases['deployments']} "
         f"({_fmt(releases['deployment_success_pct'], '{:.1f} %')} succeeded)"
     )
+    if alerts:
+        console.print(f"\n[bold]Alerts firing now ({len(alerts)}):[/bold]")
+        for severity, rule, component, value in alerts[:10]:
+            console.print(
+                f"  [{'red' if severity == 'critical' else 'yellow'}]{severity}[/] {rule} on {component}"
+                f" (value {_fmt(value, '{:,.2f}')})"
+            )
+    else:
+        console.print("\nAlerts firing now: none")
+    if recommendations:
+        console.print("\n[bold]Top performance recommendations[/bold] (autopilot optimize for all):")
+        for priority, kind, description, improvement in recommendations:
+            console.print(
+                f"  {priority:<6} {kind:<18} {description} (est. saving {_fmt(improvement, '{:.0f} %')})"
+            )

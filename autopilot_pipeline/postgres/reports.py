@@ -77,3 +77,20 @@ def data_span(conn: psycopg.Connection) -> tuple[pl.Datetime | None, pl.Datetime
         ("first", "last"),
     )
     return frame.row(0) if frame.height else (None, None)
+
+
+def firing_alerts(conn: psycopg.Connection) -> list[tuple[str, str, str, float | None]]:
+    """(severity, rule, component, value) of alerts firing now, most severe first."""
+    return conn.execute(
+        "SELECT severity, rule_name, component, value FROM automation.active_alerts "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, rule_name, component"
+    ).fetchall()
+
+
+def top_recommendations(conn: psycopg.Connection, limit: int = 5) -> list[tuple[str, str, str, float | None]]:
+    """(priority, type, description, estimated improvement %) of the best open recommendations."""
+    return conn.execute(
+        "SELECT priority, recommendation_type, description, estimated_improvement_pct "
+        "FROM automation.open_recommendations LIMIT %s",
+        (limit,),
+    ).fetchall()
