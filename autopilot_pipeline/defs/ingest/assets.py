@@ -101,107 +101,78 @@ def _ingest(
     yield _quality_check(context.asset_key, counts, raw.height, bad)
 
 
-def _check_spec(asset: list[str], what: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(
-        "valid_rows",
-        asset=dg.AssetKey(asset),
-        description=f"Counts {what} quarantined with a reason (null/negative values, unknown statuses, "
-        "duplicates, timestamps later than their insert time) and late rows.",
+def ingest_asset(
+    name: str,
+    source: dg.AssetSpec,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+    time_column: str,
+    read: Callable[[psycopg.Connection, datetime, datetime], pl.DataFrame],
+    validate: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
+    description: str,
+) -> dg.AssetsDefinition:
+    """One ingestion asset: read ``source``'s window in bulk, validate, quarantine, hand the frame on."""
+    key = dg.AssetKey(["ingest", name])
+    source_table = source.key.to_user_string().replace("/", ".")
+
+    @dg.asset(
+        key=key,
+        deps=[source],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="frames",
+        metadata={"partition_expr": time_column},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "valid_rows",
+                asset=key,
+                description=f"Counts {source_table} rows quarantined with a reason (null/negative values, "
+                "unknown statuses, duplicates, timestamps later than their insert time) and late rows.",
+            )
+        ],
+        group_name=GROUP,
+        kinds=KINDS,
+        owners=OWNERS,
+        description=f"{description} Bad rows go to analytics.quarantine with their reason.",
     )
+    def _asset(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
+        yield from _ingest(context, postgres, read, validate, source_table, time_column)
+
+    return _asset
 
 
-@dg.asset(
-    key=["ingest", "health_checks"],
-    deps=[health_log],
-    partitions_def=hourly,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="frames",
-    metadata={"partition_expr": "checked_at"},
-    check_specs=[_check_spec(["ingest", "health_checks"], "health_log rows")],
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    description="Validated health checks and error events of one hour window; bad rows go to "
-    "analytics.quarantine with their reason.",
+health_checks = ingest_asset(
+    "health_checks",
+    health_log,
+    hourly,
+    "checked_at",
+    sources.read_health_window,
+    health.validate_health,
+    "Validated health checks and error events of one hour.",
 )
-def health_checks(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
-    yield from _ingest(
-        context,
-        postgres,
-        sources.read_health_window,
-        health.validate_health,
-        "automation.health_log",
-        "checked_at",
-    )
-
-
-@dg.asset(
-    key=["ingest", "metric_samples"],
-    deps=[metric_samples_source],
-    partitions_def=hourly,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="frames",
-    metadata={"partition_expr": "sampled_at"},
-    check_specs=[_check_spec(["ingest", "metric_samples"], "metric samples")],
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    description="Validated custom metric samples (memory_usage_pct, ...) of one hour window.",
+metric_samples = ingest_asset(
+    "metric_samples",
+    metric_samples_source,
+    hourly,
+    "sampled_at",
+    sources.read_samples_window,
+    metrics.validate_samples,
+    "Validated custom metric samples (memory_usage_pct, ...) of one hour.",
 )
-def metric_samples(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
-    yield from _ingest(
-        context,
-        postgres,
-        sources.read_samples_window,
-        metrics.validate_samples,
-        "automation.metric_samples",
-        "sampled_at",
-    )
-
-
-@dg.asset(
-    key=["ingest", "migrations"],
-    deps=[migration_log],
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="frames",
-    metadata={"partition_expr": "started_at"},
-    check_specs=[_check_spec(["ingest", "migrations"], "migration_log rows")],
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    description="Validated migrations of one day.",
+migrations = ingest_asset(
+    "migrations",
+    migration_log,
+    daily,
+    "started_at",
+    sources.read_migrations_window,
+    validate_releases,
+    "Validated migrations of one day.",
 )
-def migrations(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
-    yield from _ingest(
-        context,
-        postgres,
-        sources.read_migrations_window,
-        validate_releases,
-        "automation.migration_log",
-        "started_at",
-    )
-
-
-@dg.asset(
-    key=["ingest", "deployments"],
-    deps=[deployment_log],
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    io_manager_key="frames",
-    metadata={"partition_expr": "started_at"},
-    check_specs=[_check_spec(["ingest", "deployments"], "deployment_log rows")],
-    group_name=GROUP,
-    kinds=KINDS,
-    owners=OWNERS,
-    description="Validated deployments of one day.",
+deployments = ingest_asset(
+    "deployments",
+    deployment_log,
+    daily,
+    "started_at",
+    sources.read_deployments_window,
+    validate_releases,
+    "Validated deployments of one day.",
 )
-def deployments(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
-    yield from _ingest(
-        context,
-        postgres,
-        sources.read_deployments_window,
-        validate_releases,
-        "automation.deployment_log",
-        "started_at",
-    )
