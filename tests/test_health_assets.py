@@ -155,3 +155,29 @@ def test_missing_upstream_partition_fails_with_one_clear_line(pipeline_env, tmp_
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
     assert "ingest/health_checks partition 2026-03-02-10:00 has not been materialized" in message
+
+
+def test_health_pipeline_on_postgres_15(pg15_server, tmp_path, monkeypatch):
+    """The same hand-computed result on Debian's PostgreSQL 15 (what Supabase runs)."""
+    import uuid
+
+    from autopilot_pipeline.postgres import migrate
+
+    from .conftest import _create_database, _drop_database
+
+    name = f"health15_{uuid.uuid4().hex[:8]}"
+    url = _create_database(pg15_server, name)
+    try:
+        migrate.migrate(url)
+        monkeypatch.setenv("AUTOPILOT_DATABASE_URL", url)
+        monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
+        with psycopg.connect(url, autocommit=True) as conn15:
+            load_fixture(conn15)
+            assert run_hours("2026-03-02-10:00", "2026-03-02-11:00").success
+            uptime = conn15.execute(
+                "SELECT bucket_start, component, checks, up_checks, uptime_pct FROM analytics.uptime_hourly ORDER BY 1, 2"
+            ).fetchall()
+            assert conn15.execute("SHOW server_version_num").fetchone()[0].startswith("15")
+        assert uptime == [(H10, "api", 4, 3, 75.0), (H10, "web", 2, 2, 100.0), (H11, "api", 2, 2, 100.0)]
+    finally:
+        _drop_database(pg15_server, name)
