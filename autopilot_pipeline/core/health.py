@@ -34,27 +34,23 @@ HEALTH_SCHEMA: dict[str, pl.DataType] = {
 _DEDUP_KEY = ["source", "kind", "checked_at", "status", "response_time_ms"]
 
 
-def quarantine_reasons() -> pl.Expr:
-    """Why a row cannot be used, or null when it is valid (first reason wins)."""
+def quarantine_reasons(duplicate: pl.Expr) -> pl.Expr:
+    """Why a row cannot be used, or null when it is valid (first reason wins, in QUARANTINE_REASONS order)."""
     rt = pl.col("response_time_ms")
     is_check = pl.col("kind") == "health_check"
-    return (
-        pl.when(pl.col("source").is_null() | (pl.col("source") == ""))
-        .then(pl.lit("missing component"))
-        .when(pl.col("status").is_null() | ~pl.col("status").is_in(CHECK_STATUSES))
-        .then(pl.lit("unknown status"))
-        .when(rt < 0)
-        .then(pl.lit("negative response time"))
-        .when(rt.is_nan() | rt.is_infinite())
-        .then(pl.lit("non-finite response time"))
-        .when(is_check & rt.is_null() & pl.col("status").is_in(UP_STATUSES))
-        .then(pl.lit("null response time"))
-        .when(pl.col("checked_at") > pl.col("inserted_at") + FUTURE_TOLERANCE)
-        .then(pl.lit("timestamp in the future"))
-        .when(pl.struct(_DEDUP_KEY).is_first_distinct().not_())
-        .then(pl.lit("duplicate"))
-        .otherwise(pl.lit(None, dtype=pl.String))
-    )
+    rules = [
+        pl.col("source").is_null() | (pl.col("source") == ""),
+        pl.col("status").is_null() | ~pl.col("status").is_in(CHECK_STATUSES),
+        rt < 0,
+        rt.is_nan() | rt.is_infinite(),
+        is_check & rt.is_null() & pl.col("status").is_in(UP_STATUSES),
+        pl.col("checked_at") > pl.col("inserted_at") + FUTURE_TOLERANCE,
+        duplicate,
+    ]
+    chain = pl.when(rules[0]).then(pl.lit(QUARANTINE_REASONS[0], dtype=_REASON))
+    for rule, reason in zip(rules[1:], QUARANTINE_REASONS[1:], strict=True):
+        chain = chain.when(rule).then(pl.lit(reason, dtype=_REASON))
+    return chain.otherwise(pl.lit(None, dtype=_REASON))
 
 
 def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
@@ -63,15 +59,30 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
     Only health checks and error events are analysed; other kinds (e.g. ``ai-ops`` anomalies) are ignored.
     ``counts`` holds one entry per reason plus ``late`` (valid rows inserted more than an hour after they
     were checked: kept, but reported). A timestamp is "in the future" when it is later than the moment the
-    row was written (a writer with a wrong clock), so the verdict does not depend on when we look.
+    row was written (a writer with a wrong clock), so the verdict does not depend on when we look. Of exact
+    duplicates the row written first (lowest id) is kept.
+
+    Built for 10 M-row windows: only rows whose ``checked_at`` repeats can be duplicates, so only those are
+    ordered and hashed, and the reason is a compact Enum column rather than a labelled copy of the frame.
     """
-    rows = raw.filter(pl.col("kind").is_in(HEALTH_KINDS)).sort("id")
-    labelled = rows.with_columns(quarantine_reasons().alias("reason"))
-    clean = labelled.filter(pl.col("reason").is_null()).drop("reason")
-    bad = labelled.filter(pl.col("reason").is_not_null())
-    counts = {reason: 0 for reason in QUARANTINE_REASONS}
+    analysed = raw["kind"].is_in(HEALTH_KINDS)
+    rows = raw if analysed.all() else raw.filter(analysed)
+    times = rows["checked_at"].sort()
+    repeated = times.filter(times == times.shift(1)).unique()
+    index = pl.int_range(pl.len(), dtype=pl.UInt32)
+    candidates = (
+        rows.select(index.alias("row"), "id", *_DEDUP_KEY)
+        .filter(pl.col("checked_at").is_in(repeated.implode()) | pl.col("checked_at").is_null())
+        .sort("id")
+    )
+    duplicates = candidates.filter(pl.struct(_DEDUP_KEY).is_first_distinct().not_())["row"]
+    reason = rows.select(quarantine_reasons(index.is_in(duplicates.implode()))).to_series()
+    valid = reason.is_null()
+    clean = rows.filter(valid)
+    bad = rows.filter(~valid).with_columns(reason.filter(~valid).cast(pl.String).alias("reason")).sort("id")
+    counts = {name: 0 for name in QUARANTINE_REASONS}
     counts.update(dict(bad.group_by("reason").len().iter_rows()))
-    counts["late"] = clean.filter((pl.col("inserted_at") - pl.col("checked_at")) > LATE_AFTER).height
+    counts["late"] = clean.select(((pl.col("inserted_at") - pl.col("checked_at")) > LATE_AFTER).sum()).item()
     return clean, bad, counts
 
 
@@ -84,6 +95,7 @@ QUARANTINE_REASONS = (
     "timestamp in the future",
     "duplicate",
 )
+_REASON = pl.Enum(QUARANTINE_REASONS)
 
 
 def _bucketed(frame: pl.DataFrame, every: str) -> pl.DataFrame:
