@@ -98,13 +98,14 @@ QUARANTINE_REASONS = (
 _REASON = pl.Enum(QUARANTINE_REASONS)
 
 
-def _bucketed(frame: pl.DataFrame, every: str) -> pl.DataFrame:
-    return frame.with_columns(pl.col("checked_at").dt.truncate(every).alias("bucket_start"))
+def _bucketed(frame: pl.DataFrame | pl.LazyFrame, every: str) -> pl.LazyFrame:
+    """Lazy, so filters and group-bys copy only the columns each aggregate needs (10 M-row windows)."""
+    return frame.lazy().with_columns(pl.col("checked_at").dt.truncate(every).alias("bucket_start"))
 
 
 def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
     """Checks, up checks and uptime % per (bucket, component)."""
-    checks = _bucketed(clean.filter(pl.col("kind") == "health_check"), every)
+    checks = _bucketed(clean.lazy().filter(pl.col("kind") == "health_check"), every)
     return (
         checks.group_by("bucket_start", pl.col("source").alias("component"))
         .agg(
@@ -113,6 +114,7 @@ def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
         )
         .with_columns((100.0 * pl.col("up_checks") / pl.col("checks")).alias("uptime_pct"))
         .sort("bucket_start", "component")
+        .collect()
     )
 
 
@@ -140,6 +142,7 @@ def error_rates(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
             (pl.col("errors") / bucket_hours).alias("errors_per_hour"),
         )
         .sort("bucket_start", "component")
+        .collect()
     )
 
 
@@ -149,7 +152,7 @@ def response_times(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
     Percentiles use linear interpolation, the same definition as Postgres ``percentile_cont``.
     """
     rt = pl.col("response_time_ms")
-    measured = clean.filter((pl.col("kind") == "health_check") & rt.is_not_null())
+    measured = clean.lazy().filter((pl.col("kind") == "health_check") & rt.is_not_null())
     return (
         _bucketed(measured, every)
         .group_by("bucket_start", pl.col("source").alias("component"))
@@ -162,6 +165,7 @@ def response_times(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
             rt.max().alias("max_ms"),
         )
         .sort("bucket_start", "component")
+        .collect()
     )
 
 
