@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import warnings
@@ -25,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before numpy loads (the subcommands import it): OpenBLAS threads spin against each other on the many
+    # tiny statsmodels fits of the AI-ops forecasts (10x slower under load). Inherited by `autopilot dev`'s
+    # Dagster processes. An explicit setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     warnings.filterwarnings("ignore")
     args = build_parser().parse_args(argv)
     try:

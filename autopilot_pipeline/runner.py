@@ -117,6 +117,8 @@ def materialize_history(
     summaries.append(
         run_job(instance, "profiling_job", resources={"profiling": {"lookback_hours": span_hours}})
     )
+    on_step("AI ops (anomalies, trends, failure predictions, optimizations, insights)")
+    summaries.append(run_job(instance, "aiops_job"))
     on_step("alert rules (evaluated now)")
     summaries.append(run_job(instance, "alerting_job"))
     if os.environ.get("PUSHGATEWAY_URL"):

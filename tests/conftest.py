@@ -8,6 +8,10 @@ a migrated template, so tests never see each other's rows.
 from __future__ import annotations
 
 import os
+
+# Tiny model fits are ~10x slower when OpenBLAS threads compete on 2 cores (set before numpy loads).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import shutil
 import tempfile
 import uuid

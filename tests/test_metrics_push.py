@@ -77,11 +77,6 @@ def _load(url: str) -> None:
             {"t": END - timedelta(minutes=30)},
         )
         conn.execute(
-            "CREATE TABLE analytics.failure_predictions (predicted_at timestamptz NOT NULL, component text "
-            "NOT NULL, "
-            "metric text NOT NULL, probability double precision NOT NULL)"
-        )
-        conn.execute(
             "INSERT INTO analytics.failure_predictions VALUES (%s, 'api', 'uptime', 0.12), (%s, 'api', "
             "'uptime', 0.2)",
             (END - timedelta(hours=7), END - timedelta(hours=1)),

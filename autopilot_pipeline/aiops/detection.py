@@ -1,0 +1,217 @@
+"""Anomaly scoring of the hourly health series: the causal core detector plus a significance gate for the
+two proportions, error ratio and uptime. Pure (polars, numpy, scipy): no database, no Dagster.
+
+Why the gate: the seed's rule "error rate above 3x baseline" is meaningless on sparse counts. With ~80 events
+an hour and a 1 % baseline, 3 errors instead of 1 is "3x" and happens by chance every few days per
+component (measured on the demo data: ~8 false alarms per component-week from this rule alone). Likewise a
+perfectly flat uptime of 100 % makes one failed check out of 80 (a network blip) a "critical" anomaly.
+Both metrics are proportions of a count, so an anomaly on them (from the ratio rule or the robust z) must
+also be *significant* under the binomial model: the probability of at least that many failures (errors;
+failed checks) among that hour's trials (events; checks), at the detector's expected failure rate
+floored at 1 %, must be below ``alpha``. The default 1e-3 comes from the false-alarm budget, not from
+labels: at most one false alarm per component-week over ~7 metrics x 168 hours means a per-metric-hour
+rate below about 1/1,200.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from autopilot_pipeline.core.anomaly import AnomalyConfig, Direction, detect_anomalies, metric_kind
+
+__all__ = [
+    "COUNTS_SCHEMA",
+    "DEFAULT_ALPHA",
+    "PROPORTIONS",
+    "SCORE_SCHEMA",
+    "resource_directions",
+    "score_window",
+    "seed_anomalies",
+]
+
+DEFAULT_ALPHA = 1e-3
+#: metric -> how its expected value becomes the expected failure rate of one trial
+PROPORTIONS = {"error_ratio": "ratio", "uptime_pct": "percent_up"}
+_NOT_ANOMALY_CAP = 0.4999  # a non-anomaly's confidence stays below the 0.5 decision point
+_READABLE_Z = 100.0
+
+TS = pl.Datetime("us", "UTC")
+SCORE_SCHEMA: dict[str, pl.DataType] = {
+    "bucket_start": TS,
+    "component": pl.String(),
+    "metric": pl.String(),
+    "is_anomaly": pl.Boolean(),
+    "anomaly_score": pl.Float64(),
+    "confidence": pl.Float64(),
+    "severity": pl.String(),
+    "reason": pl.String(),
+    "expected_value": pl.Float64(),
+    "actual_value": pl.Float64(),
+    "robust_z": pl.Float64(),
+    "method": pl.String(),
+    "p_value": pl.Float64(),
+}
+COUNTS_SCHEMA: dict[str, pl.DataType] = {
+    "component": pl.String(),
+    "metric": pl.String(),
+    "bucket_start": TS,
+    "trials": pl.Int64(),
+    "failures": pl.Int64(),
+}
+"""Per hour and proportion metric: error_ratio -> events and errors; uptime_pct -> checks and failed checks."""
+
+
+_RESOURCE_HINTS = ("usage", "utilization", "utilisation", "saturation", "connections")
+
+
+def resource_directions(metrics: list[str]) -> dict[str, Direction]:
+    """Resource metrics (``*_pct``, ``*_percent``, or names with usage / utilization / saturation /
+    connections) only matter when they rise: exhaustion is the failure, and their failure threshold is
+    "above" too. Other custom metrics keep the detector's default (both directions)."""
+    out: dict[str, Direction] = {}
+    for name in metrics:
+        low = name.lower()
+        if metric_kind(name) == "custom" and (
+            low.endswith(("_pct", "_percent")) or any(h in low for h in _RESOURCE_HINTS)
+        ):
+            out[name] = "up"
+    return out
+
+
+def _binomial_p(errors: np.ndarray, events: np.ndarray, p0: np.ndarray) -> np.ndarray:
+    """P(X >= errors) for X ~ Binomial(events, p0); NaN where an input is missing."""
+    out = np.full(errors.size, np.nan)
+    ok = ~(np.isnan(errors) | np.isnan(events) | np.isnan(p0)) & (events > 0)
+    out[ok] = stats.binom.sf(errors[ok] - 1, events[ok], np.clip(p0[ok], 0.0, 1.0))
+    return out
+
+
+def score_window(
+    series: pl.DataFrame,
+    window_start: datetime,
+    *,
+    counts: pl.DataFrame | None = None,
+    config: AnomalyConfig | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    floor: float = 0.01,
+    directions: dict[str, Direction] | None = None,
+) -> pl.DataFrame:
+    """Score every point at or after ``window_start`` of the long ``series`` (component, metric,
+    bucket_start, value); the points before it only train the detector (causal: a score uses its past).
+
+    ``counts`` (:data:`COUNTS_SCHEMA`) enables the binomial gate on error ratio and uptime; without them
+    the detector's decision stands. ``floor`` is the lowest expected failure rate the gate (and the seed's
+    3x ratio rule) assumes. ``directions`` overrides which deviations count per metric (default:
+    :func:`resource_directions`, the detector's defaults otherwise). One row per scored point, columns
+    :data:`SCORE_SCHEMA`.
+    """
+    if series.is_empty():
+        return pl.DataFrame(schema=SCORE_SCHEMA)
+    scored = detect_anomalies(
+        series,
+        config,
+        directions=resource_directions(series["metric"].unique().to_list())
+        if directions is None
+        else directions,
+        since=window_start,
+        only_anomalies=False,
+        error_ratio_floor=floor,
+    ).rename(
+        {
+            "timestamp": "bucket_start",
+            "isAnomaly": "is_anomaly",
+            "expectedValue": "expected_value",
+            "actualValue": "actual_value",
+        }
+    )
+    if scored.is_empty():
+        return pl.DataFrame(schema=SCORE_SCHEMA)
+    frame = counts if counts is not None else pl.DataFrame(schema=COUNTS_SCHEMA)
+    scored = scored.join(
+        frame.select(list(COUNTS_SCHEMA)).cast(COUNTS_SCHEMA),  # type: ignore[arg-type]
+        on=["component", "metric", "bucket_start"],
+        how="left",
+    )
+    kind = scored["metric"].replace_strict(PROPORTIONS, default=None, return_dtype=pl.String)
+    expected = scored["expected_value"].fill_null(np.nan).to_numpy()
+    rate = np.where((kind == "percent_up").to_numpy(), 1.0 - expected / 100.0, expected)
+    p0 = np.maximum(rate, floor)
+    p_value = _binomial_p(
+        scored["failures"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        scored["trials"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
+        p0,
+    )
+    p_value = np.where(kind.is_not_null().to_numpy(), p_value, np.nan)
+    gated = scored["is_anomaly"].to_numpy() & ~np.isnan(p_value) & (p_value >= alpha)
+    out = scored.with_columns(
+        pl.Series("p_value", p_value).fill_nan(None),
+        pl.Series("_gated", gated),
+        pl.Series("_p0", p0).fill_nan(None),
+    )
+    outcome = (
+        pl.when(pl.col("metric") == "uptime_pct")
+        .then(pl.lit("checks failed"))
+        .otherwise(pl.lit("events were errors"))
+    )
+    quiet = pl.format(
+        "{} of {} {} at an expected rate of {}: not significant (p = {})",
+        pl.col("failures"),
+        pl.col("trials"),
+        outcome,
+        pl.col("_p0").round_sig_figs(3),
+        pl.col("p_value").round_sig_figs(2),
+    )
+    # A flat series (uptime at 100 %) has a tiny scale, so its first dip is "382716049 standard deviations"
+    # away: true but unreadable. Beyond 100, say the values instead.
+    label = pl.col("reason").str.split(" is ").list.first()
+    side = pl.when(pl.col("robust_z") > 0).then(pl.lit("above")).otherwise(pl.lit("below"))
+    plain = pl.format(
+        "{} is {} vs {} expected: far {} its normal range",
+        label,
+        pl.col("actual_value").round_sig_figs(4),
+        pl.col("expected_value").round_sig_figs(4),
+        side,
+    )
+    huge = (pl.col("method") == "robust_z") & pl.col("is_anomaly") & (pl.col("robust_z").abs() > _READABLE_Z)
+    out = out.with_columns(pl.when(huge).then(plain).otherwise("reason").alias("reason"))
+    out = out.with_columns(
+        pl.when("_gated").then(False).otherwise("is_anomaly").alias("is_anomaly"),
+        pl.when("_gated").then(pl.lit("none")).otherwise("severity").alias("severity"),
+        pl.when("_gated").then(quiet).otherwise("reason").alias("reason"),
+        pl.when("_gated")
+        .then(pl.min_horizontal("confidence", pl.lit(_NOT_ANOMALY_CAP)))
+        .otherwise("confidence")
+        .alias("confidence"),
+    )
+    return out.select(list(SCORE_SCHEMA)).cast(SCORE_SCHEMA).sort("bucket_start", "component", "metric")  # type: ignore[arg-type]
+
+
+def seed_anomalies(scores: pl.DataFrame) -> list[dict]:
+    """The anomalies of ``scores`` as the seed's JSON objects (``isAnomaly``, ``confidence``, ``reason``,
+    ``expectedValue``, ``actualValue``, ``severity``) plus component, metric, timestamp and the score
+    details; most confident first."""
+    found = scores.filter(pl.col("is_anomaly")).sort(
+        ["confidence", "bucket_start", "component", "metric"], descending=[True, False, False, False]
+    )
+    return [
+        {
+            "isAnomaly": True,
+            "confidence": round(float(r["confidence"]), 4),
+            "reason": r["reason"],
+            "expectedValue": r["expected_value"],
+            "actualValue": r["actual_value"],
+            "severity": r["severity"],
+            "component": r["component"],
+            "metric": r["metric"],
+            "timestamp": r["bucket_start"].isoformat(),
+            "anomalyScore": r["anomaly_score"],
+            "robustZ": r["robust_z"],
+            "method": r["method"],
+            "pValue": r["p_value"],
+        }
+        for r in found.iter_rows(named=True)
+    ]

@@ -1,0 +1,238 @@
+"""``autopilot analyze TASK [--json] [--as-of TIME] [--save]``: the seed's AI-ops tasks from the command line.
+
+Tasks: detect_anomalies, predict_failures, analyze_trends, generate_insights, optimize_system. Each runs
+the same code as the Dagster assets at one analysis time (default: the current hour, or the end of the
+data when it stops earlier) on the hourly health tables, so materialize the health tables first (``autopilot
+demo`` does). ``--json`` prints ``{"task", "asOf", "result"}`` with ``result`` in the seed's shape (the
+edge function's answer); otherwise a readable summary. Nothing is written unless ``--save`` (then the
+results replace the rows of that analysis time, as the assets do). The LLM narrative of generate_insights
+uses OPENAI_API_KEY / OPENAI_BASE_URL / AUTOPILOT_OPENAI_MODEL when set (answers are cached in Postgres).
+Failure probabilities are uncalibrated risk scores: see docs/AI_OPS_GUIDE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.postgres import migrate, server
+
+TASKS = ("detect_anomalies", "predict_failures", "analyze_trends", "generate_insights", "optimize_system")
+_SHOWN = 20
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="AI-ops tasks: detect_anomalies, predict_failures, analyze_trends, generate_insights, optimize_system",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("task", choices=TASKS, metavar="TASK", help=", ".join(TASKS))
+    parser.add_argument("--json", action="store_true", help="print the seed's JSON ({task, asOf, result})")
+    parser.add_argument(
+        "--as-of", default=None, help="analysis time, ISO 8601 with a zone (default: the current hour)"
+    )
+    parser.add_argument("--save", action="store_true", help="write the results to the analytics tables")
+    parser.set_defaults(handler=_analyze)
+
+
+def _parse_as_of(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise AutopilotError(
+            f"--as-of {text!r} is not an ISO 8601 time (e.g. 2026-03-04T15:00:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        raise AutopilotError(f"--as-of {text!r} has no time zone (e.g. 2026-03-04T15:00:00+00:00)")
+    return moment
+
+
+# ------------------------------------------------------------------------------------------------- tasks
+
+
+def _detect(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]:
+    from autopilot_pipeline.aiops.detection import seed_anomalies
+    from autopilot_pipeline.aiops.pipeline import run_anomalies
+
+    return seed_anomalies(run_anomalies(conn, as_of, write=save).scores)
+
+
+def _predict(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]:
+    from autopilot_pipeline.aiops.pipeline import run_predictions
+
+    return run_predictions(conn, as_of, write=save).predictions
+
+
+def _trends(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]:
+    from autopilot_pipeline.aiops.pipeline import run_trends, trend_dicts
+
+    return trend_dicts(run_trends(conn, as_of, write=save).trends)
+
+
+def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
+    from autopilot_pipeline.aiops import pipeline
+    from autopilot_pipeline.aiops.llm import LLMSettings
+
+    anomalies = pipeline.run_anomalies(conn, as_of, write=save)
+    trends = pipeline.run_trends(conn, as_of, write=save)
+    predictions = pipeline.run_predictions(conn, as_of, write=save)
+    report = pipeline.run_optimizations(conn, predictions.predictions)
+    run = pipeline.run_insights(
+        conn,
+        as_of,
+        llm=LLMSettings.from_env(os.environ),
+        anomalies=anomalies.anomalies,
+        trends=trends.trends,
+        predictions=predictions.predictions,
+        optimizations=report,
+        write=save,
+    )
+    return {**run.insights, "_llm": run.llm}
+
+
+def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
+    from autopilot_pipeline.aiops import pipeline
+
+    predictions = pipeline.run_predictions(conn, as_of, write=save)
+    return pipeline.run_optimizations(conn, predictions.predictions)
+
+
+_RUN: dict[str, Callable[[psycopg.Connection, datetime, bool], Any]] = {
+    "detect_anomalies": _detect,
+    "predict_failures": _predict,
+    "analyze_trends": _trends,
+    "generate_insights": _insights,
+    "optimize_system": _optimize,
+}
+
+
+# ------------------------------------------------------------------------------------------------ output
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _print_anomalies(result: list[dict], as_of: datetime) -> None:
+    print(f"{len(result)} anomalies in the 7 days before {as_of:%Y-%m-%d %H:%M} UTC (most confident first)")
+    for a in result[:_SHOWN]:
+        stamp = datetime.fromisoformat(a["timestamp"])
+        print(
+            f"  {stamp:%Y-%m-%d %H:%M}  {a['component']:<14} {a['metric']:<18} {a['severity']:<8} "
+            f"{a['confidence']:.2f}  {a['reason']}"
+        )
+    if len(result) > _SHOWN:
+        print(f"  … and {len(result) - _SHOWN} more (--json for all)")
+
+
+def _print_predictions(result: list[dict], as_of: datetime) -> None:
+    print(
+        f"Failure risk scores for the 24 hours after {as_of:%Y-%m-%d %H:%M} UTC "
+        "(uncalibrated; see docs/AI_OPS_GUIDE.md):"
+    )
+    if not result:
+        print("  no series with a failure threshold and enough history")
+    for p in result[:_SHOWN]:
+        print(
+            f"  {p['probability']:.2f}  {p['component']:<14} {p['metric']:<18} {p['prediction']} "
+            f"(now {_fmt(p['lastValue'])}, threshold {p['direction']} {_fmt(p['threshold'], 'g')})"
+        )
+        for r in p["recommendations"]:
+            print(f"        - {r}")
+    if len(result) > _SHOWN:
+        print(f"  … and {len(result) - _SHOWN} more (--json for all)")
+
+
+def _print_trends(result: list[dict], as_of: datetime) -> None:
+    moving = [t for t in result if t["trend"] != "stable"]
+    series = len({(t["component"], t["metric"]) for t in result})
+    windows = sorted({t["windowHours"] for t in result})
+    print(
+        f"Trends of {series} series over {', '.join(f'{w} h' for w in windows) or 'no window'} before "
+        f"{as_of:%Y-%m-%d %H:%M} UTC: {len(moving)} significant"
+    )
+    for t in moving:
+        print(
+            f"  {t['trend']:<9} {t['component']:<14} {t['metric']:<18} over {t['windowHours']:>3} h: "
+            f"{t['slopePerDay']:+.4g}/day (95 % CI {t['slopeCI95'][0] * 24:+.4g}..{t['slopeCI95'][1] * 24:+.4g}), "
+            f"p = {t['pValue']:.2g}, R² = {t['rSquared']:.2f}, {t['dataPoints']} points"
+        )
+    if not moving:
+        print("  no significant trend (stable everywhere)")
+
+
+def _print_insights(result: dict, llm: Any) -> None:
+    print(f"Health: {result['health']}")
+    print(result["summary"])
+    mig = result["migrations"]
+    print(f"Migrations: {mig['total']} total, {mig['failed']} failed, success rate {mig['successRate']}")
+    print("Recommendations:")
+    for r in result["recommendations"]:
+        print(f"  - {r}")
+    if result.get("aiAnalysis"):
+        cached = " (cached)" if llm.status == "cached" else ""
+        print(f"\nAI analysis{cached}: {result['aiAnalysis']}")
+    elif llm.status == "failed":
+        print(f"\nAI analysis unavailable: {llm.error}")
+    else:
+        print("\nAI analysis: not configured (set OPENAI_API_KEY)")
+
+
+def _print_optimizations(result: dict) -> None:
+    print(f"{result['totalOptimizations']} optimization(s): {result['estimatedImpact']}")
+    for o in result["optimizations"]:
+        print(f"\n[{o['priority']}] {o['type']}: {o['description']}")
+        print(f"  action: {o['action']}")
+        print(f"  impact: {o['impact']}")
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from autopilot_pipeline.aiops.pipeline import resolve_as_of
+    from autopilot_pipeline.core.insights import json_safe
+
+    requested = _parse_as_of(args.as_of)
+    db = server.resolve()
+    try:
+        with server.connect(db.url, autocommit=True) as conn:
+            pending = migrate.pending(conn)
+            if pending:
+                raise AutopilotError(
+                    f"{len(pending)} migration(s) not applied ({pending[0].version} ...): run `autopilot db migrate`"
+                )
+            as_of = resolve_as_of(conn, requested)
+            try:
+                result = _RUN[args.task](conn, as_of, args.save)
+            except psycopg.Error as exc:
+                raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
+    finally:
+        server.release(db)
+    llm = result.pop("_llm", None) if isinstance(result, dict) else None
+    if args.json:
+        print(
+            json.dumps(json_safe({"task": args.task, "asOf": as_of.isoformat(), "result": result}), indent=2)
+        )
+        return 0
+    if args.task == "detect_anomalies":
+        _print_anomalies(result, as_of)
+    elif args.task == "predict_failures":
+        _print_predictions(result, as_of)
+    elif args.task == "analyze_trends":
+        _print_trends(result, as_of)
+    elif args.task == "generate_insights":
+        _print_insights(result, llm)
+    else:
+        _print_optimizations(result)
+    if args.save:
+        print(f"\nsaved to the analytics tables (analysis time {as_of.isoformat()})")
+    return 0

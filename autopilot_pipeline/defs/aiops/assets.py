@@ -1,0 +1,317 @@
+"""AI operations: anomalies, trends, failure predictions, optimizations and insights.
+
+Thin assets over :mod:`autopilot_pipeline.aiops.pipeline` (read the window, call the pure analytics, replace
+the run's rows). Every asset works at one analysis time ``as_of`` (the schedule's tick; by default the
+current hour, or the end of the data when it stops earlier) and shows its findings in the UI as a table
+and a plot. The insights asset also posts the summary to Slack when ``SLACK_WEBHOOK_URL`` is set.
+"""
+
+from datetime import datetime
+
+import dagster as dg
+import polars as pl
+import psycopg
+
+from autopilot_pipeline.aiops import pipeline, plots
+from autopilot_pipeline.core.insights import slack_message
+from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
+from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.integrations.slack import SlackResource
+from autopilot_pipeline.postgres import aiops as store
+from autopilot_pipeline.resources import PostgresResource
+
+GROUP = "aiops"
+HEALTH_TABLES = [
+    dg.AssetKey(["analytics", name])
+    for name in ("uptime_hourly", "error_rates_hourly", "response_times_hourly", "metric_samples_hourly")
+]
+RECOMMENDATIONS = dg.AssetKey(["automation", "performance_recommendations"])
+
+
+class AiopsRunConfig(dg.Config):
+    as_of: str | None = None  # ISO-8601 analysis time with a zone; default: the current hour (or data end)
+
+
+def analysis_time(config: AiopsRunConfig, conn: psycopg.Connection) -> datetime:
+    requested = None
+    if config.as_of:
+        try:
+            requested = datetime.fromisoformat(config.as_of)
+        except ValueError:
+            raise dg.Failure(f"as_of {config.as_of!r} is not an ISO-8601 time") from None
+    try:
+        return pipeline.resolve_as_of(conn, requested)
+    except ValueError as exc:
+        raise dg.Failure(f"{exc} (e.g. 2026-01-05T12:00:00+00:00)") from None
+
+
+def _table(frame: pl.DataFrame, rows: int = 25) -> dg.MetadataValue:
+    """A markdown table with 4 significant digits (error ratios and scores need more than 2 decimals)."""
+    shown = frame.head(rows).with_columns(
+        pl.selectors.float().round_sig_figs(4).cast(pl.String),
+        pl.selectors.datetime().dt.strftime("%Y-%m-%d %H:%M"),
+        pl.selectors.string().str.replace_all(r"\|", "/"),
+    )
+    return preview(shown, rows=rows)
+
+
+def _plot(markdown: str | None) -> dg.MetadataValue:
+    return dg.MetadataValue.md(markdown or "_nothing to plot_")
+
+
+@dg.asset(
+    key=ANOMALIES,
+    deps=HEALTH_TABLES,
+    group_name=GROUP,
+    kinds={"postgres", "polars"},
+    owners=OWNERS,
+    description="Causal anomaly scores of every hourly series (uptime, error ratio, p95/avg latency, custom "
+    "metrics) over the last 7 days, in the seed's shape; anomalies also go to automation.health_log "
+    "(source 'ai-ops', kind 'anomaly', metadata.confidence) for the seed's intelligent-alerting SQL.",
+)
+def anomalies(
+    config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource
+) -> dg.MaterializeResult:
+    with postgres.connect() as conn:
+        as_of = analysis_time(config, conn)
+        run = pipeline.run_anomalies(conn, as_of, aiops.settings())
+    found = run.anomalies.sort(["confidence", "bucket_start"], descending=[True, True])
+    by_severity = dict(found.group_by("severity").len().iter_rows()) if found.height else {}
+    series = run.scores.select("component", "metric").unique().height if run.scores.height else 0
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/table_name": "analytics.anomalies",
+            "dagster/row_count": run.written,
+            "as_of": as_of.isoformat(),
+            "window_start": run.window_start.isoformat(),
+            "series": series,
+            "anomalies": found.height,
+            **{f"severity_{s}": int(by_severity.get(s, 0)) for s in ("critical", "high", "medium", "low")},
+            "health_log_rows": run.logged,
+            "findings": _table(
+                found.select(
+                    "bucket_start",
+                    "component",
+                    "metric",
+                    "severity",
+                    "confidence",
+                    "actual_value",
+                    "expected_value",
+                    "reason",
+                )
+            ),
+            "plot": _plot(plots.anomaly_plot(run.scores)),
+        }
+    )
+
+
+@dg.asset(
+    key=TRENDS,
+    deps=HEALTH_TABLES,
+    group_name=GROUP,
+    kinds={"postgres", "statsmodels"},
+    owners=OWNERS,
+    description="Trend per component and metric over 24 h and 7 days: OLS slope with its 95 % interval, "
+    "p-value and R² (autocorrelation-corrected), confirmed by Mann-Kendall and Theil-Sen; improving / stable "
+    "/ degrading only when significant.",
+)
+def trends(config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource) -> dg.MaterializeResult:
+    with postgres.connect() as conn:
+        as_of = analysis_time(config, conn)
+        run = pipeline.run_trends(conn, as_of, aiops.settings())
+    counts = dict(run.trends.group_by("trend").len().iter_rows()) if run.trends.height else {}
+    moving = run.trends.filter(pl.col("trend") != "stable").sort(["trend", "p_value"])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/table_name": "analytics.trends",
+            "dagster/row_count": run.written,
+            "as_of": as_of.isoformat(),
+            **{t: int(counts.get(t, 0)) for t in ("degrading", "improving", "stable")},
+            "findings": _table(
+                moving.select(
+                    "window_hours",
+                    "component",
+                    "metric",
+                    "trend",
+                    "slope_per_day",
+                    "slope_ci_low",
+                    "slope_ci_high",
+                    "p_value",
+                    "r_squared",
+                    "data_points",
+                )
+            ),
+            "plot": _plot(plots.trend_plot(run.series, run.trends)),
+        }
+    )
+
+
+@dg.asset(
+    key=PREDICTIONS,
+    deps=HEALTH_TABLES,
+    group_name=GROUP,
+    kinds={"postgres", "statsmodels"},
+    owners=OWNERS,
+    description="Failure risk per component and metric 24 h ahead: ETS forecasts with 80 %/95 % intervals "
+    "on history cleaned of past outliers; probability = share of simulated paths crossing the seed's "
+    "critical thresholds (an uncalibrated risk score, see docs/AI_OPS_GUIDE.md).",
+)
+def failure_predictions(
+    config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource
+) -> dg.MaterializeResult:
+    with postgres.connect() as conn:
+        as_of = analysis_time(config, conn)
+        run = pipeline.run_predictions(conn, as_of, aiops.settings())
+    preds = run.predictions
+    table = pl.DataFrame(
+        [
+            {
+                "component": p["component"],
+                "metric": p["metric"],
+                "risk_score": p["probability"],
+                "prediction": p["prediction"],
+                "last_value": p["lastValue"],
+                "threshold": p["threshold"],
+                "expected_crossing": p["expectedCrossingAt"],
+                "method": p["method"],
+                "cleaned_points": p["cleanedPoints"],
+            }
+            for p in preds
+        ],
+        schema={
+            "component": pl.String,
+            "metric": pl.String,
+            "risk_score": pl.Float64,
+            "prediction": pl.String,
+            "last_value": pl.Float64,
+            "threshold": pl.Float64,
+            "expected_crossing": pl.String,
+            "method": pl.String,
+            "cleaned_points": pl.Int64,
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/table_name": "analytics.failure_predictions",
+            "dagster/row_count": run.written,
+            "as_of": as_of.isoformat(),
+            "predictions": len(preds),
+            "at_risk": sum(1 for p in preds if p["probability"] >= 0.5),
+            "max_risk_score": float(max((p["probability"] for p in preds), default=0.0)),
+            "findings": _table(table),
+            "plot": _plot(plots.forecast_plot(run.series, preds)),
+        }
+    )
+
+
+@dg.asset(
+    key=OPTIMIZATIONS,
+    deps=[RECOMMENDATIONS, PREDICTIONS],
+    group_name=GROUP,
+    kinds={"postgres"},
+    owners=OWNERS,
+    description="The seed's optimize_system: the open performance recommendations (indexes, query "
+    "optimization, maintenance, scaling) plus predictive scaling for resources forecast to run out.",
+)
+def optimizations(
+    config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource
+) -> dg.MaterializeResult:
+    with postgres.connect() as conn:
+        as_of = analysis_time(config, conn)
+        at = store.latest_analysis(conn, "predictions", as_of)
+        preds = store.read_predictions(conn, at) if at else []
+        report = pipeline.run_optimizations(conn, preds, aiops.settings())
+    table = pl.DataFrame(
+        [
+            {k: o[k] for k in ("priority", "type", "count", "description", "action", "impact")}
+            for o in report["optimizations"]
+        ],
+        schema={
+            "priority": pl.String,
+            "type": pl.String,
+            "count": pl.Int64,
+            "description": pl.String,
+            "action": pl.String,
+            "impact": pl.String,
+        },
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": as_of.isoformat(),
+            "totalOptimizations": report["totalOptimizations"],
+            "estimatedImpact": report["estimatedImpact"],
+            "predictions_from": at.isoformat() if at else "none",
+            "optimizations": _table(table),
+            "optimize_system": dg.MetadataValue.json(report),
+        }
+    )
+
+
+@dg.asset(
+    key=INSIGHTS,
+    deps=[ANOMALIES, TRENDS, PREDICTIONS, OPTIMIZATIONS, dg.AssetKey(["analytics", "health_score_hourly"])],
+    group_name=GROUP,
+    kinds={"postgres", "openai", "slack"},
+    owners=OWNERS,
+    description="The seed's generate_insights for the last 24 h (summary, health, migrations, "
+    "recommendations) from the tables above, with an LLM narrative (aiAnalysis) when OPENAI_API_KEY is set; "
+    "posts the summary to Slack when SLACK_WEBHOOK_URL is set.",
+)
+def insights(
+    context: dg.AssetExecutionContext,
+    config: AiopsRunConfig,
+    postgres: PostgresResource,
+    aiops: AiopsResource,
+    llm: LLMResource,
+    slack: SlackResource,
+) -> dg.MaterializeResult:
+    settings = aiops.settings()
+    with postgres.connect() as conn:
+        as_of = analysis_time(config, conn)
+        start = as_of - settings.insights_hours * pipeline.HOUR
+        found = store.read_anomalies(conn, start, as_of)
+        trends_at = store.latest_analysis(conn, "trends", as_of)
+        trend_rows = (
+            store.read_trends(conn, trends_at) if trends_at else pl.DataFrame(schema=store.TREND_COLUMNS)
+        )
+        predictions_at = store.latest_analysis(conn, "predictions", as_of)
+        preds = store.read_predictions(conn, predictions_at) if predictions_at else []
+        report = pipeline.run_optimizations(conn, preds, settings)
+        run = pipeline.run_insights(
+            conn,
+            as_of,
+            settings,
+            llm.settings(),
+            anomalies=found,
+            trends=trend_rows,
+            predictions=preds,
+            optimizations=report,
+        )
+    if run.llm.status == "failed":
+        context.log.warning(f"LLM narrative skipped, deterministic insights kept: {run.llm.error}")
+    client = slack.client()
+    if client is None:
+        slack_meta: dict[str, object] = {"slack": "not configured (SLACK_WEBHOOK_URL unset)"}
+    else:
+        delivery = client.post(slack_message(run.insights))
+        slack_meta = {"slack": "delivered" if delivery.ok else "failed", "slack_attempts": delivery.attempts}
+        if delivery.error:
+            slack_meta["slack_error"] = delivery.error
+            context.log.warning(delivery.error)
+    ins = run.insights
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/table_name": "analytics.insights",
+            "as_of": as_of.isoformat(),
+            "health": ins["health"],
+            "summary": ins["summary"],
+            "anomalies": ins["anomalies"],
+            "at_risk": len(ins["atRisk"]),
+            "recommendations": dg.MetadataValue.md("\n".join(f"- {r}" for r in ins["recommendations"])),
+            **({"ai_analysis": dg.MetadataValue.md(ins["aiAnalysis"])} if ins.get("aiAnalysis") else {}),
+            "insights": dg.MetadataValue.json(ins),
+            **run.llm.metadata(),
+            **slack_meta,
+        }
+    )
