@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from autopilot_pipeline.aiops.detection import SCORE_SCHEMA
 from autopilot_pipeline.core.insights import json_safe
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
 from autopilot_pipeline.postgres.sources import AI_OPS_SOURCE
@@ -214,21 +215,7 @@ def release_facts(conn: psycopg.Connection, start: datetime, end: datetime) -> d
     return counts
 
 
-ANOMALY_COLUMNS: dict[str, pl.DataType] = {
-    "bucket_start": TS,
-    "component": pl.String(),
-    "metric": pl.String(),
-    "is_anomaly": pl.Boolean(),
-    "anomaly_score": pl.Float64(),
-    "confidence": pl.Float64(),
-    "severity": pl.String(),
-    "reason": pl.String(),
-    "expected_value": pl.Float64(),
-    "actual_value": pl.Float64(),
-    "robust_z": pl.Float64(),
-    "method": pl.String(),
-    "p_value": pl.Float64(),
-}
+ANOMALY_COLUMNS = SCORE_SCHEMA  # one row of analytics.anomalies per scored point
 
 
 def read_anomalies(
