@@ -100,7 +100,9 @@ def _load_demo_data(db: server.Database, args: argparse.Namespace) -> None:
         )
     console.print("  " + ", ".join(f"{table}: {n:,}" for table, n in summary.rows.items()))
     kinds = sorted({incident.kind for incident in summary.incidents})
-    console.print(f"  injected incidents (ground truth in demo.incidents): {len(summary.incidents)} — {', '.join(kinds)}")
+    console.print(
+        f"  injected incidents (ground truth in demo.incidents): {len(summary.incidents)} — {', '.join(kinds)}"
+    )
 
 
 def _fmt(value: float | None, pattern: str) -> str:
