@@ -13,6 +13,7 @@ from rich.table import Table
 from autopilot_pipeline import runner
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, reports, server, urls
+from autopilot_pipeline.postgres.aiops import read_insights
 
 console = Console()
 
@@ -115,6 +116,7 @@ def _print_summary(db: server.Database) -> None:
         releases = reports.release_summary(conn)
         alerts = reports.firing_alerts(conn)
         recommendations = reports.top_recommendations(conn)
+        insights = read_insights(conn)
     table = Table(title="Health by component (all materialized hours)")
     for column, justify in (
         ("component", "left"),
@@ -166,3 +168,9 @@ def _print_summary(db: server.Database) -> None:
             console.print(
                 f"  {priority:<6} {kind:<18} {description} (est. saving {_fmt(improvement, '{:.0f} %')})"
             )
+    if insights:
+        console.print(
+            f"\n[bold]AI-ops insights[/bold] (health: {insights.get('health', '–')}): {insights.get('summary', '')}"
+        )
+        for line in insights.get("recommendations", [])[:5]:
+            console.print(f"  • {line}")
