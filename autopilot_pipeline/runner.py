@@ -14,10 +14,9 @@ from pathlib import Path
 import dagster as dg
 
 from autopilot_pipeline import settings
+from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START
 from autopilot_pipeline.postgres.server import Database
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 # Failures are summarized by the caller in one line; the full logs stay in the Dagster instance (the UI).
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 

@@ -12,3 +12,7 @@ PARTITIONS_START = "2025-01-01"
 
 hourly = dg.HourlyPartitionsDefinition(start_date=f"{PARTITIONS_START}-00:00", end_offset=1)
 daily = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
+
+# Run tags that make one run cover a partition range (single-run backfills, the sensor, `autopilot demo`).
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"

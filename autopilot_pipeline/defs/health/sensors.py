@@ -9,12 +9,9 @@ from datetime import datetime, timedelta
 import dagster as dg
 
 from autopilot_pipeline.defs.health.jobs import health_hourly_job
-from autopilot_pipeline.defs.partitions import hourly
+from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START, hourly
 from autopilot_pipeline.postgres import changes
 from autopilot_pipeline.resources import PostgresResource
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 def contiguous_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
