@@ -21,12 +21,13 @@ HEALTH_KINDS = ("health_check", "error")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 LATE_AFTER = timedelta(hours=1)
 
+# Labels are Categorical: a 10 M-row window then takes 4 bytes a label instead of a 16-byte string view.
 HEALTH_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Int64(),
     "checked_at": pl.Datetime("us", "UTC"),
-    "source": pl.String(),
-    "kind": pl.String(),
-    "status": pl.String(),
+    "source": pl.Categorical(),
+    "kind": pl.Categorical(),
+    "status": pl.Categorical(),
     "response_time_ms": pl.Float64(),
     "inserted_at": pl.Datetime("us", "UTC"),
 }
@@ -34,19 +35,23 @@ HEALTH_SCHEMA: dict[str, pl.DataType] = {
 _DEDUP_KEY = ["source", "kind", "checked_at", "status", "response_time_ms"]
 
 
-def quarantine_reasons(duplicate: pl.Expr) -> pl.Expr:
-    """Why a row cannot be used, or null when it is valid (first reason wins, in QUARANTINE_REASONS order)."""
+def _rules(duplicate: pl.Expr) -> list[pl.Expr]:
+    """One boolean per quarantine reason, in ``QUARANTINE_REASONS`` order (null counts as false)."""
     rt = pl.col("response_time_ms")
-    is_check = pl.col("kind") == "health_check"
-    rules = [
+    return [
         pl.col("source").is_null() | (pl.col("source") == ""),
         pl.col("status").is_null() | ~pl.col("status").is_in(CHECK_STATUSES),
         rt < 0,
         rt.is_nan() | rt.is_infinite(),
-        is_check & rt.is_null() & pl.col("status").is_in(UP_STATUSES),
+        (pl.col("kind") == "health_check") & rt.is_null() & pl.col("status").is_in(UP_STATUSES),
         pl.col("checked_at") > pl.col("inserted_at") + FUTURE_TOLERANCE,
         duplicate,
     ]
+
+
+def quarantine_reasons(duplicate: pl.Expr) -> pl.Expr:
+    """Why a row cannot be used, or null when it is valid (first reason wins, in QUARANTINE_REASONS order)."""
+    rules = _rules(duplicate)
     chain = pl.when(rules[0]).then(pl.lit(QUARANTINE_REASONS[0], dtype=_REASON))
     for rule, reason in zip(rules[1:], QUARANTINE_REASONS[1:], strict=True):
         chain = chain.when(rule).then(pl.lit(reason, dtype=_REASON))
@@ -63,7 +68,8 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
     duplicates the row written first (lowest id) is kept.
 
     Built for 10 M-row windows: only rows whose ``checked_at`` repeats can be duplicates, so only those are
-    ordered and hashed, and the reason is a compact Enum column rather than a labelled copy of the frame.
+    ordered and hashed; one OR of the rules finds the bad rows and reasons are labelled on those alone; a
+    window with no bad row is handed on without a copy.
     """
     analysed = raw["kind"].is_in(HEALTH_KINDS)
     rows = raw if analysed.all() else raw.filter(analysed)
@@ -76,10 +82,15 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
         .sort("id")
     )
     duplicates = candidates.filter(pl.struct(_DEDUP_KEY).is_first_distinct().not_())["row"]
-    reason = rows.select(quarantine_reasons(index.is_in(duplicates.implode()))).to_series()
-    valid = reason.is_null()
-    clean = rows.filter(valid)
-    bad = rows.filter(~valid).with_columns(reason.filter(~valid).cast(pl.String).alias("reason")).sort("id")
+    duplicate = index.is_in(duplicates.implode())
+    is_bad = rows.lazy().select(pl.any_horizontal(_rules(duplicate)).fill_null(False)).collect().to_series()
+    clean = rows.lazy().filter(~is_bad).collect() if is_bad.any() else rows
+    bad = (
+        rows.with_columns(duplicate.alias("_duplicate"))[is_bad.arg_true()]
+        .with_columns(quarantine_reasons(pl.col("_duplicate")).cast(pl.String).alias("reason"))
+        .drop("_duplicate")
+        .sort("id")
+    )
     counts = {name: 0 for name in QUARANTINE_REASONS}
     counts.update(dict(bad.group_by("reason").len().iter_rows()))
     counts["late"] = clean.select(((pl.col("inserted_at") - pl.col("checked_at")) > LATE_AFTER).sum()).item()
@@ -97,23 +108,53 @@ QUARANTINE_REASONS = (
 )
 _REASON = pl.Enum(QUARANTINE_REASONS)
 
+_KEY = "_bucket_component"
+_COMPONENT_BITS = 32
 
-def _bucketed(frame: pl.DataFrame | pl.LazyFrame, every: str) -> pl.LazyFrame:
-    """Lazy, so filters and group-bys copy only the columns each aggregate needs (10 M-row windows)."""
-    return frame.lazy().with_columns(pl.col("checked_at").dt.truncate(every).alias("bucket_start"))
+
+def _every_us(every: str) -> int:
+    units = {"m": 60, "h": 3600, "d": 86400}
+    return int(every[:-1]) * units[every[-1]] * 1_000_000
+
+
+def _grouped(frame: pl.LazyFrame, every: str, *aggs: pl.Expr, contiguous: bool = False) -> pl.LazyFrame:
+    """Aggregate per (UTC bucket of ``every``, component), bucketing on integer epoch microseconds.
+
+    ``contiguous`` first sorts rows by one Int64 key packing the bucket number and the component's
+    categorical code, so each group is a contiguous slice: quantiles then read slices instead of gathering
+    scattered rows (a third less time and a fraction of the memory at 10 M rows).
+    """
+    width = _every_us(every)
+    bucket = pl.col("checked_at").dt.epoch("us") // width
+    if contiguous:
+        code = pl.col("source").cast(pl.Categorical).to_physical().cast(pl.Int64)  # no-op cast when read
+        grouped = (
+            frame.with_columns((bucket * 2**_COMPONENT_BITS + code).alias(_KEY))
+            .sort(_KEY)
+            .group_by(_KEY)
+            .agg(pl.col("source").first(), *aggs)
+            .with_columns((pl.col(_KEY) // 2**_COMPONENT_BITS).alias(_KEY))
+        )
+    else:
+        grouped = frame.group_by(bucket.alias(_KEY), "source").agg(*aggs)
+    return grouped.select(
+        pl.from_epoch(pl.col(_KEY) * width, time_unit="us").dt.replace_time_zone("UTC").alias("bucket_start"),
+        pl.col("source").cast(pl.String).alias("component"),
+        pl.exclude(_KEY, "source"),
+    ).sort("bucket_start", "component")
 
 
 def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
     """Checks, up checks and uptime % per (bucket, component)."""
-    checks = _bucketed(clean.lazy().filter(pl.col("kind") == "health_check"), every)
+    checks = clean.lazy().filter(pl.col("kind") == "health_check")
     return (
-        checks.group_by("bucket_start", pl.col("source").alias("component"))
-        .agg(
+        _grouped(
+            checks,
+            every,
             pl.len().cast(pl.Int64).alias("checks"),
             pl.col("status").is_in(UP_STATUSES).sum().cast(pl.Int64).alias("up_checks"),
         )
         .with_columns((100.0 * pl.col("up_checks") / pl.col("checks")).alias("uptime_pct"))
-        .sort("bucket_start", "component")
         .collect()
     )
 
@@ -131,17 +172,19 @@ def rollup_uptime(hourly: pl.DataFrame, every: str = "1d") -> pl.DataFrame:
 
 def error_rates(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
     """Events, errors, error ratio and errors per hour per (bucket, component)."""
-    bucket_hours = _every_hours(every)
+    bucket_hours = _every_us(every) / 3_600_000_000
     failed = (pl.col("kind") == "error") | pl.col("status").is_in(FAILED_STATUSES)
     return (
-        _bucketed(clean, every)
-        .group_by("bucket_start", pl.col("source").alias("component"))
-        .agg(pl.len().cast(pl.Int64).alias("events"), failed.sum().cast(pl.Int64).alias("errors"))
+        _grouped(
+            clean.lazy(),
+            every,
+            pl.len().cast(pl.Int64).alias("events"),
+            failed.sum().cast(pl.Int64).alias("errors"),
+        )
         .with_columns(
             (pl.col("errors") / pl.col("events")).alias("error_ratio"),
             (pl.col("errors") / bucket_hours).alias("errors_per_hour"),
         )
-        .sort("bucket_start", "component")
         .collect()
     )
 
@@ -153,25 +196,17 @@ def response_times(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
     """
     rt = pl.col("response_time_ms")
     measured = clean.lazy().filter((pl.col("kind") == "health_check") & rt.is_not_null())
-    return (
-        _bucketed(measured, every)
-        .group_by("bucket_start", pl.col("source").alias("component"))
-        .agg(
-            pl.len().cast(pl.Int64).alias("samples"),
-            rt.mean().alias("avg_ms"),
-            rt.quantile(0.50, "linear").alias("p50_ms"),
-            rt.quantile(0.95, "linear").alias("p95_ms"),
-            rt.quantile(0.99, "linear").alias("p99_ms"),
-            rt.max().alias("max_ms"),
-        )
-        .sort("bucket_start", "component")
-        .collect()
-    )
-
-
-def _every_hours(every: str) -> float:
-    units = {"m": 1 / 60, "h": 1.0, "d": 24.0}
-    return float(every[:-1]) * units[every[-1]]
+    return _grouped(
+        measured.select("checked_at", "source", "response_time_ms"),
+        every,
+        pl.len().cast(pl.Int64).alias("samples"),
+        rt.mean().alias("avg_ms"),
+        rt.quantile(0.50, "linear").alias("p50_ms"),
+        rt.quantile(0.95, "linear").alias("p95_ms"),
+        rt.quantile(0.99, "linear").alias("p99_ms"),
+        rt.max().alias("max_ms"),
+        contiguous=True,
+    ).collect()
 
 
 # Health score weights and ranges (see README "Health score").

@@ -1,8 +1,13 @@
 """Bulk movement between Postgres and polars: COPY in both directions, never row-by-row.
 
-Reads run ``COPY (SELECT ...) TO STDOUT`` in CSV and parse with polars' multi-threaded reader; writes
-serialize a frame to CSV and ``COPY ... FROM STDIN``. Timestamps cross the wire as epoch microseconds
-so nothing depends on the session's date style or time zone.
+- :func:`read_bulk` (window reads of the source tables, up to millions of rows): ADBC's PostgreSQL driver
+  runs ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` and hands Arrow batches to polars, on its own
+  connection to the same database. Binary COPY is cheaper for the server than CSV and needs no parse, so
+  this is faster than even streaming the CSV into nothing (docs/BENCHMARKS.md).
+- :func:`read_frame` (small reads that must see the caller's session: temp tables, open transactions):
+  ``COPY ... TO STDOUT`` in CSV on the caller's connection, parsed by polars. Timestamps cross the wire as
+  epoch microseconds so nothing depends on the session's date style or time zone.
+- Writes serialize a frame to CSV and ``COPY ... FROM STDIN``.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 _CHUNK = 1 << 20
 
@@ -60,6 +67,29 @@ def read_frame(
         *(pl.from_epoch(pl.col(c), time_unit="us").dt.replace_time_zone("UTC") for c in timestamp_columns),
         *(pl.col(c) == "t" for c in booleans),
     )
+
+
+def read_bulk(
+    conn: psycopg.Connection,
+    query: sql.Composable | str,
+    params: Sequence[Any] | Mapping[str, Any] | None,
+    schema: Mapping[str, pl.DataType],
+) -> pl.DataFrame:
+    """Run ``query`` through ADBC (binary COPY → Arrow) and return a frame with ``schema``.
+
+    ``conn`` names the database: the read opens its own connection with the same parameters, so it sees
+    committed data only. Parameters are bound client-side by psycopg (the driver streams with COPY only
+    for a query without bind parameters). Each Arrow batch is cast to ``schema`` as it arrives, so
+    ``Categorical`` columns never hold a whole window as strings.
+    """
+    statement = psycopg.ClientCursor(conn).mogrify(query, params)
+    conninfo = make_conninfo(**conn.info.get_parameters(), password=conn.info.password)
+    with adbc.connect(conninfo) as reader, reader.cursor() as cur:
+        cur.execute(statement)
+        parts = [pl.from_arrow(batch).cast(dict(schema)) for batch in cur.fetch_record_batch()]  # type: ignore[union-attr]
+    if not parts:
+        return pl.DataFrame(schema=schema)
+    return pl.concat(parts, rechunk=False).select(list(schema))
 
 
 def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,4 +1,4 @@
-"""Window reads of the monitored application's ``automation`` tables, in bulk (COPY → polars).
+"""Window reads of the monitored application's ``automation`` tables, in bulk (binary COPY → Arrow → polars).
 
 Each read selects one time window on an indexed timestamp, so its cost follows the window, not history.
 Findings written back by the AI-ops assets (``source = 'ai-ops'``) are not input and are left out.
@@ -15,41 +15,41 @@ from psycopg import sql
 from autopilot_pipeline.core.health import HEALTH_SCHEMA
 from autopilot_pipeline.core.metrics import SAMPLE_SCHEMA
 from autopilot_pipeline.core.releases import DEPLOYMENT_SCHEMA, MIGRATION_SCHEMA
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+from autopilot_pipeline.postgres.io import copy_frame, read_bulk
 
 AI_OPS_SOURCE = "ai-ops"
 
 
 def read_health_window(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
-    query = sql.SQL(
-        "SELECT id, {checked}, source, kind, status, response_time_ms, {inserted} "
-        "FROM automation.health_log WHERE checked_at >= %s AND checked_at < %s AND source <> %s"
-    ).format(checked=epoch_us("checked_at"), inserted=epoch_us("inserted_at"))
-    return read_frame(conn, query, (start, end, AI_OPS_SOURCE), HEALTH_SCHEMA, ("checked_at", "inserted_at"))
+    query = (
+        "SELECT id, checked_at, source, kind, status, response_time_ms, inserted_at FROM automation.health_log "
+        "WHERE checked_at >= %s AND checked_at < %s AND source <> %s"
+    )
+    return read_bulk(conn, query, (start, end, AI_OPS_SOURCE), HEALTH_SCHEMA)
 
 
 def read_samples_window(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
-    query = sql.SQL(
-        "SELECT id, {sampled}, source, metric_name, value, {inserted} "
-        "FROM automation.metric_samples WHERE sampled_at >= %s AND sampled_at < %s"
-    ).format(sampled=epoch_us("sampled_at"), inserted=epoch_us("inserted_at"))
-    return read_frame(conn, query, (start, end), SAMPLE_SCHEMA, ("sampled_at", "inserted_at"))
+    query = (
+        "SELECT id, sampled_at, source, metric_name, value, inserted_at FROM automation.metric_samples "
+        "WHERE sampled_at >= %s AND sampled_at < %s"
+    )
+    return read_bulk(conn, query, (start, end), SAMPLE_SCHEMA)
 
 
 def read_migrations_window(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
-    query = sql.SQL(
-        "SELECT id, {started}, duration_ms, status, rolled_back "
-        "FROM automation.migration_log WHERE started_at >= %s AND started_at < %s"
-    ).format(started=epoch_us("started_at"))
-    return read_frame(conn, query, (start, end), MIGRATION_SCHEMA, ("started_at",))
+    query = (
+        "SELECT id, started_at, duration_ms, status, rolled_back FROM automation.migration_log "
+        "WHERE started_at >= %s AND started_at < %s"
+    )
+    return read_bulk(conn, query, (start, end), MIGRATION_SCHEMA)
 
 
 def read_deployments_window(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
-    query = sql.SQL(
-        "SELECT id, {started}, duration_ms, status, rolled_back, source "
-        "FROM automation.deployment_log WHERE started_at >= %s AND started_at < %s"
-    ).format(started=epoch_us("started_at"))
-    return read_frame(conn, query, (start, end), DEPLOYMENT_SCHEMA, ("started_at",))
+    query = (
+        "SELECT id, started_at, duration_ms, status, rolled_back, source FROM automation.deployment_log "
+        "WHERE started_at >= %s AND started_at < %s"
+    )
+    return read_bulk(conn, query, (start, end), DEPLOYMENT_SCHEMA)
 
 
 def read_table_window(
@@ -57,15 +57,11 @@ def read_table_window(
 ) -> pl.DataFrame:
     """Rows of an ``analytics`` table whose ``bucket_start`` lies in ``[start, end)``."""
     schema_name, table_name = table.split(".", 1)
-    columns = [
-        epoch_us(name) if isinstance(dtype, pl.Datetime) else sql.Identifier(name)
-        for name, dtype in schema.items()
-    ]
     query = sql.SQL("SELECT {cols} FROM {table} WHERE bucket_start >= %s AND bucket_start < %s").format(
-        cols=sql.SQL(", ").join(columns), table=sql.Identifier(schema_name, table_name)
+        cols=sql.SQL(", ").join(sql.Identifier(name) for name in schema),
+        table=sql.Identifier(schema_name, table_name),
     )
-    timestamps = [name for name, dtype in schema.items() if isinstance(dtype, pl.Datetime)]
-    return read_frame(conn, query, (start, end), schema, timestamps)
+    return read_bulk(conn, query, (start, end), schema)
 
 
 def write_quarantine(
