@@ -10,16 +10,14 @@ as in the tests; ``--durable`` for fsync on):
    every ~50 s each at 10 M rows) and load them with ``io.copy_frame`` in chunks;
 2. ingest Postgres → polars: ``sources.read_health_window`` over the full range vs the raw ``COPY`` of the
    same SELECT streamed into nothing and by ``psql \\copy`` to /dev/null (the floor) vs ``pandas.read_sql``;
-   ADBC and connectorx (optional, not project dependencies) for comparison;
+   the previous reader (psycopg COPY CSV → ``pl.read_csv``) and connectorx (optional) for comparison;
 3. derive uptime, errors, percentiles and the health score: the polars core vs the same in pandas vs the
-   same in Postgres SQL; the three results are checked equal. A proposed patch to ``core/health.py``
-   (``validate_health_proposed``, ``tables_proposed``) runs beside the core and is checked equal too;
+   same in Postgres SQL, pandas fed both our Categorical labels and plain strings; results checked equal;
 4. one hourly partition run of the real ``health_hourly_job`` with 1 day vs 1 year of history in the table
    (time and the buffers of the window read, from ``EXPLAIN (ANALYZE, BUFFERS)``);
 5. peak RSS of the ingest + derive path in a fresh subprocess (VmHWM, cross-checked by /usr/bin/time).
 
-Optional engines: ``uv pip install adbc-driver-postgresql connectorx`` into the venv; without them those
-rows are skipped.
+Optional engine: ``uv pip install connectorx`` into the venv; without it that row is skipped.
 
 The synthetic data is generated here, not by ``core.demo``, so the row count and time span are exact and
 independent of the demo's incident model. Results are printed as a markdown table (docs/BENCHMARKS.md).
@@ -46,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import polars.selectors as cs
 import psycopg
 from psycopg import sql
 
@@ -184,12 +183,26 @@ def log(message: str) -> None:
 # ------------------------------------------------------------------------------------------ ingest
 
 
-def window_query() -> sql.Composed:
-    """Exactly the SELECT ``sources.read_health_window`` runs (epoch-microsecond timestamps)."""
+def window_query() -> str:
+    """Exactly the SELECT ``sources.read_health_window`` runs (bounds and the ai-ops exclusion as parameters)."""
+    return RAW_SELECT + " WHERE checked_at >= %s AND checked_at < %s AND source <> %s"
+
+
+def csv_window_query() -> sql.Composed:
+    """The previous reader's SELECT: timestamps as epoch microseconds for the CSV parse."""
     return sql.SQL(
         "SELECT id, {checked}, source, kind, status, response_time_ms, {inserted} "
         "FROM automation.health_log WHERE checked_at >= %s AND checked_at < %s AND source <> %s"
     ).format(checked=pgio.epoch_us("checked_at"), inserted=pgio.epoch_us("inserted_at"))
+
+
+def read_health_window_csv(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+    """The previous reader, for comparison: psycopg ``COPY ... TO STDOUT`` in CSV parsed by ``pl.read_csv``
+    (``io.read_frame``), labels as strings."""
+    schema = {**health.HEALTH_SCHEMA, **dict.fromkeys(("source", "kind", "status"), pl.String())}
+    return pgio.read_frame(
+        conn, csv_window_query(), (start, end, sources.AI_OPS_SOURCE), schema, ("checked_at", "inserted_at")
+    )
 
 
 def literal(conn: psycopg.Connection, query: sql.Composable | str, params: tuple) -> str:
@@ -216,24 +229,6 @@ def psql_to_devnull(psql: Path, url: str, query: str) -> None:
         check=True,
         stdin=subprocess.DEVNULL,
     )
-
-
-def adbc_query(conn: psycopg.Connection, start: datetime, end: datetime) -> str:
-    """The window SELECT for ADBC: plain timestamptz columns (binary COPY carries them exactly) and the
-    bounds inlined as quoted literals (with bind parameters the driver does not use COPY and is ~1.5× slower)."""
-    return literal(
-        conn,
-        RAW_SELECT + " WHERE checked_at >= %s AND checked_at < %s AND source <> %s",
-        (start, end, sources.AI_OPS_SOURCE),
-    )
-
-
-def read_health_window_adbc(adbc_conn: Any, query: str) -> pl.DataFrame:
-    """Proposed reader: ADBC's PostgreSQL driver runs ``COPY ... TO STDOUT (FORMAT binary)`` in C++ and hands
-    Arrow arrays to polars without a Python loop per row; timestamps arrive as ``Datetime(us, UTC)``."""
-    with adbc_conn.cursor() as cur:
-        cur.execute(query)
-        return pl.from_arrow(cur.fetch_arrow_table())  # type: ignore[return-value]
 
 
 def interleaved(
@@ -267,47 +262,34 @@ def bench_ingest(
     pandas_repeat: int,
 ) -> tuple[dict[str, Timing], pl.DataFrame]:
     params = (lo, hi, sources.AI_OPS_SOURCE)
-    ours_sql = literal(conn, window_query(), params)
-    raw_sql = adbc_query(conn, lo, hi)
+    raw_sql = literal(conn, window_query(), params)
     log("ingest: warm-up (table into the OS cache)")
     size = copy_to_nothing(conn, window_query(), params, "csv")
 
     cases: dict[str, tuple[str, Callable[[], Any]]] = {
         "floor": (
-            "raw COPY of the same SELECT (CSV) → discarded, psycopg",
+            "floor: raw COPY of the same SELECT (CSV) → discarded, psycopg",
             lambda: copy_to_nothing(conn, window_query(), params, "csv"),
         ),
         "floor_psql": (
-            "raw COPY of the same SELECT (CSV) → /dev/null, psql \\copy",
-            lambda: psql_to_devnull(psql, url, ours_sql),
+            "floor: raw COPY of the same SELECT (CSV) → /dev/null, psql \\copy",
+            lambda: psql_to_devnull(psql, url, raw_sql),
         ),
         "ours": (
-            "**ours**: sources.read_health_window (psycopg COPY CSV → polars)",
+            "**ours**: sources.read_health_window (ADBC binary COPY → Arrow → polars, labels Categorical)",
             lambda: sources.read_health_window(conn, lo, hi),
         ),
+        "csv": (
+            "previous reader: psycopg COPY CSV → pl.read_csv (io.read_frame), labels String",
+            lambda: read_health_window_csv(conn, lo, hi),
+        ),
     }
-    adbc_conn = None
-    try:
-        import adbc_driver_postgresql.dbapi as adbc
-
-        adbc_conn = adbc.connect(urls.libpq_url(url))
-        cases["adbc"] = (
-            "ADBC: binary COPY → Arrow → polars (adbc-driver-postgresql dbapi)",
-            lambda: read_health_window_adbc(adbc_conn, raw_sql),
-        )
-    except ImportError:
-        log("ingest: adbc-driver-postgresql not installed, skipped")
-    try:
-        results, kept = interleaved(cases, repeat, keep=("ours", "adbc"))
-    finally:
-        if adbc_conn is not None:
-            adbc_conn.close()
+    results, kept = interleaved(cases, repeat, keep=("ours", "csv"))
     results["floor"].extra["csv_mb"] = size / 1e6
     frame = kept["ours"]
-    if "adbc" in kept:
-        assert kept["adbc"].sort("id").equals(frame.sort("id")), "ADBC read differs from ours"
-        results["adbc"].extra["equal_to_ours"] = True
-        del kept["adbc"]
+    as_strings = frame.with_columns(pl.col("source", "kind", "status").cast(pl.String))
+    assert kept.pop("csv").sort("id").equals(as_strings.sort("id")), "the CSV reader differs from ours"
+    del as_strings
 
     try:
         import connectorx  # noqa: F401
@@ -373,29 +355,6 @@ def tables_core(clean: pl.DataFrame) -> pl.DataFrame:
         health.response_times(clean),
     )
     return joined_tables(up, errors, latency, health.health_score(up, errors, latency))
-
-
-# --- Proposed patch to core/health.py (same rules, same results, checked equal below) -----------------------
-# 1. validate: no sort of the whole frame by id (only the few duplicate candidates need id order; clean rows
-#    keep the read order, which no aggregate depends on); exact duplicates share their timestamp, so whole
-#    keys are compared only among rows whose checked_at repeats (a sort of one column instead of hashing
-#    10 M structs); the reason is an Enum (4 bytes a row, not a string) and only the reason column is
-#    added, not a labelled copy of the frame; no filter when every kind is analysed.
-# 2. tables: lazy queries, so a filter copies only the columns the aggregate needs; collected one by one.
-
-# The faster validation this benchmark proposed is now the core's ``validate_health``; the name stays so the
-# "proposed" rows keep measuring core validation + the lazy table variant below.
-validate_health_proposed = health.validate_health
-
-
-# Both halves of the proposal are now in the core (lazy table functions included); the names stay so the
-# report keeps its "proposed" rows, which now measure the same code as "ours" (a run-to-run noise gauge).
-tables_proposed = tables_core
-
-
-def derive_proposed(raw: pl.DataFrame) -> pl.DataFrame:
-    clean, _bad, _counts = validate_health_proposed(raw)
-    return tables_proposed(clean)
 
 
 def derive_pandas(df: Any) -> Any:
@@ -575,19 +534,12 @@ def bench_derive(
                 "**ours**: validate_health + uptime + error_rates + response_times + health_score",
                 lambda: derive_polars(raw),
             ),
-            "proposed": (
-                "ours with the proposed core/health.py patch (same results)",
-                lambda: derive_proposed(raw),
-            ),
         },
         repeat,
-        keep=("ours", "proposed"),
+        keep=("ours",),
     )
     ours = kept["ours"]
-    assert_same(ours, kept.pop("proposed"), "proposed patch")  # sums may differ in the last bit (row order)
     _, bad, counts = health.validate_health(raw)
-    _, bad_proposed, counts_proposed = validate_health_proposed(raw)
-    assert bad.equals(bad_proposed) and counts == counts_proposed, "the proposed patch changes quarantine"
     results["ours"].extra["quarantined"] = {k: v for k, v in counts.items() if v}
     log(f"derive: {ours.height} (hour, component) rows; quarantined {results['ours'].extra['quarantined']}")
 
@@ -605,19 +557,31 @@ def bench_derive(
     )
     log(f"derive: SQL aggregates only {results['sql_aggregates'].best:.2f} s")
 
-    try:
-        pdf = raw.to_pandas()
-    except ImportError:
-        log("derive: pandas not installed, skipped")
-        return results
-    results["pandas"], (in_pandas, pandas_counts) = timed(
-        f"pandas: same validation, groupby, quantile, score ({pandas_repeat} run)",
-        lambda: derive_pandas(pdf),
-        pandas_repeat,
-    )
-    results["pandas"].extra["checked_rows"] = assert_same(ours, pl.from_pandas(in_pandas), "pandas")
-    assert {k: v for k, v in pandas_counts.items() if v} == results["ours"].extra["quarantined"]
-    log(f"derive: pandas {results['pandas'].best:.2f} s (equal to ours)")
+    # pandas gets our frame as it is (Categorical labels, like ours: the fair comparison, and the faster
+    # pandas) and with string labels, as pandas.read_sql returns them.
+    for key, labels, frame in (
+        ("pandas", "Categorical labels, as ours", raw),
+        (
+            "pandas_str",
+            "string labels, as read_sql gives",
+            raw.with_columns(cs.categorical().cast(pl.String)),
+        ),
+    ):
+        try:
+            pdf = frame.to_pandas()
+        except ImportError:
+            log("derive: pandas not installed, skipped")
+            return results
+        results[key], (in_pandas, pandas_counts) = timed(
+            f"pandas: same validation, groupby, quantile, score; {labels} ({pandas_repeat} run)",
+            lambda pdf=pdf: derive_pandas(pdf),
+            pandas_repeat,
+        )
+        del pdf
+        in_pandas = pl.from_pandas(in_pandas).with_columns(pl.col("component").cast(pl.String))
+        results[key].extra["checked_rows"] = assert_same(ours, in_pandas, key)
+        assert {k: v for k, v in pandas_counts.items() if v} == results["ours"].extra["quarantined"]
+        log(f"derive: {key} {results[key].best:.2f} s (equal to ours)")
     return results
 
 
@@ -626,7 +590,7 @@ def bench_derive(
 
 def window_buffers(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, Any]:
     """Blocks touched by the partition's window read, from EXPLAIN (ANALYZE, BUFFERS)."""
-    explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ") + window_query()
+    explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ") + sql.SQL(window_query())
     with psycopg.ClientCursor(conn) as cur:
         plan = cur.execute(explain, (start, end, sources.AI_OPS_SOURCE)).fetchone()[0][0]
     top = plan["Plan"]
@@ -708,31 +672,19 @@ def _high_water_kb() -> int:
 
 def rss_child(mode: str, url: str, lo: str, hi: str) -> None:
     """Subprocess body: ingest + derive at full size, as the pipeline runs them (the ingest step hands on
-    only the clean frame); prints its peak RSS as JSON. ``mode``: ``core`` (the code as it is),
-    ``proposed`` (our COPY CSV read + the proposed core patch), ``proposed_adbc`` (ADBC read + the patch)."""
+    only the clean frame); prints its peak RSS as JSON. ``mode``: ``ours`` (the pipeline's reader) or
+    ``csv`` (the previous COPY CSV reader, for comparison); both derive with the core."""
     start, end = datetime.fromisoformat(lo), datetime.fromisoformat(hi)
     baseline = _high_water_kb()
-    if mode == "proposed_adbc":
-        import adbc_driver_postgresql.dbapi as adbc
-
-        with psycopg.connect(url, autocommit=True) as conn:
-            query = adbc_query(conn, start, end)
-        with adbc.connect(urls.libpq_url(url)) as adbc_conn:
-            raw = read_health_window_adbc(adbc_conn, query)
-    else:
-        with psycopg.connect(url, autocommit=True) as conn:
-            raw = sources.read_health_window(conn, start, end)
-    validate, tables = (
-        (health.validate_health, tables_core)
-        if mode == "core"
-        else (validate_health_proposed, tables_proposed)
-    )
+    read = sources.read_health_window if mode == "ours" else read_health_window_csv
+    with psycopg.connect(url, autocommit=True) as conn:
+        raw = read(conn, start, end)
     after_read = _high_water_kb()
     rows = raw.height
-    clean, bad, _counts = validate(raw)
+    clean, bad, _counts = health.validate_health(raw)
     del raw, bad
     after_validate = _high_water_kb()
-    derived = tables(clean)
+    derived = tables_core(clean)
     print(
         json.dumps(
             {
@@ -844,9 +796,7 @@ def report(r: dict[str, Any]) -> str:
             f"{floor / timing.best:.0%} | {timing.best / ing['ours'].best:.2f}× |"
         )
     lines.append("")
-    for key, name in (("ours", "ours"), ("adbc", "ADBC")):
-        if key not in ing:
-            continue
+    for key, name in (("ours", "ours"), ("csv", "previous CSV reader")):
         share = floor / ing[key].best
         lines.append(f"- {name}: {share:.0%} of the raw COPY floor (target ≥ 80 %): {verdict(share >= 0.8)}")
         if "pandas" in ing:
@@ -863,12 +813,12 @@ def report(r: dict[str, Any]) -> str:
     for timing in der.values():
         lines.append(f"| {timing.label} | {timing.best:.2f} | {timing.best / der['ours'].best:.1f}× |")
     lines.append("")
-    for key, name in (("ours", "ours"), ("proposed", "ours + proposed patch")):
-        vs_sql = der["sql"].best / der[key].best
-        lines.append(f"- {name} vs Postgres SQL: {vs_sql:.1f}× (target ≥ 3×): {verdict(vs_sql >= 3)}")
-        if "pandas" in der:
-            vs_pd = der["pandas"].best / der[key].best
-            lines.append(f"- {name} vs pandas: {vs_pd:.1f}× (target ≥ 10×): {verdict(vs_pd >= 10)}")
+    vs_sql = der["sql"].best / der["ours"].best
+    lines.append(f"- ours vs Postgres SQL: {vs_sql:.1f}× (target ≥ 3×): {verdict(vs_sql >= 3)}")
+    for key, labels in (("pandas", "Categorical labels"), ("pandas_str", "string labels")):
+        if key in der:
+            vs_pd = der[key].best / der["ours"].best
+            lines.append(f"- ours vs pandas ({labels}): {vs_pd:.1f}× (target ≥ 10×): {verdict(vs_pd >= 10)}")
     end_to_end = ing["ours"].best + der["ours"].best
     lines.append(
         f"- ours, ingest + derive: {end_to_end:.2f} s, vs the SQL run inside the database "
@@ -909,9 +859,8 @@ def report(r: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---|",
     ]
     names = {
-        "core": "ours (COPY CSV read, core as is)",
-        "proposed": "ours + proposed core patch",
-        "proposed_adbc": "ADBC read + proposed core patch",
+        "ours": "**ours**: ADBC read (Categorical labels) + core",
+        "csv": "previous COPY CSV read (String labels) + core",
     }
     for mode, m in mem.items():
         lines.append(
@@ -983,9 +932,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["derive"] = bench_derive(conn, raw, lo, hi, args.repeat, args.pandas_repeat)
         del raw
         with phase(results, "memory"):
-            results["memory"] = {
-                mode: bench_rss(year_url, lo, hi, mode) for mode in ("core", "proposed", "proposed_adbc")
-            }
+            results["memory"] = {mode: bench_rss(year_url, lo, hi, mode) for mode in ("ours", "csv")}
         results["hour"] = hour.strftime("%Y-%m-%d %H:00 UTC")
         for url in (day_url, year_url):  # the sql/ folder may have gained migrations while we ran
             migrate.migrate(url)
