@@ -69,6 +69,11 @@ def read_frame(
     )
 
 
+def same_database(conn: psycopg.Connection) -> str:
+    """libpq conninfo reaching ``conn``'s database as ``conn``'s user (password included, never logged)."""
+    return make_conninfo(**conn.info.get_parameters(), password=conn.info.password)
+
+
 def read_bulk(
     conn: psycopg.Connection,
     query: sql.Composable | str,
@@ -83,8 +88,7 @@ def read_bulk(
     ``Categorical`` columns never hold a whole window as strings.
     """
     statement = psycopg.ClientCursor(conn).mogrify(query, params)
-    conninfo = make_conninfo(**conn.info.get_parameters(), password=conn.info.password)
-    with adbc.connect(conninfo) as reader, reader.cursor() as cur:
+    with adbc.connect(same_database(conn)) as reader, reader.cursor() as cur:
         cur.execute(statement)
         parts = [pl.from_arrow(batch).cast(dict(schema)) for batch in cur.fetch_record_batch()]  # type: ignore[union-attr]
     if not parts:

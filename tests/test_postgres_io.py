@@ -1,0 +1,104 @@
+"""The bulk reader (ADBC) against the session reader (CSV COPY) on real Postgres: same frames, same types."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import psycopg
+import pytest
+from polars.testing import assert_frame_equal
+from psycopg import sql
+
+from autopilot_pipeline.core.health import HEALTH_SCHEMA
+from autopilot_pipeline.core.releases import DEPLOYMENT_SCHEMA
+from autopilot_pipeline.postgres import io, sources
+
+T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
+ROWS = [  # (checked_at, source, kind, status, response_time_ms): nulls, NaN, ±inf, quotes, microseconds
+    (T0 + timedelta(microseconds=1), "api", "health_check", "healthy", 12.5),
+    (T0 + timedelta(seconds=30), 'o\'brien "db"', "health_check", "down", None),
+    (T0 + timedelta(seconds=61), "api", "error", "error", float("nan")),
+    (T0 + timedelta(minutes=5), "api", "health_check", "degraded", float("inf")),
+    (T0 + timedelta(minutes=59, seconds=59, microseconds=999_999), "", "health_check", "unknwn", -1.0),
+    (T0 + timedelta(hours=1), "api", "health_check", "healthy", 3.0),  # next window
+]
+
+
+@pytest.fixture
+def filled(conn: psycopg.Connection) -> psycopg.Connection:
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO automation.health_log (checked_at, source, kind, status, response_time_ms) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            ROWS,
+        )
+        cur.execute(
+            "INSERT INTO automation.deployment_log (started_at, duration_ms, status, rolled_back, source, version) "
+            "VALUES (%s, 1200.5, 'success', false, 'api', 'v1'), (%s, NULL, 'failed', true, 'web', 'v2')",
+            (T0, T0 + timedelta(minutes=1)),
+        )
+    return conn
+
+
+def _csv_health(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+    query = sql.SQL(
+        "SELECT id, {c}, source, kind, status, response_time_ms, {i} FROM automation.health_log "
+        "WHERE checked_at >= %s AND checked_at < %s AND source <> %s"
+    ).format(c=io.epoch_us("checked_at"), i=io.epoch_us("inserted_at"))
+    return io.read_frame(conn, query, (start, end, "ai-ops"), HEALTH_SCHEMA, ("checked_at", "inserted_at"))
+
+
+def test_bulk_read_matches_the_session_reader(filled: psycopg.Connection) -> None:
+    end = T0 + timedelta(hours=1)
+    bulk = sources.read_health_window(filled, T0, end).sort("id")
+    assert bulk.schema == pl.Schema(HEALTH_SCHEMA)
+    assert bulk.height == 5
+    assert_frame_equal(bulk, _csv_health(filled, T0, end).sort("id"))
+    assert bulk["source"].cast(pl.String).to_list()[1] == 'o\'brien "db"'
+    rt = bulk["response_time_ms"]
+    assert rt.is_null().sum() == 1 and rt.is_nan().sum() == 1 and rt.is_infinite().sum() == 1
+    assert bulk["checked_at"].max() == T0 + timedelta(minutes=59, seconds=59, microseconds=999_999)
+
+
+def test_bulk_read_of_booleans_and_nulls(filled: psycopg.Connection) -> None:
+    frame = sources.read_deployments_window(filled, T0, T0 + timedelta(days=1)).sort("id")
+    assert frame.schema == pl.Schema(DEPLOYMENT_SCHEMA)
+    assert frame["rolled_back"].to_list() == [False, True]
+    assert frame["duration_ms"].to_list() == [1200.5, None]
+
+
+def test_empty_window_keeps_the_schema(filled: psycopg.Connection) -> None:
+    frame = sources.read_health_window(filled, T0 - timedelta(days=2), T0 - timedelta(days=1))
+    assert frame.height == 0 and frame.schema == pl.Schema(HEALTH_SCHEMA)
+
+
+def test_parameters_are_bound_as_literals(filled: psycopg.Connection) -> None:
+    hostile = "x' OR '1'='1"
+    frame = io.read_bulk(
+        filled,
+        "SELECT source FROM automation.health_log WHERE source = %s",
+        (hostile,),
+        {"source": pl.String()},
+    )
+    assert frame.height == 0
+    assert filled.execute("SELECT count(*) FROM automation.health_log").fetchone()[0] == len(ROWS)
+
+
+def test_bulk_reads_see_committed_rows_only(filled: psycopg.Connection, pg_url: str) -> None:
+    with psycopg.connect(pg_url) as writer:  # a transaction left open while the bulk read runs
+        writer.execute(
+            "INSERT INTO automation.health_log (checked_at, source, kind, status, response_time_ms) "
+            "VALUES (%s, 'api', 'health_check', 'healthy', 1)",
+            (T0 + timedelta(minutes=1),),
+        )
+        assert sources.read_health_window(writer, T0, T0 + timedelta(hours=1)).height == 5
+        writer.commit()
+        assert sources.read_health_window(writer, T0, T0 + timedelta(hours=1)).height == 6
+
+
+def test_same_database_carries_the_password(pg_url: str) -> None:
+    with psycopg.connect(pg_url, password="s3cret") as conn:
+        conninfo = io.same_database(conn)
+    assert "password=s3cret" in conninfo
+    assert "dbname=" in conninfo
