@@ -82,13 +82,19 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
         .sort("id")
     )
     duplicates = candidates.filter(pl.struct(_DEDUP_KEY).is_first_distinct().not_())["row"]
-    duplicate = index.is_in(duplicates.implode())
-    is_bad = rows.lazy().select(pl.any_horizontal(_rules(duplicate)).fill_null(False)).collect().to_series()
+    is_bad = (
+        rows.lazy()
+        .select(pl.any_horizontal(_rules(index.is_in(duplicates.implode()))).fill_null(False))
+        .collect()
+        .to_series()
+    )
     clean = rows.lazy().filter(~is_bad).collect() if is_bad.any() else rows
+    bad_rows = is_bad.arg_true()
     bad = (
-        rows.with_columns(duplicate.alias("_duplicate"))[is_bad.arg_true()]
-        .with_columns(quarantine_reasons(pl.col("_duplicate")).cast(pl.String).alias("reason"))
-        .drop("_duplicate")
+        rows[bad_rows]
+        .with_columns(
+            quarantine_reasons(pl.lit(bad_rows.is_in(duplicates.implode()))).cast(pl.String).alias("reason")
+        )
         .sort("id")
     )
     counts = {name: 0 for name in QUARANTINE_REASONS}
