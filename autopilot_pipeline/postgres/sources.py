@@ -15,7 +15,7 @@ from psycopg import sql
 from autopilot_pipeline.core.health import HEALTH_SCHEMA
 from autopilot_pipeline.core.metrics import SAMPLE_SCHEMA
 from autopilot_pipeline.core.releases import DEPLOYMENT_SCHEMA, MIGRATION_SCHEMA
-from autopilot_pipeline.postgres.io import copy_frame, read_bulk
+from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_bulk, read_frame
 
 AI_OPS_SOURCE = "ai-ops"
 
@@ -55,13 +55,21 @@ def read_deployments_window(conn: psycopg.Connection, start: datetime, end: date
 def read_table_window(
     conn: psycopg.Connection, table: str, schema: dict[str, pl.DataType], start: datetime, end: datetime
 ) -> pl.DataFrame:
-    """Rows of an ``analytics`` table whose ``bucket_start`` lies in ``[start, end)``."""
+    """Rows of an ``analytics`` table whose ``bucket_start`` lies in ``[start, end)``.
+
+    Derived tables hold one row per component and bucket, so this small read stays on the caller's
+    session (``read_frame``) rather than paying for a second connection.
+    """
     schema_name, table_name = table.split(".", 1)
+    columns = [
+        epoch_us(name) if isinstance(dtype, pl.Datetime) else sql.Identifier(name)
+        for name, dtype in schema.items()
+    ]
     query = sql.SQL("SELECT {cols} FROM {table} WHERE bucket_start >= %s AND bucket_start < %s").format(
-        cols=sql.SQL(", ").join(sql.Identifier(name) for name in schema),
-        table=sql.Identifier(schema_name, table_name),
+        cols=sql.SQL(", ").join(columns), table=sql.Identifier(schema_name, table_name)
     )
-    return read_bulk(conn, query, (start, end), schema)
+    timestamps = [name for name, dtype in schema.items() if isinstance(dtype, pl.Datetime)]
+    return read_frame(conn, query, (start, end), schema, timestamps)
 
 
 def write_quarantine(
