@@ -1,7 +1,10 @@
-"""The bulk reader (ADBC) against the session reader (CSV COPY) on real Postgres: same frames, same types."""
+"""The bulk reader (ADBC) against the session reader (CSV COPY) on PostgreSQL 18 and 15: same frames, same
+types."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -12,7 +15,9 @@ from psycopg import sql
 
 from autopilot_pipeline.core.health import HEALTH_SCHEMA
 from autopilot_pipeline.core.releases import DEPLOYMENT_SCHEMA
-from autopilot_pipeline.postgres import io, sources
+from autopilot_pipeline.postgres import io, migrate, sources
+
+from .conftest import _create_database, _drop_database
 
 T0 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 ROWS = [  # (checked_at, source, kind, status, response_time_ms): nulls, NaN, ±inf, quotes, microseconds
@@ -23,6 +28,18 @@ ROWS = [  # (checked_at, source, kind, status, response_time_ms): nulls, NaN, ±
     (T0 + timedelta(minutes=59, seconds=59, microseconds=999_999), "", "health_check", "unknwn", -1.0),
     (T0 + timedelta(hours=1), "api", "health_check", "healthy", 3.0),  # next window
 ]
+
+
+@pytest.fixture(params=["embedded-18", "debian-15"])
+def conn(request: pytest.FixtureRequest) -> Iterator[psycopg.Connection]:
+    """A migrated database on each server version (Supabase runs 15); shadows conftest's ``conn``."""
+    server_url = request.getfixturevalue("pg_server" if request.param == "embedded-18" else "pg15_server")
+    name = f"io_{uuid.uuid4().hex[:10]}"
+    url = _create_database(server_url, name)
+    migrate.migrate(url)
+    with psycopg.connect(url, autocommit=True) as connection:
+        yield connection
+    _drop_database(server_url, name)
 
 
 @pytest.fixture
@@ -85,8 +102,10 @@ def test_parameters_are_bound_as_literals(filled: psycopg.Connection) -> None:
     assert filled.execute("SELECT count(*) FROM automation.health_log").fetchone()[0] == len(ROWS)
 
 
-def test_bulk_reads_see_committed_rows_only(filled: psycopg.Connection, pg_url: str) -> None:
-    with psycopg.connect(pg_url) as writer:  # a transaction left open while the bulk read runs
+def test_bulk_reads_see_committed_rows_only(filled: psycopg.Connection) -> None:
+    with psycopg.connect(
+        filled.info.dsn, password=filled.info.password
+    ) as writer:  # a transaction left open while the bulk read runs
         writer.execute(
             "INSERT INTO automation.health_log (checked_at, source, kind, status, response_time_ms) "
             "VALUES (%s, 'api', 'health_check', 'healthy', 1)",
