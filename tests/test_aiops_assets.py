@@ -95,7 +95,7 @@ def test_tables_hold_the_analysis_of_as_of(aiops_db, db):
         "count(DISTINCT (component, metric)), min(scored_at), max(scored_at) FROM analytics.anomalies"
     ).fetchone()
     n, found, first, last, series, s1, s2 = scored
-    assert series == 21  # 3 components x (uptime, error ratio, p95, avg + 3 custom metrics)
+    assert series == 24  # 3 components x (uptime, degraded share, error ratio, p95, avg + 3 custom metrics)
     assert last == END - timedelta(hours=1) and first >= END - timedelta(days=7)
     assert s1 == s2 == END and 0 < found < n / 10
     assert _rows(db, "SELECT count(*) FROM analytics.anomalies WHERE is_anomaly AND confidence < 0.5") == [
@@ -109,7 +109,7 @@ def test_tables_hold_the_analysis_of_as_of(aiops_db, db):
         db,
         "SELECT window_hours, count(*) FROM analytics.trends WHERE analyzed_at = '2026-03-04 15:00+00' GROUP BY 1 ORDER BY 1",
     )
-    assert trends == [(24, 21), (168, 21)]
+    assert trends == [(24, 24), (168, 24)]
 
     preds = db.execute(
         "SELECT component, metric, probability, forecast FROM analytics.failure_predictions WHERE predicted_at = %s",
@@ -360,7 +360,7 @@ def _cli(capsys, monkeypatch, url: str, *args: str) -> tuple[int, str, str]:
     [
         ("detect_anomalies", lambda r: r and all(set(a) >= SEED_ANOMALY_KEYS and a["isAnomaly"] for a in r)),
         ("predict_failures", lambda r: len(r) == 18 and all(set(p) >= SEED_PREDICTION_KEYS for p in r)),
-        ("analyze_trends", lambda r: len(r) == 42 and all(set(t) >= SEED_TREND_KEYS for t in r)),
+        ("analyze_trends", lambda r: len(r) == 48 and all(set(t) >= SEED_TREND_KEYS for t in r)),
         ("generate_insights", lambda r: {"summary", "health", "migrations", "recommendations"} <= set(r)),
         ("optimize_system", lambda r: {"totalOptimizations", "optimizations", "estimatedImpact"} <= set(r)),
     ],

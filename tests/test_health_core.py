@@ -30,10 +30,11 @@ def test_validation_quarantines_each_bad_row_with_its_reason(validated):
 
 def test_uptime_hourly(validated):
     out = health.uptime(validated[0])
-    assert out.to_dicts() == [
-        {"bucket_start": H10, "component": "api", "checks": 4, "up_checks": 3, "uptime_pct": 75.0},
-        {"bucket_start": H10, "component": "web", "checks": 2, "up_checks": 2, "uptime_pct": 100.0},
-        {"bucket_start": H11, "component": "api", "checks": 2, "up_checks": 2, "uptime_pct": 100.0},
+    counts = ["checks", "up_checks", "uptime_pct", "degraded_checks", "degraded_ratio"]
+    assert out.to_dicts() == [  # id 3 is the one degraded check: up, and a quarter of api's 10:00 checks
+        {"bucket_start": H10, "component": "api", **dict(zip(counts, [4, 3, 75.0, 1, 0.25], strict=True))},
+        {"bucket_start": H10, "component": "web", **dict(zip(counts, [2, 2, 100.0, 0, 0.0], strict=True))},
+        {"bucket_start": H11, "component": "api", **dict(zip(counts, [2, 2, 100.0, 0, 0.0], strict=True))},
     ]
 
 
@@ -42,6 +43,19 @@ def test_uptime_daily_is_exact_rollup_not_mean_of_percentages(validated):
     api = daily.filter(pl.col("component") == "api").row(0, named=True)
     assert (api["checks"], api["up_checks"]) == (6, 5)
     assert api["uptime_pct"] == pytest.approx(500 / 6)  # not (75 + 100) / 2
+    assert (api["degraded_checks"], api["degraded_ratio"]) == (1, pytest.approx(1 / 6))
+
+
+def test_daily_degraded_count_is_unknown_when_an_hour_lacks_it(validated):
+    """Hours computed before the degraded columns existed hold NULL: the day's count is unknown, not 0."""
+    hourly = health.uptime(validated[0]).with_columns(
+        pl.when(pl.col("bucket_start") == H11)
+        .then(None)
+        .otherwise("degraded_checks")
+        .alias("degraded_checks")
+    )
+    api = health.rollup_uptime(hourly).filter(pl.col("component") == "api").row(0, named=True)
+    assert api["checks"] == 6 and api["degraded_checks"] is None and api["degraded_ratio"] is None
 
 
 def test_error_rates(validated):

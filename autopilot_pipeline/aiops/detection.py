@@ -35,7 +35,7 @@ __all__ = [
 
 DEFAULT_ALPHA = 1e-3
 #: metric -> how its expected value becomes the expected failure rate of one trial
-PROPORTIONS = {"error_ratio": "ratio", "uptime_pct": "percent_up"}
+PROPORTIONS = {"error_ratio": "ratio", "uptime_pct": "percent_up", "degraded_ratio": "ratio"}
 _NOT_ANOMALY_CAP = 0.4999  # a non-anomaly's confidence stays below the 0.5 decision point
 _READABLE_Z = 100.0
 
@@ -62,7 +62,8 @@ COUNTS_SCHEMA: dict[str, pl.DataType] = {
     "trials": pl.Int64(),
     "failures": pl.Int64(),
 }
-"""Per hour and proportion metric: error_ratio -> events and errors; uptime_pct -> checks and failed checks."""
+"""Per hour and proportion metric: error_ratio -> events and errors; uptime_pct -> checks and failed checks;
+degraded_ratio -> checks and degraded checks."""
 
 
 _RESOURCE_HINTS = ("usage", "utilization", "utilisation", "saturation", "connections")
@@ -155,6 +156,8 @@ def score_window(
     outcome = (
         pl.when(pl.col("metric") == "uptime_pct")
         .then(pl.lit("checks failed"))
+        .when(pl.col("metric") == "degraded_ratio")
+        .then(pl.lit("checks were degraded"))
         .otherwise(pl.lit("events were errors"))
     )
     quiet = pl.format(

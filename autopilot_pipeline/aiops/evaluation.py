@@ -68,6 +68,9 @@ def hourly_series_from_raw(health_log: pl.DataFrame, metric_samples: pl.DataFram
     key = ["component", "bucket_start"]
     parts = [
         uptime.select(*key, pl.lit("uptime_pct").alias("metric"), pl.col("uptime_pct").alias("value")),
+        uptime.select(
+            *key, pl.lit("degraded_ratio").alias("metric"), pl.col("degraded_ratio").alias("value")
+        ),
         errors.select(*key, pl.lit("error_ratio").alias("metric"), pl.col("error_ratio").alias("value")),
         latency.select(*key, pl.lit("p95_ms").alias("metric"), pl.col("p95_ms").alias("value")),
         latency.select(*key, pl.lit("avg_ms").alias("metric"), pl.col("avg_ms").alias("value")),
@@ -83,7 +86,8 @@ def hourly_series_from_raw(health_log: pl.DataFrame, metric_samples: pl.DataFram
 
 def counts_from_health(health_log: pl.DataFrame) -> pl.DataFrame:
     """The significance gate's counts (component, metric, bucket_start, trials, failures) from raw
-    ``health_log`` rows, as the error_rates_hourly and uptime_hourly tables hold them, in memory."""
+    ``health_log`` rows, as the error_rates_hourly and uptime_hourly tables hold them, in memory (the same
+    proportions as ``postgres.aiops.read_counts``)."""
     clean, _bad, _counts = health.validate_health(_with_ids(health_log).select(list(health.HEALTH_SCHEMA)))
     errors = health.error_rates(clean).select(
         "component",
@@ -92,14 +96,22 @@ def counts_from_health(health_log: pl.DataFrame) -> pl.DataFrame:
         pl.col("events").alias("trials"),
         pl.col("errors").alias("failures"),
     )
-    uptime = health.uptime(clean).select(
+    uptime_frame = health.uptime(clean)
+    uptime = uptime_frame.select(
         "component",
         pl.lit("uptime_pct").alias("metric"),
         "bucket_start",
         pl.col("checks").alias("trials"),
         (pl.col("checks") - pl.col("up_checks")).alias("failures"),
     )
-    return pl.concat([errors, uptime]).cast({"trials": pl.Int64, "failures": pl.Int64})
+    degraded = uptime_frame.select(
+        "component",
+        pl.lit("degraded_ratio").alias("metric"),
+        "bucket_start",
+        pl.col("checks").alias("trials"),
+        pl.col("degraded_checks").alias("failures"),
+    )
+    return pl.concat([errors, uptime, degraded]).cast({"trials": pl.Int64, "failures": pl.Int64})
 
 
 # ---------------------------------------------------------------------------------------------- detection

@@ -345,7 +345,7 @@ def score_batch(
     recall_until = -1
     slow = int(np.argmin(np.where(seasonal, alphas - 1.0, alphas))) if n_mod else 0
     c_rho = _clipped_square_mean(cfg.scale_k)
-    beta, hk, sk2 = cfg.scale_beta, cfg.huber_k, cfg.scale_k**2
+    beta, hk, sk = cfg.scale_beta, cfg.huber_k, cfg.scale_k
     shk = cfg.threshold if cfg.shift_k is None else cfg.shift_k
     run_needed = cfg.shift_run
     rows = np.arange(n_ser)
@@ -408,7 +408,9 @@ def score_batch(
         lim = hk * sig
         rc = np.minimum(np.maximum(r, -lim), lim)
         new_level = level + alpha_row * rc
-        new_sig2 = sig2 * ((1 - beta) + (beta / c_rho) * np.minimum(z * z, sk2))
+        new_sig2 = sig2 * (
+            (1 - beta) + (beta / c_rho) * np.minimum(np.abs(z), sk) ** 2
+        )  # no overflow at huge z
         if run_needed > 0:
             sgn = (z > shk).astype(np.float64) - (z < -shk)
             cont = sgn * run > 0
@@ -588,14 +590,22 @@ def score_series(
 
 # ------------------------------------------------------------------------------------ many series, seed shape
 
-_KIND_LABEL = {"latency": "Response time", "error_rate": "Error rate", "uptime": "Uptime"}
+_KIND_LABEL = {
+    "latency": "Response time",
+    "error_rate": "Error rate",
+    "uptime": "Uptime",
+    "degraded": "Degraded share",
+}
 
 
 def metric_kind(metric: str) -> str:
-    """Classify a metric name: latency, error_rate, error_count, uptime or custom (decides defaults)."""
+    """Classify a metric name: latency, error_rate, error_count, uptime, degraded (the share of degraded
+    checks) or custom (decides defaults)."""
     m = metric.lower()
     if "uptime" in m or "availability" in m:
         return "uptime"
+    if "degraded" in m:
+        return "degraded"
     if "error" in m or "fail" in m:
         return "error_rate" if ("ratio" in m or "rate" in m or "pct" in m) else "error_count"
     if "response" in m or "latency" in m or m.endswith("_ms") or m.startswith("p9") or "duration" in m:
@@ -608,6 +618,7 @@ _DEFAULT_DIRECTION: dict[str, Direction] = {
     "error_rate": "up",
     "error_count": "up",
     "uptime": "down",
+    "degraded": "up",
     "custom": "both",
 }
 

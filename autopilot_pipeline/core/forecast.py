@@ -90,7 +90,7 @@ def _bounds_for(metric: str) -> tuple[float, float]:
     kind = metric_kind(metric)
     if kind == "uptime" or metric.endswith("_pct"):
         return (0.0, 100.0)
-    if kind == "error_rate":
+    if kind in ("error_rate", "degraded"):
         return (0.0, 1.0)
     if kind in ("latency", "error_count"):
         return (0.0, math.inf)

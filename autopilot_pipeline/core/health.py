@@ -150,8 +150,18 @@ def _grouped(frame: pl.LazyFrame, every: str, *aggs: pl.Expr, contiguous: bool =
     ).sort("bucket_start", "component")
 
 
+def _shares() -> list[pl.Expr]:
+    return [
+        (100.0 * pl.col("up_checks") / pl.col("checks")).alias("uptime_pct"),
+        (pl.col("degraded_checks") / pl.col("checks")).alias("degraded_ratio"),
+    ]
+
+
 def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
-    """Checks, up checks and uptime % per (bucket, component)."""
+    """Checks, up checks, uptime %, and degraded checks and their share per (bucket, component).
+
+    A degraded check counts as up; its share is kept beside uptime as an early sign of trouble.
+    """
     checks = clean.lazy().filter(pl.col("kind") == "health_check")
     return (
         _grouped(
@@ -159,19 +169,44 @@ def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
             every,
             pl.len().cast(pl.Int64).alias("checks"),
             pl.col("status").is_in(UP_STATUSES).sum().cast(pl.Int64).alias("up_checks"),
+            (pl.col("status") == "degraded").sum().cast(pl.Int64).alias("degraded_checks"),
         )
-        .with_columns((100.0 * pl.col("up_checks") / pl.col("checks")).alias("uptime_pct"))
+        .with_columns(_shares())
+        .select(
+            "bucket_start",
+            "component",
+            "checks",
+            "up_checks",
+            "uptime_pct",
+            "degraded_checks",
+            "degraded_ratio",
+        )
         .collect()
     )
 
 
 def rollup_uptime(hourly: pl.DataFrame, every: str = "1d") -> pl.DataFrame:
-    """Exact coarser uptime from finer buckets (sums of counts, not a mean of percentages)."""
+    """Exact coarser uptime from finer buckets (sums of counts, not a mean of percentages). The degraded
+    count is unknown (null) for a bucket where any finer bucket lacks it."""
+    degraded = pl.col("degraded_checks")
     return (
         hourly.with_columns(pl.col("bucket_start").dt.truncate(every))
         .group_by("bucket_start", "component")
-        .agg(pl.col("checks").sum(), pl.col("up_checks").sum())
-        .with_columns((100.0 * pl.col("up_checks") / pl.col("checks")).alias("uptime_pct"))
+        .agg(
+            pl.col("checks").sum(),
+            pl.col("up_checks").sum(),
+            pl.when(degraded.null_count() == 0).then(degraded.sum()).alias("degraded_checks"),
+        )
+        .with_columns(_shares())
+        .select(
+            "bucket_start",
+            "component",
+            "checks",
+            "up_checks",
+            "uptime_pct",
+            "degraded_checks",
+            "degraded_ratio",
+        )
         .sort("bucket_start", "component")
     )
 

@@ -52,6 +52,7 @@ HOUR = timedelta(hours=1)
 #: ``analytics.metric_samples_hourly`` (``avg_value`` per ``metric_name``).
 BUILTIN_SERIES: dict[str, tuple[str, str]] = {
     "uptime_pct": ("analytics.uptime_hourly", "uptime_pct"),
+    "degraded_ratio": ("analytics.uptime_hourly", "degraded_ratio"),
     "error_ratio": ("analytics.error_rates_hourly", "error_ratio"),
     "p95_ms": ("analytics.response_times_hourly", "p95_ms"),
     "avg_ms": ("analytics.response_times_hourly", "avg_ms"),
@@ -84,8 +85,8 @@ _WINDOW = sql.SQL("bucket_start >= %(start)s AND bucket_start < %(end)s")
 
 
 def read_series(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
-    """Long hourly series ``component, metric, bucket_start, value`` of ``[start, end)``: uptime %, error
-    ratio, p95 and average response time, and the hourly average of every custom metric."""
+    """Long hourly series ``component, metric, bucket_start, value`` of ``[start, end)``: uptime %, degraded
+    share, error ratio, p95 and average response time, and the hourly average of every custom metric."""
     ts = epoch_us("bucket_start")
     parts = [
         sql.SQL(
@@ -118,12 +119,15 @@ def read_series(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.
 
 
 def read_counts(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
-    """The counts behind the two proportions (``aiops.detection.COUNTS_SCHEMA``): error_ratio -> events and
-    errors, uptime_pct -> checks and failed checks, per component and hour (for the significance gate)."""
+    """The counts behind the proportions (``aiops.detection.COUNTS_SCHEMA``): error_ratio -> events and
+    errors, uptime_pct -> checks and failed checks, degraded_ratio -> checks and degraded checks, per
+    component and hour (for the significance gate)."""
     query = sql.SQL(
         "SELECT component, 'error_ratio', {ts}, events, errors FROM analytics.error_rates_hourly WHERE {window} "
         "UNION ALL SELECT component, 'uptime_pct', {ts}, checks, checks - up_checks FROM analytics.uptime_hourly "
-        "WHERE {window}"
+        "WHERE {window} "
+        "UNION ALL SELECT component, 'degraded_ratio', {ts}, checks, degraded_checks FROM analytics.uptime_hourly "
+        "WHERE {window} AND degraded_checks IS NOT NULL"
     ).format(ts=epoch_us("bucket_start"), window=_WINDOW)
     schema = {
         "component": pl.String(),

@@ -57,7 +57,8 @@ HEALTH_CHECKS = dg.AssetIn(key=["ingest", "health_checks"])
 
 @_asset(
     "uptime_hourly",
-    "Uptime % per component and hour: up checks (healthy or degraded) / all checks.",
+    "Uptime % per component and hour: up checks (healthy or degraded) / all checks; the share of degraded "
+    "checks beside it.",
     partitions_def=hourly,
     ins={"checks": HEALTH_CHECKS},
 )
@@ -151,7 +152,7 @@ def health_score_hourly(context: dg.AssetExecutionContext, postgres: PostgresRes
 )
 def uptime_daily(context: dg.AssetExecutionContext, postgres: PostgresResource):
     window = context.partition_time_window
-    schema = {**_KEY, "checks": pl.Int64(), "up_checks": pl.Int64()}
+    schema = {**_KEY, "checks": pl.Int64(), "up_checks": pl.Int64(), "degraded_checks": pl.Int64()}
     with postgres.connect() as conn:
         hourly_rows = read_table_window(conn, "analytics.uptime_hourly", schema, window.start, window.end)
     frame = health.rollup_uptime(hourly_rows, "1d")
