@@ -32,7 +32,7 @@ END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 DATASETS = [(seed, days, 6) for seed in range(1, 13) for days in (7, 14)] + [(42, 7, 6)]
 VARIANTS = {
     "detector + seed 3x rule": {"alpha": math.inf, "directions": {}},
-    "+ binomial gate on error ratio and uptime": {"alpha": 1e-3, "directions": {}},
+    "+ binomial gate on the proportions": {"alpha": 1e-3, "directions": {}},
     "+ resources count upwards (default)": {"alpha": 1e-3, "directions": None},
 }
 
