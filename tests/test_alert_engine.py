@@ -446,10 +446,10 @@ def test_disabling_a_rule_resolves_its_alerts(conn):
 
 
 def _health_rows(conn: psycopg.Connection) -> None:
-    """api in the hour before 13:00: 8 checks (2 down), 1 error event; web: 2 healthy checks."""
+    """api in the hour before 13:00: 8 checks (2 down, 1 degraded), 1 error event; web: 2 healthy checks."""
     rows = []
     for i in range(8):
-        status = "down" if i in (2, 5) else "healthy"
+        status = "down" if i in (2, 5) else "degraded" if i == 7 else "healthy"
         rows.append(("api", "health_check", status, None if status == "down" else 100.0 * (i + 1), 5 + 7 * i))
     rows += [
         ("api", "error", "error", None, 30),
@@ -518,6 +518,8 @@ def test_builtin_metrics_from_the_database(conn):
     assert values == {
         ("uptime_percentage", "api"): 75.0,
         ("uptime_percentage", "web"): 100.0,
+        ("degraded_percentage", "api"): 12.5,  # 1 of 8 checks; degraded still counts as up above
+        ("degraded_percentage", "web"): 0.0,
         ("errors_per_hour", "api"): 3.0,
         ("errors_per_hour", "web"): 0.0,
         ("response_time_avg_ms", "api"): pytest.approx(sum(api_rt) / len(api_rt)),

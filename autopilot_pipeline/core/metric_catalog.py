@@ -9,6 +9,7 @@ later rows are not, so replaying history gives what a live evaluation would have
 Built-in metrics (docs/ALERTING_RULES.md, "Metric catalog"):
 
 - ``uptime_percentage``: 100 x up checks / checks over the last hour (up = healthy or degraded);
+- ``degraded_percentage``: 100 x degraded checks / checks over the last hour (answering, but struggling);
 - ``errors_per_hour``: errors (error events + failed checks) in the last hour, per component with events;
 - ``response_time_p95_ms`` / ``response_time_avg_ms``: over checks with a measured time in the last hour;
 - ``migration_failures``: failed migrations started in the last hour, component ``database`` (0 when none);
@@ -134,6 +135,11 @@ def _uptime(inputs: MetricInputs) -> pl.DataFrame:
     return _per_component(checks, 100.0 * up / pl.len())
 
 
+def _degraded(inputs: MetricInputs) -> pl.DataFrame:
+    checks = _health(inputs).filter(pl.col("kind") == "health_check")
+    return _per_component(checks, 100.0 * (pl.col("status") == "degraded").sum() / pl.len())
+
+
 def _errors_per_hour(inputs: MetricInputs) -> pl.DataFrame:
     failed = (pl.col("kind") == "error") | pl.col("status").is_in(health.FAILED_STATUSES)
     per_hour = HEALTH_WINDOW / timedelta(hours=1)
@@ -193,6 +199,14 @@ _DEFS = [
         "%",
         "100 x up checks / checks over the last hour",
         _uptime,
+    ),
+    MetricDef(
+        "degraded_percentage",
+        Source.HEALTH,
+        HEALTH_WINDOW,
+        "%",
+        "100 x degraded checks / checks over the last hour",
+        _degraded,
     ),
     MetricDef(
         "errors_per_hour",
