@@ -49,10 +49,14 @@ def test_hourly_tables_match_hand_computed_values(pipeline_env, conn):
     assert run_hours("2026-03-02-10:00", "2026-03-02-11:00").success
 
     uptime = conn.execute(
-        "SELECT bucket_start, component, checks, up_checks, uptime_pct FROM analytics.uptime_hourly "
-        "ORDER BY 1, 2"
+        "SELECT bucket_start, component, checks, up_checks, uptime_pct, degraded_checks, degraded_ratio "
+        "FROM analytics.uptime_hourly ORDER BY 1, 2"
     ).fetchall()
-    assert uptime == [(H10, "api", 4, 3, 75.0), (H10, "web", 2, 2, 100.0), (H11, "api", 2, 2, 100.0)]
+    assert uptime == [
+        (H10, "api", 4, 3, 75.0, 1, 0.25),
+        (H10, "web", 2, 2, 100.0, 0, 0.0),
+        (H11, "api", 2, 2, 100.0, 0, 0.0),
+    ]
     p95 = conn.execute(
         "SELECT component, p95_ms FROM analytics.response_times_hourly WHERE bucket_start = %s ORDER BY 1",
         (H10,),

@@ -71,6 +71,7 @@ def uptime_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource,
         frame,
         min_uptime_pct=_stat(frame, pl.col("uptime_pct").min()),
         mean_uptime_pct=_stat(frame, (100.0 * pl.col("up_checks").sum() / pl.col("checks").sum())),
+        max_degraded_pct=_stat(frame, 100.0 * pl.col("degraded_ratio").max()),
     )
 
 
