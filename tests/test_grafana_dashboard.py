@@ -25,6 +25,7 @@ needs_promtool = pytest.mark.skipif(
 )
 METRICS = [
     "autopilot_uptime_percentage",
+    "autopilot_degraded_percentage",
     "autopilot_health_checks_total",
     "autopilot_errors_total",
     "autopilot_response_time_ms",
@@ -46,6 +47,7 @@ COMPONENT_METRICS = {
     if m
     in {
         "autopilot_uptime_percentage",
+        "autopilot_degraded_percentage",
         "autopilot_health_checks_total",
         "autopilot_errors_total",
         "autopilot_response_time_ms",
@@ -164,6 +166,7 @@ def _synthetic_series() -> list[dict[str, str]]:
         lab = f'job="autopilot", component="{comp}"'
         series += [
             {"series": f"autopilot_uptime_percentage{{{lab}}}", "values": "99.5x90"},
+            {"series": f"autopilot_degraded_percentage{{{lab}}}", "values": "2.5x90"},
             {"series": f"autopilot_health_checks_total{{{lab}}}", "values": "0+60x90"},
             {"series": f"autopilot_errors_total{{{lab}}}", "values": "0+2x90"},
             {"series": f"autopilot_health_score{{{lab}}}", "values": "87x90"},

@@ -147,9 +147,17 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
     yield _timeseries(
         "Uptime by component", [_query(f"autopilot_uptime_percentage{{{C}}}", "{{component}}")], "percent"
     ).max(100)
+    yield _timeseries(
+        "Degraded checks by component (counted as up)",
+        [_query(f"autopilot_degraded_percentage{{{C}}}", "{{component}}")],
+        "percent",
+    ).min(0)
     yield (
         _timeseries(
-            "Health score by component", [_query(f"autopilot_health_score{{{C}}}", "{{component}}")], "none"
+            "Health score by component",
+            [_query(f"autopilot_health_score{{{C}}}", "{{component}}")],
+            "none",
+            width=24,
         )
         .min(0)
         .max(100)

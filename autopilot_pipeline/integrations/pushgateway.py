@@ -53,6 +53,7 @@ SEED_METRICS = (
     "autopilot_health_score",
 )
 EXTRA_METRICS = (
+    "autopilot_degraded_percentage",
     "autopilot_alerts_firing",
     "autopilot_last_success_timestamp_seconds",
     "autopilot_anomalies_total",
@@ -81,6 +82,7 @@ class MetricsSnapshot:
     alerts_firing: Mapping[str, int]
     anomalies_total: pl.DataFrame | None = None
     failure_probability: pl.DataFrame | None = None
+    degraded: pl.DataFrame | None = None
 
 
 def _labelled(
@@ -107,6 +109,15 @@ class _SnapshotCollector(Collector):
                 labels=c,
             ),
             s.uptime,
+            c,
+        )
+        yield _labelled(
+            GaugeMetricFamily(
+                "autopilot_degraded_percentage",
+                "Share of degraded checks in the component's latest hour (%; degraded counts as up)",
+                labels=c,
+            ),
+            s.degraded,
             c,
         )
         yield _labelled(

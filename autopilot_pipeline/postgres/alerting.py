@@ -418,7 +418,7 @@ def read_metrics_snapshot(conn: psycopg.Connection, as_of: datetime) -> MetricsS
     are all-time sums of the analytics tables for those components; release rates and the migration
     duration cover the last 24 hours of the release logs.
     """
-    uptime = _latest_per_component(conn, "analytics.uptime_hourly", ["uptime_pct"], as_of)
+    uptime = _latest_per_component(conn, "analytics.uptime_hourly", ["uptime_pct", "degraded_ratio"], as_of)
     score = _latest_per_component(conn, "analytics.health_score_hourly", ["health_score"], as_of)
     rt = _latest_per_component(conn, "analytics.response_times_hourly", ["avg_ms", "p95_ms", "p99_ms"], as_of)
     components = sorted(set(uptime["component"]) | set(score["component"]) | set(rt["component"]))
@@ -457,7 +457,8 @@ def read_metrics_snapshot(conn: psycopg.Connection, as_of: datetime) -> MetricsS
         )
     return MetricsSnapshot(
         as_of=as_of,
-        uptime=uptime.rename({"uptime_pct": "value"}),
+        uptime=uptime.select("component", pl.col("uptime_pct").alias("value")),
+        degraded=uptime.select("component", (100.0 * pl.col("degraded_ratio")).alias("value")).drop_nulls(),
         health_score=score.rename({"health_score": "value"}),
         response_times=rt.unpivot(index="component", variable_name="stat", value_name="value")
         .with_columns(pl.col("stat").str.replace("_ms", ""))
