@@ -89,29 +89,26 @@ def counts_from_health(health_log: pl.DataFrame) -> pl.DataFrame:
     ``health_log`` rows, as the error_rates_hourly and uptime_hourly tables hold them, in memory (the same
     proportions as ``postgres.aiops.read_counts``)."""
     clean, _bad, _counts = health.validate_health(_with_ids(health_log).select(list(health.HEALTH_SCHEMA)))
-    errors = health.error_rates(clean).select(
-        "component",
-        pl.lit("error_ratio").alias("metric"),
-        "bucket_start",
-        pl.col("events").alias("trials"),
-        pl.col("errors").alias("failures"),
+    errors = health.error_rates(clean)
+    uptime = health.uptime(clean)
+    return pl.concat(
+        [
+            _proportion(errors, "error_ratio", pl.col("events"), pl.col("errors")),
+            _proportion(uptime, "uptime_pct", pl.col("checks"), pl.col("checks") - pl.col("up_checks")),
+            _proportion(uptime, "degraded_ratio", pl.col("checks"), pl.col("degraded_checks")),
+        ]
     )
-    uptime_frame = health.uptime(clean)
-    uptime = uptime_frame.select(
+
+
+def _proportion(table: pl.DataFrame, metric: str, trials: pl.Expr, failures: pl.Expr) -> pl.DataFrame:
+    """One proportion's rows of the gate's counts (:data:`aiops.detection.COUNTS_SCHEMA`)."""
+    return table.select(
         "component",
-        pl.lit("uptime_pct").alias("metric"),
+        pl.lit(metric).alias("metric"),
         "bucket_start",
-        pl.col("checks").alias("trials"),
-        (pl.col("checks") - pl.col("up_checks")).alias("failures"),
+        trials.cast(pl.Int64).alias("trials"),
+        failures.cast(pl.Int64).alias("failures"),
     )
-    degraded = uptime_frame.select(
-        "component",
-        pl.lit("degraded_ratio").alias("metric"),
-        "bucket_start",
-        pl.col("checks").alias("trials"),
-        pl.col("degraded_checks").alias("failures"),
-    )
-    return pl.concat([errors, uptime, degraded]).cast({"trials": pl.Int64, "failures": pl.Int64})
 
 
 # ---------------------------------------------------------------------------------------------- detection

@@ -10,6 +10,7 @@ Conventions (documented in README "Health tables"):
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TypeVar
 
 import polars as pl
 
@@ -115,6 +116,7 @@ QUARANTINE_REASONS = (
 _REASON = pl.Enum(QUARANTINE_REASONS)
 
 _KEY = "_bucket_component"
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 _COMPONENT_BITS = 32
 
 
@@ -150,11 +152,14 @@ def _grouped(frame: pl.LazyFrame, every: str, *aggs: pl.Expr, contiguous: bool =
     ).sort("bucket_start", "component")
 
 
-def _shares() -> list[pl.Expr]:
-    return [
+def _with_shares(counts: _Frame) -> _Frame:
+    """Uptime % and degraded share from the counts, in the uptime tables' column order."""
+    return counts.with_columns(
         (100.0 * pl.col("up_checks") / pl.col("checks")).alias("uptime_pct"),
         (pl.col("degraded_checks") / pl.col("checks")).alias("degraded_ratio"),
-    ]
+    ).select(
+        "bucket_start", "component", "checks", "up_checks", "uptime_pct", "degraded_checks", "degraded_ratio"
+    )
 
 
 def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
@@ -163,33 +168,21 @@ def uptime(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
     A degraded check counts as up; its share is kept beside uptime as an early sign of trouble.
     """
     checks = clean.lazy().filter(pl.col("kind") == "health_check")
-    return (
-        _grouped(
-            checks,
-            every,
-            pl.len().cast(pl.Int64).alias("checks"),
-            pl.col("status").is_in(UP_STATUSES).sum().cast(pl.Int64).alias("up_checks"),
-            (pl.col("status") == "degraded").sum().cast(pl.Int64).alias("degraded_checks"),
-        )
-        .with_columns(_shares())
-        .select(
-            "bucket_start",
-            "component",
-            "checks",
-            "up_checks",
-            "uptime_pct",
-            "degraded_checks",
-            "degraded_ratio",
-        )
-        .collect()
+    counts = _grouped(
+        checks,
+        every,
+        pl.len().cast(pl.Int64).alias("checks"),
+        pl.col("status").is_in(UP_STATUSES).sum().cast(pl.Int64).alias("up_checks"),
+        (pl.col("status") == "degraded").sum().cast(pl.Int64).alias("degraded_checks"),
     )
+    return _with_shares(counts).collect()
 
 
 def rollup_uptime(hourly: pl.DataFrame, every: str = "1d") -> pl.DataFrame:
     """Exact coarser uptime from finer buckets (sums of counts, not a mean of percentages). The degraded
     count is unknown (null) for a bucket where any finer bucket lacks it."""
     degraded = pl.col("degraded_checks")
-    return (
+    counts = (
         hourly.with_columns(pl.col("bucket_start").dt.truncate(every))
         .group_by("bucket_start", "component")
         .agg(
@@ -197,18 +190,8 @@ def rollup_uptime(hourly: pl.DataFrame, every: str = "1d") -> pl.DataFrame:
             pl.col("up_checks").sum(),
             pl.when(degraded.null_count() == 0).then(degraded.sum()).alias("degraded_checks"),
         )
-        .with_columns(_shares())
-        .select(
-            "bucket_start",
-            "component",
-            "checks",
-            "up_checks",
-            "uptime_pct",
-            "degraded_checks",
-            "degraded_ratio",
-        )
-        .sort("bucket_start", "component")
     )
+    return _with_shares(counts).sort("bucket_start", "component")
 
 
 def error_rates(clean: pl.DataFrame, every: str = "1h") -> pl.DataFrame:
