@@ -24,7 +24,11 @@ from dataclasses import dataclass, replace  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from autopilot_pipeline.core import anomaly, forecast, trends  # noqa: E402
+from autopilot_pipeline.aiops import (
+    anomaly,  # noqa: E402
+    forecast,  # noqa: E402
+    trends,  # noqa: E402
+)
 
 # ------------------------------------------------------------------------------------ labelled corpus
 

@@ -28,10 +28,10 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.alerting import evaluate_alert_rules
-from autopilot_pipeline.core import metric_catalog as catalog
-from autopilot_pipeline.core.alerting import evaluate_batch
-from autopilot_pipeline.postgres import alerting as store
+from autopilot_pipeline.alerting import metric_catalog as catalog
+from autopilot_pipeline.alerting import store
+from autopilot_pipeline.alerting.engine import evaluate_alert_rules
+from autopilot_pipeline.alerting.state_machine import evaluate_batch
 from autopilot_pipeline.postgres import migrate, urls
 from autopilot_pipeline.postgres.io import copy_frame
 

@@ -48,9 +48,10 @@ import polars.selectors as cs
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.core import health
+from autopilot_pipeline.health import store as sources
+from autopilot_pipeline.health import tables as health
 from autopilot_pipeline.postgres import io as pgio
-from autopilot_pipeline.postgres import migrate, sources, urls
+from autopilot_pipeline.postgres import migrate, urls
 
 END = datetime(2026, 11, 1, tzinfo=UTC)  # fixed, so runs are comparable; inside the partitions' range
 TABLE = "automation.health_log"

@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.core import demo, profiling
-from autopilot_pipeline.postgres import demo_load, migrate, server, urls
-from autopilot_pipeline.postgres import profiling as prof
+from autopilot_pipeline.demo import generator as demo
+from autopilot_pipeline.demo import store as demo_load
+from autopilot_pipeline.postgres import migrate, server, urls
+from autopilot_pipeline.profiling import advice as profiling
+from autopilot_pipeline.profiling import store as prof
 
 
 def fingerprint(days: int) -> None:

@@ -24,11 +24,11 @@ import pytest
 
 from autopilot_pipeline import cli, runner
 from autopilot_pipeline.aiops import pipeline
-from autopilot_pipeline.core import metric_catalog as catalog
+from autopilot_pipeline.alerting import metric_catalog as catalog
+from autopilot_pipeline.alerting.store import read_metric_inputs, read_metrics_snapshot
 from autopilot_pipeline.defs.aiops.jobs import AIOPS_ASSETS, HOURLY_ASSETS, as_of_run_config
 from autopilot_pipeline.defs.aiops.sensors import hourly_request
-from autopilot_pipeline.postgres.alerting import read_metric_inputs, read_metrics_snapshot
-from autopilot_pipeline.postgres.demo_load import load_demo_data
+from autopilot_pipeline.demo.store import load_demo_data
 
 from .conftest import TEMPLATE, _create_database, _drop_database
 from .test_slack import SlackReceiver

@@ -20,7 +20,7 @@ import pytest
 from autopilot_pipeline.aiops import evaluation
 from autopilot_pipeline.aiops.detection import score_window
 from autopilot_pipeline.aiops.forecasting import clean_history, predict_at
-from autopilot_pipeline.core import demo
+from autopilot_pipeline.demo import generator as demo
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 

@@ -15,17 +15,13 @@ import psycopg
 import pytest
 
 from autopilot_pipeline import runner
-from autopilot_pipeline.alerting import (
-    evaluate_alert_rules,
-    fire_alert,
-    resolve_alert,
-    send_pending_notifications,
-)
+from autopilot_pipeline.alerting import metric_catalog as catalog
+from autopilot_pipeline.alerting import store
+from autopilot_pipeline.alerting.engine import evaluate_alert_rules, fire_alert, resolve_alert
+from autopilot_pipeline.alerting.notifications import send_pending_notifications
 from autopilot_pipeline.alerting.suppressions import Suppression, active, muting, problem
-from autopilot_pipeline.core import metric_catalog as catalog
 from autopilot_pipeline.defs.alerting.sensors import alert_notifications_sensor
 from autopilot_pipeline.integrations.slack import SlackResource, SlackWebhook
-from autopilot_pipeline.postgres import alerting as store
 from autopilot_pipeline.postgres.io import copy_frame
 from autopilot_pipeline.resources import PostgresResource
 

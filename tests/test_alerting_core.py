@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from autopilot_pipeline.core.alerting import (
+from autopilot_pipeline.alerting.state_machine import (
     STATE_SCHEMA,
     AlertState,
     Event,

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autopilot_pipeline.core.alerting import AlertState, Rule, timeline
+from autopilot_pipeline.alerting.state_machine import AlertState, Rule, timeline
 
 PROMTOOL = shutil.which("promtool")
 pytestmark = pytest.mark.skipif(

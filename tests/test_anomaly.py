@@ -11,9 +11,9 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.signal import lfilter
 
+from autopilot_pipeline.aiops import anomaly
+from autopilot_pipeline.aiops.anomaly import AnomalyConfig, detect_anomalies, score_batch, score_series
 from autopilot_pipeline.cli import main
-from autopilot_pipeline.core import anomaly
-from autopilot_pipeline.core.anomaly import AnomalyConfig, detect_anomalies, score_batch, score_series
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 

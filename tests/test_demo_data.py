@@ -9,9 +9,10 @@ import psycopg
 import pytest
 
 from autopilot_pipeline.cli import main
-from autopilot_pipeline.core import demo
+from autopilot_pipeline.demo import generator as demo
+from autopilot_pipeline.demo import store as demo_load
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import demo_load, io
+from autopilot_pipeline.postgres import io
 
 END = datetime(2025, 3, 3, 0, 0, tzinfo=UTC)  # a Monday 00:00 UTC
 SMALL_APP = 0.02  # keeps the demo app tables tiny in database tests

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from numpy.testing import assert_allclose
 
-from autopilot_pipeline.core.forecast import (
+from autopilot_pipeline.aiops.forecast import (
     backtest,
     failure_probability,
     forecast,

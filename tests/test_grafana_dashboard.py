@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from autopilot_pipeline.cli import main
-from autopilot_pipeline.grafana.dashboard import DEFAULT_PATH, build_dashboard, panel_queries, render
+from autopilot_pipeline.metrics.dashboard import DEFAULT_PATH, build_dashboard, panel_queries, render
 from autopilot_pipeline.settings import PROJECT_ROOT
 
 PROMTOOL = shutil.which("promtool")

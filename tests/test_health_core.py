@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from autopilot_pipeline.core import health
+from autopilot_pipeline.health import tables as health
 
 from .health_fixture import H10, H11, frame
 

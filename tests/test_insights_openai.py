@@ -22,9 +22,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from autopilot_pipeline.aiops.llm import LLMSettings, narrate
-from autopilot_pipeline.aiops.pipeline import AiopsSettings, run_insights
-from autopilot_pipeline.core.insights import (
+from autopilot_pipeline.aiops.insights import (
     GOOD_MESSAGE,
     add_predictive_scaling,
     build_facts,
@@ -32,7 +30,9 @@ from autopilot_pipeline.core.insights import (
     llm_messages,
     slack_message,
 )
-from autopilot_pipeline.postgres.aiops import TREND_COLUMNS
+from autopilot_pipeline.aiops.llm import LLMSettings, narrate
+from autopilot_pipeline.aiops.pipeline import AiopsSettings, run_insights
+from autopilot_pipeline.aiops.store import TREND_COLUMNS
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 START = END - timedelta(hours=24)

@@ -22,8 +22,9 @@ import pytest
 from prometheus_client.exposition import generate_latest
 
 from autopilot_pipeline import runner
+from autopilot_pipeline.alerting.store import read_metrics_snapshot
 from autopilot_pipeline.defs.metrics.assets import prometheus_push
-from autopilot_pipeline.grafana.dashboard import build_dashboard, panel_queries
+from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port
 from autopilot_pipeline.integrations.pushgateway import (
     EXTRA_METRICS,
@@ -34,8 +35,7 @@ from autopilot_pipeline.integrations.pushgateway import (
     build_registry,
     push,
 )
-from autopilot_pipeline.postgres.alerting import read_metrics_snapshot
-from autopilot_pipeline.postgres.demo_load import load_demo_data
+from autopilot_pipeline.metrics.dashboard import build_dashboard, panel_queries
 from autopilot_pipeline.resources import PostgresResource
 
 from .conftest import TEMPLATE, _create_database, _drop_database

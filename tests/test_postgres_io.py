@@ -13,9 +13,10 @@ import pytest
 from polars.testing import assert_frame_equal
 from psycopg import sql
 
-from autopilot_pipeline.core.health import HEALTH_SCHEMA
-from autopilot_pipeline.core.releases import DEPLOYMENT_SCHEMA
-from autopilot_pipeline.postgres import io, migrate, sources
+from autopilot_pipeline.health import store as sources
+from autopilot_pipeline.health.releases import DEPLOYMENT_SCHEMA
+from autopilot_pipeline.health.tables import HEALTH_SCHEMA
+from autopilot_pipeline.postgres import io, migrate
 
 from .conftest import _create_database, _drop_database
 

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from autopilot_pipeline.core import profiling as p
-from autopilot_pipeline.core.profiling import (
+from autopilot_pipeline.profiling import advice as p
+from autopilot_pipeline.profiling.advice import (
     BadQuery,
     DatabaseStats,
     ExistingIndex,

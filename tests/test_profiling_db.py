@@ -14,11 +14,11 @@ import pytest
 from psycopg import sql
 
 from autopilot_pipeline import cli
-from autopilot_pipeline.core.profiling import IndexCandidate, ProfilingSettings
 from autopilot_pipeline.defs.profiling import assets as A
 from autopilot_pipeline.defs.profiling.resources import AUTO_REMEDIATE_ENV, ProfilingResource
 from autopilot_pipeline.postgres import migrate, urls
-from autopilot_pipeline.postgres import profiling as prof
+from autopilot_pipeline.profiling import store as prof
+from autopilot_pipeline.profiling.advice import IndexCandidate, ProfilingSettings
 from autopilot_pipeline.resources import PostgresResource
 
 from . import profiling_workload as w

@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 
 from autopilot_pipeline.alerting.notifications import MAX_COMPONENTS_LISTED, build_messages
+from autopilot_pipeline.alerting.store import PENDING_SCHEMA
 from autopilot_pipeline.integrations.slack import SlackResource, SlackWebhook
-from autopilot_pipeline.postgres.alerting import PENDING_SCHEMA
 
 
 class SlackReceiver:

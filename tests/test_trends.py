@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose
 from scipy import stats
 from scipy.signal import lfilter
 
-from autopilot_pipeline.core.trends import analyze_trend, analyze_trends, mann_kendall, theil_sen
+from autopilot_pipeline.aiops.trends import analyze_trend, analyze_trends, mann_kendall, theil_sen
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 HOURS = [T0 + timedelta(hours=k) for k in range(168)]

@@ -25,7 +25,8 @@ import polars as pl
 
 from autopilot_pipeline.aiops.detection import score_window
 from autopilot_pipeline.aiops.forecasting import CLEAN_MIN_SCORE, predict_at
-from autopilot_pipeline.core import health, metrics
+from autopilot_pipeline.health import samples as metrics
+from autopilot_pipeline.health import tables as health
 
 __all__ = [
     "CalibrationReport",

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from autopilot_pipeline.core.insights import PROMPT_VERSION, llm_messages
-from autopilot_pipeline.postgres import aiops as store
+from autopilot_pipeline.aiops import store
+from autopilot_pipeline.aiops.insights import PROMPT_VERSION, llm_messages
 
 __all__ = ["DEFAULT_MODEL", "LLMOutcome", "LLMSettings", "input_hash", "narrate"]
 

@@ -14,13 +14,13 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from autopilot_pipeline.aiops import store
 from autopilot_pipeline.aiops.detection import DEFAULT_ALPHA, score_window
 from autopilot_pipeline.aiops.forecasting import predict_at
+from autopilot_pipeline.aiops.insights import add_predictive_scaling, build_facts, generate_insights
 from autopilot_pipeline.aiops.llm import LLMOutcome, LLMSettings, narrate
-from autopilot_pipeline.core.insights import add_predictive_scaling, build_facts, generate_insights
-from autopilot_pipeline.core.trends import analyze_trends
-from autopilot_pipeline.postgres import aiops as store
-from autopilot_pipeline.postgres.profiling import optimize_system
+from autopilot_pipeline.aiops.trends import analyze_trends
+from autopilot_pipeline.profiling.store import optimize_system
 
 __all__ = [
     "AiopsSettings",

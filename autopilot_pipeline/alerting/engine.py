@@ -30,10 +30,10 @@ from datetime import UTC, datetime
 import polars as pl
 import psycopg
 
+from autopilot_pipeline.alerting import metric_catalog as catalog
+from autopilot_pipeline.alerting import store
 from autopilot_pipeline.alerting import suppressions as supp
-from autopilot_pipeline.core import metric_catalog as catalog
-from autopilot_pipeline.core.alerting import AlertState, EventKind, NoDataPolicy, evaluate_batch
-from autopilot_pipeline.postgres import alerting as store
+from autopilot_pipeline.alerting.state_machine import AlertState, EventKind, NoDataPolicy, evaluate_batch
 
 __all__ = ["EvaluationResult", "evaluate_alert_rules", "fire_alert", "resolve_alert"]
 

@@ -21,9 +21,9 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from autopilot_pipeline.alerting import store
 from autopilot_pipeline.alerting import suppressions as supp
 from autopilot_pipeline.integrations.slack import SlackWebhook
-from autopilot_pipeline.postgres import alerting as store
 
 __all__ = [
     "DEFAULT_REPEAT",

@@ -59,7 +59,7 @@ def _print_frame(title: str, frame: object) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from autopilot_pipeline.alerting import evaluate_alert_rules
+    from autopilot_pipeline.alerting.engine import evaluate_alert_rules
     from autopilot_pipeline.postgres import migrate, server
 
     at = _time(args.at)
@@ -126,7 +126,7 @@ def _schema(spec: str) -> dict:
 
 
 def _notify(args: argparse.Namespace) -> int:
-    from autopilot_pipeline.alerting import send_pending_notifications
+    from autopilot_pipeline.alerting.notifications import send_pending_notifications
     from autopilot_pipeline.integrations.slack import SlackWebhook
     from autopilot_pipeline.postgres import server
 

@@ -198,8 +198,8 @@ def _print_optimizations(result: dict) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from autopilot_pipeline.aiops.insights import json_safe
     from autopilot_pipeline.aiops.pipeline import resolve_as_of
-    from autopilot_pipeline.core.insights import json_safe
 
     requested = _parse_as_of(args.as_of)
     db = server.resolve()

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from autopilot_pipeline.core.anomaly import AnomalyConfig, score_series
+from autopilot_pipeline.aiops.anomaly import AnomalyConfig, score_series
 from autopilot_pipeline.errors import AutopilotError
 
 _MISSING = {"", "nan", "na", "n/a", "null", "none"}

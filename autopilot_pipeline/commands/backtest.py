@@ -40,11 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _backtest(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from autopilot_pipeline.aiops import evaluation
+    from autopilot_pipeline.aiops import evaluation, store
+    from autopilot_pipeline.aiops.anomaly import AnomalyConfig
     from autopilot_pipeline.aiops.detection import score_window
-    from autopilot_pipeline.core.anomaly import AnomalyConfig
-    from autopilot_pipeline.core.insights import json_safe
-    from autopilot_pipeline.postgres import aiops as store
+    from autopilot_pipeline.aiops.insights import json_safe
 
     if args.margin_hours < 0:
         raise AutopilotError(f"--margin-hours must be >= 0, got {args.margin_hours:g}")

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from autopilot_pipeline import runner
+from autopilot_pipeline.aiops.store import read_insights
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, reports, server, urls
-from autopilot_pipeline.postgres.aiops import read_insights
 
 console = Console()
 
@@ -80,7 +80,7 @@ def _run(db: server.Database, args: argparse.Namespace) -> int:
 
 
 def _load_demo_data(db: server.Database, args: argparse.Namespace) -> None:
-    from autopilot_pipeline.postgres.demo_load import load_demo_data
+    from autopilot_pipeline.demo.store import load_demo_data
 
     with server.connect(db.url) as conn:
         has_data = conn.execute("SELECT EXISTS (SELECT 1 FROM automation.health_log)").fetchone()[0]

@@ -7,8 +7,9 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from autopilot_pipeline.demo import store as demo_load
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import demo_load, migrate, server, urls
+from autopilot_pipeline.postgres import migrate, server, urls
 
 
 def _positive_int(text: str) -> int:

@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from autopilot_pipeline.grafana.dashboard import DEFAULT_PATH, build_dashboard, export
+    from autopilot_pipeline.metrics.dashboard import DEFAULT_PATH, build_dashboard, export
 
     path: Path = args.output if args.output is not None else PROJECT_ROOT / DEFAULT_PATH
     if path.is_dir():

@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg
 
-from autopilot_pipeline.core.profiling import ProfilingSettings
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, server
-from autopilot_pipeline.postgres.profiling import optimize_system, remediate
+from autopilot_pipeline.profiling.advice import ProfilingSettings
+from autopilot_pipeline.profiling.store import optimize_system, remediate
 
 __all__ = ["optimize_system", "register"]
 

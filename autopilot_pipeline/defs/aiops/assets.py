@@ -12,13 +12,12 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from autopilot_pipeline.aiops import pipeline, plots
-from autopilot_pipeline.core.insights import slack_message
+from autopilot_pipeline.aiops import pipeline, plots, store
+from autopilot_pipeline.aiops.insights import slack_message
 from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.integrations.slack import SlackResource
-from autopilot_pipeline.postgres import aiops as store
 from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "aiops"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from autopilot_pipeline.alerting import EvaluationResult, evaluate_alert_rules
+from autopilot_pipeline.alerting.engine import EvaluationResult, evaluate_alert_rules
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.resources import PostgresResource
 

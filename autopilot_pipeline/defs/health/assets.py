@@ -7,11 +7,12 @@ transaction, so re-running a partition is idempotent and a failed write leaves t
 import dagster as dg
 import polars as pl
 
-from autopilot_pipeline.core import health, metrics
 from autopilot_pipeline.defs.meta import OWNERS, table_metadata
 from autopilot_pipeline.defs.partitions import daily, hourly
+from autopilot_pipeline.health import samples as metrics
+from autopilot_pipeline.health import tables as health
+from autopilot_pipeline.health.store import read_table_window
 from autopilot_pipeline.postgres.io import replace_window
-from autopilot_pipeline.postgres.sources import read_table_window
 from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "health"

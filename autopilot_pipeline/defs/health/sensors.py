@@ -10,7 +10,7 @@ import dagster as dg
 
 from autopilot_pipeline.defs.health.jobs import health_hourly_job
 from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START, hourly
-from autopilot_pipeline.postgres import changes
+from autopilot_pipeline.health import changes
 from autopilot_pipeline.resources import PostgresResource
 
 

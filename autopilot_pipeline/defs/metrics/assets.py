@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from prometheus_client.exposition import generate_latest
 
+from autopilot_pipeline.alerting.store import read_metrics_snapshot
 from autopilot_pipeline.defs.meta import OWNERS
 from autopilot_pipeline.integrations.pushgateway import (
     PushError,
@@ -18,7 +19,6 @@ from autopilot_pipeline.integrations.pushgateway import (
     build_registry,
     display_url,
 )
-from autopilot_pipeline.postgres.alerting import read_metrics_snapshot
 from autopilot_pipeline.resources import PostgresResource
 
 UPSTREAM = [

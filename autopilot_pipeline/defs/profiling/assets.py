@@ -1,17 +1,17 @@
 """Performance profiling: query and table statistics, the slow-query analysis, recommendations, remediation.
 
-Thin assets over :mod:`autopilot_pipeline.postgres.profiling` (the database edge) and
-:mod:`autopilot_pipeline.core.profiling` (the pure rules). Each writes its ``automation`` table and shows
+Thin assets over :mod:`autopilot_pipeline.profiling.store` (the database edge) and
+:mod:`autopilot_pipeline.profiling.advice` (the pure rules). Each writes its ``automation`` table and shows
 what matters in the UI: the slowest queries, the recommendations and the remediation audit as tables.
 """
 
 import dagster as dg
 import polars as pl
 
-from autopilot_pipeline.core.profiling import assemble_optimizations
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.profiling.resources import ProfilingResource
-from autopilot_pipeline.postgres import profiling as prof
+from autopilot_pipeline.profiling import store as prof
+from autopilot_pipeline.profiling.advice import assemble_optimizations
 from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "profiling"

@@ -3,10 +3,10 @@
 import dagster as dg
 import polars as pl
 
-from autopilot_pipeline.core.releases import release_stats
 from autopilot_pipeline.defs.health.assets import write_window
 from autopilot_pipeline.defs.meta import OWNERS
 from autopilot_pipeline.defs.partitions import daily
+from autopilot_pipeline.health.releases import release_stats
 from autopilot_pipeline.resources import PostgresResource
 
 

@@ -29,7 +29,9 @@ from enum import StrEnum
 
 import polars as pl
 
-from autopilot_pipeline.core import health, metrics, releases
+from autopilot_pipeline.health import releases
+from autopilot_pipeline.health import samples as metrics
+from autopilot_pipeline.health import tables as health
 
 __all__ = [
     "ANOMALY_SCHEMA",

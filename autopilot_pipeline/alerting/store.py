@@ -17,11 +17,11 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
+from autopilot_pipeline.alerting import metric_catalog as catalog
+from autopilot_pipeline.alerting.state_machine import STATE_SCHEMA
 from autopilot_pipeline.alerting.suppressions import Suppression
-from autopilot_pipeline.core import metric_catalog as catalog
-from autopilot_pipeline.core.alerting import STATE_SCHEMA
+from autopilot_pipeline.health import store as sources
 from autopilot_pipeline.integrations.pushgateway import MetricsSnapshot
-from autopilot_pipeline.postgres import sources
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
 
 TS = pl.Datetime("us", "UTC")

@@ -34,8 +34,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from autopilot_pipeline.core import profiling as core
-from autopilot_pipeline.core.profiling import (
+from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+from autopilot_pipeline.profiling import advice as core
+from autopilot_pipeline.profiling.advice import (
     ExistingIndex,
     IndexCandidate,
     IndexVerdict,
@@ -43,7 +44,6 @@ from autopilot_pipeline.core.profiling import (
     ProfilingSettings,
     Recommendation,
 )
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
 
 __all__ = [
     "BuildResult",

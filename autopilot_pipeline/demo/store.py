@@ -14,7 +14,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.core import demo
+from autopilot_pipeline.demo import generator as demo
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import io, migrate, server
 

@@ -12,9 +12,9 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.core.health import HEALTH_SCHEMA
-from autopilot_pipeline.core.metrics import SAMPLE_SCHEMA
-from autopilot_pipeline.core.releases import DEPLOYMENT_SCHEMA, MIGRATION_SCHEMA
+from autopilot_pipeline.health.releases import DEPLOYMENT_SCHEMA, MIGRATION_SCHEMA
+from autopilot_pipeline.health.samples import SAMPLE_SCHEMA
+from autopilot_pipeline.health.tables import HEALTH_SCHEMA
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_bulk, read_frame
 
 AI_OPS_SOURCE = "ai-ops"

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import psycopg
 
-from autopilot_pipeline.postgres.sources import AI_OPS_SOURCE
+from autopilot_pipeline.health.store import AI_OPS_SOURCE
 
 MAX_IDS_PER_TICK = 2_000_000  # bounds one sensor evaluation; the rest is picked up next tick
 

@@ -1,6 +1,6 @@
 """Performance profiling, pure: query fingerprints, index candidates, maintenance rules and the report.
 
-Nothing here touches a database. The edge (:mod:`autopilot_pipeline.postgres.profiling`) reads catalogs and
+Nothing here touches a database. The edge (:mod:`autopilot_pipeline.profiling.store`) reads catalogs and
 statistics, runs EXPLAIN (with HypoPG when present) and hands plain values to these functions.
 
 Why pglast: it is PostgreSQL's own parser (libpg_query) compiled as a C extension, so every statement the

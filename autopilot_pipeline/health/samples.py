@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from autopilot_pipeline.core.health import FUTURE_TOLERANCE
+from autopilot_pipeline.health.tables import FUTURE_TOLERANCE
 
 SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Int64(),
