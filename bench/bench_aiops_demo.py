@@ -26,7 +26,7 @@ import polars as pl  # noqa: E402
 from autopilot_pipeline.aiops import evaluation  # noqa: E402
 from autopilot_pipeline.aiops.anomaly import AnomalyConfig  # noqa: E402
 from autopilot_pipeline.aiops.detection import score_window  # noqa: E402
-from autopilot_pipeline.demo import generator as demo  # noqa: E402
+from autopilot_pipeline.demo.generator import DemoData, generate  # noqa: E402
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 DATASETS = [(seed, days, 6) for seed in range(1, 13) for days in (7, 14)] + [(42, 7, 6)]
@@ -37,8 +37,8 @@ VARIANTS = {
 }
 
 
-def _data(seed: int, days: int, components: int) -> tuple[demo.DemoData, pl.DataFrame, pl.DataFrame]:
-    data = demo.generate(days, components, seed, END, app_scale=0.01)
+def _data(seed: int, days: int, components: int) -> tuple[DemoData, pl.DataFrame, pl.DataFrame]:
+    data = generate(days, components, seed, END, app_scale=0.01)
     series = evaluation.hourly_series_from_raw(data.health_log, data.metric_samples)
     counts = evaluation.counts_from_health(data.health_log)
     return data, series, counts

@@ -19,22 +19,37 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.demo import generator as demo
 from autopilot_pipeline.demo import store as demo_load
+from autopilot_pipeline.demo.generator import generate
+from autopilot_pipeline.demo.queries import QUERY_SHAPES
 from autopilot_pipeline.postgres import migrate, server, urls
-from autopilot_pipeline.profiling import advice as profiling
-from autopilot_pipeline.profiling import store as prof
+from autopilot_pipeline.profiling.indexes import candidate_from_key
+from autopilot_pipeline.profiling.parsing import fingerprint_queries
+from autopilot_pipeline.profiling.settings import ProfilingSettings
+from autopilot_pipeline.profiling.statements import query_stats
+from autopilot_pipeline.profiling.store.catalog import explain_analyze_ms
+from autopilot_pipeline.profiling.store.recommendations import (
+    generate_recommendations,
+    read_open_recommendations,
+)
+from autopilot_pipeline.profiling.store.remediation import create_index_concurrently
+from autopilot_pipeline.profiling.store.slow_queries import analyze_slow_queries, write_slow_queries
+from autopilot_pipeline.profiling.store.statements import (
+    collect_query_stats,
+    latest_query_stats,
+    write_query_stats,
+)
 
 
 def fingerprint(days: int) -> None:
-    data = demo.generate(days=days, components=4, seed=42, end=datetime(2026, 3, 1, tzinfo=UTC))
+    data = generate(days=days, components=4, seed=42, end=datetime(2026, 3, 1, tzinfo=UTC))
     frame = data.query_performance
     distinct = frame["query"].n_unique()
     began = time.perf_counter()
-    out, bad, parsed = profiling.fingerprint_queries(frame)
+    out, bad, parsed = fingerprint_queries(frame)
     parse_s = time.perf_counter() - began
     began = time.perf_counter()
-    stats = profiling.query_stats(out, parsed)
+    stats = query_stats(out, parsed)
     stats_s = time.perf_counter() - began
     print(f"{frame.height:,} logged queries, {distinct:,} distinct texts -> {len(parsed)} fingerprints")
     print(f"fingerprint + column extraction: {parse_s:.2f} s ({distinct / parse_s:,.0f} distinct texts/s)")
@@ -62,24 +77,22 @@ def advice(url: str | None, days: int) -> None:
         progress=lambda _: None,
         app_scale=1.0,
     )
-    settings = profiling.ProfilingSettings(lookback_hours=24.0 * days)
+    settings = ProfilingSettings(lookback_hours=24.0 * days)
     with psycopg.connect(target, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
         began = time.perf_counter()
         with conn.transaction():
-            stats = prof.collect_query_stats(conn, settings, store_snapshot=True)
-            prof.write_query_stats(conn, stats)
-        analysis = prof.analyze_slow_queries(conn, prof.latest_query_stats(conn), settings)
-        prof.write_slow_queries(conn, analysis)
-        prof.generate_recommendations(conn, settings, analysis)
+            stats = collect_query_stats(conn, settings, store_snapshot=True)
+            write_query_stats(conn, stats)
+        analysis = analyze_slow_queries(conn, latest_query_stats(conn), settings)
+        write_slow_queries(conn, analysis)
+        generate_recommendations(conn, settings, analysis)
         elapsed = time.perf_counter() - began
-        recs = [
-            r for r in prof.read_open_recommendations(conn) if r["recommendation_type"] == "missing_index"
-        ]
+        recs = [r for r in read_open_recommendations(conn) if r["recommendation_type"] == "missing_index"]
         print(f"{stats.rows_read:,} logged queries analyzed in {elapsed:.2f} s; {analysis.message}")
         expected = {
             f"missing_index:demo.{v.split(' ')[0]}({v.split('(')[1].rstrip(')').replace(', ', ',')})"
-            for v in demo.QUERY_SHAPES.values()
+            for v in QUERY_SHAPES.values()
             if v
         }
         got = {r["recommendation_key"] for r in recs}
@@ -90,10 +103,10 @@ def advice(url: str | None, days: int) -> None:
         examples = {}
         for row in analysis.frame.filter(analysis.frame["index_key"].is_not_null()).iter_rows(named=True):
             examples.setdefault(row["index_key"], row["example_query"])
-        before = {k: prof.explain_analyze_ms(conn, q) for k, q in examples.items()}
+        before = {k: explain_analyze_ms(conn, q) for k, q in examples.items()}
         for r in recs:
-            cand = profiling.candidate_from_key(r["recommendation_key"])
-            built = prof.create_index_concurrently(conn, cand)
+            cand = candidate_from_key(r["recommendation_key"])
+            built = create_index_concurrently(conn, cand)
             print(
                 f"  built {built.index} in {built.duration_ms:.0f} ms"
                 if built.ok
@@ -101,7 +114,7 @@ def advice(url: str | None, days: int) -> None:
             )
         conn.execute("ANALYZE")
         for key, query in examples.items():
-            after = prof.explain_analyze_ms(conn, query)
+            after = explain_analyze_ms(conn, query)
             est = next((r["estimated_improvement_pct"] for r in recs if r["recommendation_key"] == key), None)
             print(
                 f"  {key}: {before[key]:.2f} ms -> {after:.3f} ms "

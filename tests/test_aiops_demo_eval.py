@@ -20,14 +20,15 @@ import pytest
 from autopilot_pipeline.aiops import evaluation
 from autopilot_pipeline.aiops.detection import score_window
 from autopilot_pipeline.aiops.forecasting import clean_history, predict_at
-from autopilot_pipeline.demo import generator as demo
+from autopilot_pipeline.demo.common import INCIDENT_KINDS
+from autopilot_pipeline.demo.generator import DemoData, generate
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def demo_week() -> tuple[demo.DemoData, pl.DataFrame, pl.DataFrame]:
-    data = demo.generate(7, 6, 42, END, app_scale=0.01)
+def demo_week() -> tuple[DemoData, pl.DataFrame, pl.DataFrame]:
+    data = generate(7, 6, 42, END, app_scale=0.01)
     series = evaluation.hourly_series_from_raw(data.health_log, data.metric_samples)
     scores = score_window(
         series, series["bucket_start"].min(), counts=evaluation.counts_from_health(data.health_log)
@@ -45,7 +46,7 @@ def test_every_incident_is_detected_with_at_most_one_false_alarm_per_component_w
         components=6,
     )
     assert report.detected == report.incidents.height == 5
-    assert sorted(report.incidents["kind"]) == sorted(demo.INCIDENT_KINDS)
+    assert sorted(report.incidents["kind"]) == sorted(INCIDENT_KINDS)
     assert report.false_alarms_per_component_week <= 1.0
 
 

@@ -9,8 +9,19 @@ import psycopg
 import pytest
 
 from autopilot_pipeline.cli import main
-from autopilot_pipeline.demo import generator as demo
 from autopilot_pipeline.demo import store as demo_load
+from autopilot_pipeline.demo.app import APP_ROWS
+from autopilot_pipeline.demo.common import (
+    BAD_QUERY_COUNTS,
+    BAD_ROW_COUNTS,
+    HISTORY_DAYS,
+    INCIDENT_KINDS,
+    LATE_ROWS,
+    METRIC_NAMES,
+    component_names,
+)
+from autopilot_pipeline.demo.generator import DemoData, generate
+from autopilot_pipeline.demo.queries import QUERY_SHAPES
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import io
 
@@ -19,11 +30,11 @@ SMALL_APP = 0.02  # keeps the demo app tables tiny in database tests
 
 
 @pytest.fixture(scope="module")
-def data() -> demo.DemoData:
-    return demo.generate(days=14, components=5, seed=7, end=END, app_scale=0.05)
+def data() -> DemoData:
+    return generate(days=14, components=5, seed=7, end=END, app_scale=0.05)
 
 
-def _checks(data: demo.DemoData) -> pl.DataFrame:
+def _checks(data: DemoData) -> pl.DataFrame:
     """Valid health checks of the regular period, outside every injected incident."""
     frame = data.health_log.filter(
         (pl.col("kind") == "health_check")
@@ -50,16 +61,16 @@ def _window(frame: pl.DataFrame, column: str, component: str, start: datetime, e
 # ------------------------------------------------------------------------------------------ pure generator
 
 
-def test_same_seed_same_frames_and_other_seed_differs(data: demo.DemoData) -> None:
-    again = demo.generate(days=14, components=5, seed=7, end=END, app_scale=0.05)
+def test_same_seed_same_frames_and_other_seed_differs(data: DemoData) -> None:
+    again = generate(days=14, components=5, seed=7, end=END, app_scale=0.05)
     for name, frame in data.tables().items():
         assert frame.equals(again.tables()[name]), name
-    other = demo.generate(days=14, components=5, seed=8, end=END, app_scale=0.05)
+    other = generate(days=14, components=5, seed=8, end=END, app_scale=0.05)
     assert not other.health_log.equals(data.health_log)
     assert not other.incidents.equals(data.incidents)
 
 
-def test_frames_are_utc_and_cover_the_period(data: demo.DemoData) -> None:
+def test_frames_are_utc_and_cover_the_period(data: DemoData) -> None:
     assert data.start == END - timedelta(days=14) and data.end == END
     for frame in data.tables().values():
         for name, dtype in frame.schema.items():
@@ -82,32 +93,32 @@ def test_frames_are_utc_and_cover_the_period(data: demo.DemoData) -> None:
 
 
 def test_component_names_are_realistic_and_unique() -> None:
-    names = demo.component_names(60)
+    names = component_names(60)
     assert names[:4] == ("api", "web", "database", "auth")
     assert "edge-functions" in names and "api-eu" in names
     assert len(set(names)) == 60
 
 
-def test_every_incident_kind_is_injected_after_the_warm_up_without_overlap(data: demo.DemoData) -> None:
+def test_every_incident_kind_is_injected_after_the_warm_up_without_overlap(data: DemoData) -> None:
     incidents = data.incidents.sort("started_at")
-    assert set(incidents["kind"]) == set(demo.INCIDENT_KINDS)
-    assert incidents["started_at"].min() >= data.start + timedelta(days=demo.HISTORY_DAYS)
+    assert set(incidents["kind"]) == set(INCIDENT_KINDS)
+    assert incidents["started_at"].min() >= data.start + timedelta(days=HISTORY_DAYS)
     assert incidents["ended_at"].max() <= data.end
     assert (incidents["ended_at"] > incidents["started_at"]).all()
     assert (incidents["started_at"].shift(-1).drop_nulls() >= incidents["ended_at"].head(-1)).all()
     assert incidents["component"].is_in(list(data.components)).all()
     assert incidents["description"].str.len_chars().min() > 10
     # at least one of each kind on a short run too
-    short = demo.generate(days=3, components=1, seed=1, end=END, app_scale=SMALL_APP)
-    assert sorted(short.incidents["kind"]) == sorted(demo.INCIDENT_KINDS)
-    assert demo.generate(days=2, components=3, seed=1, end=END, app_scale=SMALL_APP).incidents.height == 0
+    short = generate(days=3, components=1, seed=1, end=END, app_scale=SMALL_APP)
+    assert sorted(short.incidents["kind"]) == sorted(INCIDENT_KINDS)
+    assert generate(days=2, components=3, seed=1, end=END, app_scale=SMALL_APP).incidents.height == 0
 
 
-def test_incidents_leave_the_expected_marks(data: demo.DemoData) -> None:
+def test_incidents_leave_the_expected_marks(data: DemoData) -> None:
     checks = data.health_log.filter(pl.col("kind") == "health_check")
     errors = data.health_log.filter(pl.col("kind") == "error")
-    warm_up = errors.filter(pl.col("checked_at") < data.start + timedelta(days=demo.HISTORY_DAYS))
-    background_errors_per_hour = warm_up.height / len(data.components) / (demo.HISTORY_DAYS * 24)
+    warm_up = errors.filter(pl.col("checked_at") < data.start + timedelta(days=HISTORY_DAYS))
+    background_errors_per_hour = warm_up.height / len(data.components) / (HISTORY_DAYS * 24)
     for inc in data.incidents.iter_rows(named=True):
         comp, start, end = inc["component"], inc["started_at"], inc["ended_at"]
         hours = (end - start) / timedelta(hours=1)
@@ -151,7 +162,7 @@ def test_incidents_leave_the_expected_marks(data: demo.DemoData) -> None:
             assert during["response_time_ms"].median() > 2 * baseline
 
 
-def test_latency_has_diurnal_and_weekly_seasonality(data: demo.DemoData) -> None:
+def test_latency_has_diurnal_and_weekly_seasonality(data: DemoData) -> None:
     checks = _checks(data).with_columns(
         hour=pl.col("checked_at").dt.hour(), weekend=pl.col("checked_at").dt.weekday() >= 6
     )
@@ -172,7 +183,7 @@ def test_latency_has_diurnal_and_weekly_seasonality(data: demo.DemoData) -> None
     assert errors.filter(pl.col("hour").is_between(12, 17)).height > errors.filter(pl.col("hour") <= 5).height
 
 
-def test_bad_and_late_rows_match_the_injected_counts(data: demo.DemoData) -> None:
+def test_bad_and_late_rows_match_the_injected_counts(data: DemoData) -> None:
     health = data.health_log
     rt = pl.col("response_time_ms")
     found = {
@@ -186,21 +197,21 @@ def test_bad_and_late_rows_match_the_injected_counts(data: demo.DemoData) -> Non
         "duplicate": health.height - health.unique().height,
         "future_timestamp": health.filter(pl.col("checked_at") > data.end).height,
     }
-    assert found == demo.BAD_ROW_COUNTS == data.bad_rows
+    assert found == BAD_ROW_COUNTS == data.bad_rows
     late = health.filter(pl.col("inserted_at") - pl.col("checked_at") > timedelta(hours=1))
-    assert late.height == demo.LATE_ROWS == data.late_rows
+    assert late.height == LATE_ROWS == data.late_rows
     delay = pl.col("inserted_at") - pl.col("checked_at")
     on_time = health.filter((pl.col("checked_at") <= data.end) & (delay <= timedelta(hours=1)))
-    assert on_time.height == health.height - demo.LATE_ROWS - demo.BAD_ROW_COUNTS["future_timestamp"]
+    assert on_time.height == health.height - LATE_ROWS - BAD_ROW_COUNTS["future_timestamp"]
     assert (on_time["inserted_at"] - on_time["checked_at"]).max() < timedelta(seconds=10)
     assert (on_time["inserted_at"] >= on_time["checked_at"]).all()
     assert health["inserted_at"].max() <= data.end
     assert health["inserted_at"].is_sorted()  # load order = insertion order, so ids follow inserted_at
 
 
-def test_metrics_and_releases_look_real(data: demo.DemoData) -> None:
+def test_metrics_and_releases_look_real(data: DemoData) -> None:
     metrics = data.metric_samples
-    assert set(metrics["metric_name"].unique()) == set(demo.METRIC_NAMES)
+    assert set(metrics["metric_name"].unique()) == set(METRIC_NAMES)
     per_series = metrics.group_by("source", "metric_name").len()["len"]
     assert per_series.min() > 14 * 1440 * 0.95  # one sample a minute (minus outages)
     pct = metrics.filter(pl.col("metric_name") != "db_connections")["value"]
@@ -228,7 +239,7 @@ def test_metrics_and_releases_look_real(data: demo.DemoData) -> None:
     assert deploys.filter(pl.col("status") == "success").height > 0.8 * deploys.height
 
 
-def test_query_workload_is_slow_where_indexes_are_missing(data: demo.DemoData) -> None:
+def test_query_workload_is_slow_where_indexes_are_missing(data: DemoData) -> None:
     qp = data.query_performance
     assert set(qp["source"].unique()) == {"api", "worker", "cron"}
     assert qp["logged_at"].min() >= data.start and qp["logged_at"].max() < data.end
@@ -244,23 +255,23 @@ def test_query_workload_is_slow_where_indexes_are_missing(data: demo.DemoData) -
         "customer_by_id": "SELECT * FROM demo.customers WHERE id =",
         "insert_event": "INSERT INTO demo.events",
     }
-    assert set(signatures) == set(demo.QUERY_SHAPES)
+    assert set(signatures) == set(QUERY_SHAPES)
     for shape, needle in signatures.items():
         calls = qp.filter(pl.col("query").str.contains(needle, literal=True))
         assert calls.height > 50, shape
         assert calls["query"].n_unique() >= 3, shape  # literals vary
         median = calls["execution_time_ms"].median()
-        if demo.QUERY_SHAPES[shape]:
+        if QUERY_SHAPES[shape]:
             assert median > 300, shape
         else:
             assert median < 10, shape
     assert qp.filter(pl.col("execution_time_ms") >= 1000).height > 0.1 * qp.height
     bad = qp.filter(pl.col("rows_returned").is_null())
-    assert bad.height == sum(demo.BAD_QUERY_COUNTS.values()) == sum(data.bad_queries.values())
-    assert bad.filter(pl.col("query").str.len_bytes() > 100_000).height == demo.BAD_QUERY_COUNTS["huge"]
+    assert bad.height == sum(BAD_QUERY_COUNTS.values()) == sum(data.bad_queries.values())
+    assert bad.filter(pl.col("query").str.len_bytes() > 100_000).height == BAD_QUERY_COUNTS["huge"]
 
 
-def test_demo_app_tables_are_consistent(data: demo.DemoData) -> None:
+def test_demo_app_tables_are_consistent(data: DemoData) -> None:
     orders, items = data.orders, data.order_items
     assert orders["customer_id"].is_in(data.customers["id"].implode()).all()
     assert items["order_id"].is_in(orders["id"].implode()).all()
@@ -271,16 +282,16 @@ def test_demo_app_tables_are_consistent(data: demo.DemoData) -> None:
     joined = orders.join(totals, left_on="id", right_on="order_id")
     assert (joined["total_cents"] == joined["t"]).all()
     assert data.customers["email"].n_unique() == data.customers.height
-    assert orders.height == int(demo.APP_ROWS["orders"] * 0.05)
+    assert orders.height == int(APP_ROWS["orders"] * 0.05)
 
 
 def test_bad_arguments_are_rejected() -> None:
     with pytest.raises(ValueError, match="days"):
-        demo.generate(days=0, components=2, seed=1, end=END)
+        generate(days=0, components=2, seed=1, end=END)
     with pytest.raises(ValueError, match="components"):
-        demo.generate(days=1, components=0, seed=1, end=END)
+        generate(days=1, components=0, seed=1, end=END)
     with pytest.raises(ValueError, match="timezone"):
-        demo.generate(days=1, components=1, seed=1, end=datetime(2025, 1, 1))
+        generate(days=1, components=1, seed=1, end=datetime(2025, 1, 1))
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -303,11 +314,11 @@ def test_load_round_trip(pg_url: str) -> None:
         progress=messages.append,
         app_scale=SMALL_APP,
     )
-    expected = demo.generate(days=3, components=3, seed=11, end=END, app_scale=SMALL_APP)
+    expected = generate(days=3, components=3, seed=11, end=END, app_scale=SMALL_APP)
     assert summary.rows == {name: frame.height for name, frame in expected.tables().items()}
     assert _counts(pg_url, list(summary.rows)) == summary.rows
-    assert summary.bad_rows == demo.BAD_ROW_COUNTS and summary.late_rows == demo.LATE_ROWS
-    assert {i.kind for i in summary.incidents} == set(demo.INCIDENT_KINDS)
+    assert summary.bad_rows == BAD_ROW_COUNTS and summary.late_rows == LATE_ROWS
+    assert {i.kind for i in summary.incidents} == set(INCIDENT_KINDS)
     assert summary.start == END - timedelta(days=3) and summary.end == END
     assert any("automation.health_log" in m for m in messages)
     with psycopg.connect(pg_url) as conn:
@@ -346,7 +357,7 @@ def test_load_round_trip(pg_url: str) -> None:
             "status = 'healthy'), count(*) FILTER (WHERE status = 'unknwn') FROM automation.health_log"
         ).fetchone()
         assert span[0] >= expected.start and span[1] <= END
-        assert span[2:] == (demo.BAD_ROW_COUNTS["null_response_time"], demo.BAD_ROW_COUNTS["unknown_status"])
+        assert span[2:] == (BAD_ROW_COUNTS["null_response_time"], BAD_ROW_COUNTS["unknown_status"])
         # demo app: primary keys only, so profiling has missing indexes to find
         indexes = conn.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'demo'").fetchall()
         assert all(name.endswith("_pkey") for (name,) in indexes)
@@ -392,7 +403,7 @@ def test_replace_semantics(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT min(id) FROM automation.health_log").fetchone()[0] == 1
         components = {r[0] for r in conn.execute("SELECT DISTINCT component FROM demo.incidents")}
-        assert components <= set(demo.component_names(3))
+        assert components <= set(component_names(3))
         assert conn.execute("SELECT min(checked_at) FROM automation.health_log").fetchone()[0] >= second.start
 
 

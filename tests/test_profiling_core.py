@@ -5,14 +5,39 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from autopilot_pipeline.profiling import advice as p
-from autopilot_pipeline.profiling.advice import (
-    BadQuery,
+from autopilot_pipeline.profiling.findings import (
     DatabaseStats,
+    Recommendation,
+    analyze_threshold,
+    duplicate_index_findings,
+    insert_vacuum_threshold,
+    maintenance_findings,
+    resource_findings,
+    unused_index_findings,
+    vacuum_threshold,
+    wraparound_findings,
+)
+from autopilot_pipeline.profiling.indexes import (
     ExistingIndex,
     IndexCandidate,
     IndexVerdict,
-    ProfilingSettings,
+    candidate_from_key,
+    choose_index,
+    covering_index,
+    index_candidates,
+    index_name,
+    merge_index_advice,
+    rank_index_advice,
+    stale_recommendations,
+)
+from autopilot_pipeline.profiling.parsing import BadQuery, fingerprint_queries, parse_query
+from autopilot_pipeline.profiling.report import assemble_optimizations
+from autopilot_pipeline.profiling.settings import MAX_QUERY_CHARS, ProfilingSettings
+from autopilot_pipeline.profiling.statements import (
+    diff_statements,
+    mark_new_fingerprints,
+    query_stats,
+    statements_columns,
 )
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -28,12 +53,12 @@ def test_literals_and_parameters_share_one_fingerprint():
         "select *   from demo.orders where id=7",
         "SELECT * FROM demo.orders WHERE id = $1",
     ]
-    assert len({p.parse_query(q).fingerprint for q in shapes}) == 1
+    assert len({parse_query(q).fingerprint for q in shapes}) == 1
     assert (
-        p.parse_query("SELECT * FROM demo.orders WHERE customer_id = 5").fingerprint
-        != p.parse_query(shapes[0]).fingerprint
+        parse_query("SELECT * FROM demo.orders WHERE customer_id = 5").fingerprint
+        != parse_query(shapes[0]).fingerprint
     )
-    normalized = p.parse_query("SELECT id FROM t WHERE email = 'a@b.c' AND n > 3").normalized
+    normalized = parse_query("SELECT id FROM t WHERE email = 'a@b.c' AND n > 3").normalized
     assert normalized == "SELECT id FROM t WHERE email = $1 AND n > $2"
 
 
@@ -46,7 +71,7 @@ def test_literals_and_parameters_share_one_fingerprint():
         ("SELEC id FROM t", "unparseable"),
         ("SELECT * FROM t WHERE (a = 1", "unparseable"),
         ("SELECT 1; DROP TABLE t", "unparseable"),  # two statements: never EXPLAINed
-        ("SELECT 'x" + "y" * p.MAX_QUERY_CHARS + "'", "too_long"),
+        ("SELECT 'x" + "y" * MAX_QUERY_CHARS + "'", "too_long"),
         ("SELECT 'a\u202eb'", "odd_encoding"),  # bidi override
         ("SELECT 'zero\u200bwidth'", "odd_encoding"),
         ("SELECT 'JosÃ© MÃ¼ller'", "odd_encoding"),  # UTF-8 read as Latin-1
@@ -55,12 +80,12 @@ def test_literals_and_parameters_share_one_fingerprint():
 )
 def test_bad_texts_are_classified(text, kind):
     with pytest.raises(BadQuery) as err:
-        p.parse_query(text)
+        parse_query(text)
     assert err.value.kind == kind
 
 
 def test_ordinary_unicode_is_fine():
-    assert p.parse_query("SELECT id FROM t WHERE name = 'Müller 🚀 東京'").statement == "select"
+    assert parse_query("SELECT id FROM t WHERE name = 'Müller 🚀 東京'").statement == "select"
 
 
 def test_fingerprinting_counts_bad_rows_and_never_raises():
@@ -76,7 +101,7 @@ def test_fingerprinting_counts_bad_rows_and_never_raises():
             ]
         }
     )
-    out, bad, parsed = p.fingerprint_queries(frame)
+    out, bad, parsed = fingerprint_queries(frame)
     assert bad == {"empty": 1, "odd_encoding": 1, "unparseable": 2}
     assert out["fingerprint"].null_count() == 4
     assert out["fingerprint"][0] == out["fingerprint"][1]
@@ -87,7 +112,7 @@ def test_fingerprinting_counts_bad_rows_and_never_raises():
 
 
 def uses(text: str, **resolve) -> set[tuple]:
-    query = p.parse_query(text)
+    query = parse_query(text)
     if resolve:
         query = query.resolved({}, resolve["columns"])
     return {(u.table, u.column, u.role) for u in query.columns}
@@ -130,7 +155,7 @@ def test_ctes_subqueries_and_ambiguous_columns():
 
 def test_index_candidates_follow_the_query_shape():
     def cands(text: str) -> set[tuple]:
-        return {(c.table, c.columns) for c in p.index_candidates(p.parse_query(text))}
+        return {(c.table, c.columns) for c in index_candidates(parse_query(text))}
 
     assert cands("SELECT * FROM t WHERE email = 'x'") == {("t", ("email",))}
     assert cands("SELECT * FROM t WHERE status = 'x' ORDER BY created_at DESC LIMIT 20") == {
@@ -166,8 +191,8 @@ def log_frame() -> pl.DataFrame:
 
 
 def test_query_stats_per_fingerprint():
-    out, bad, parsed = p.fingerprint_queries(log_frame())
-    stats = p.query_stats(out, parsed)
+    out, bad, parsed = fingerprint_queries(log_frame())
+    stats = query_stats(out, parsed)
     t = stats.filter(pl.col("tables") == "t").row(0, named=True)
     assert (t["calls"], t["total_ms"], t["mean_ms"], t["max_ms"], t["rows"]) == (5, 1100.0, 220.0, 1000.0, 5)
     assert t["p95_ms"] == pytest.approx(808.0)  # linear interpolation, as percentile_cont: 40 + 0.8 * 960
@@ -177,17 +202,17 @@ def test_query_stats_per_fingerprint():
 
 
 def test_new_slow_fingerprints_are_flagged_once_known():
-    out, _, parsed = p.fingerprint_queries(log_frame())
-    stats = p.query_stats(out, parsed)
-    fresh = p.mark_new_fingerprints(stats, {}, T0, slow_ms=1000)
+    out, _, parsed = fingerprint_queries(log_frame())
+    stats = query_stats(out, parsed)
+    fresh = mark_new_fingerprints(stats, {}, T0, slow_ms=1000)
     assert dict(zip(fresh["tables"], fresh["is_new"], strict=True)) == {"u": True, "t": False}  # t: p95 < 1 s
     assert dict(zip(fresh["tables"], fresh["is_slow"], strict=True)) == {"u": True, "t": False}
     u_fp = fresh.filter(pl.col("tables") == "u")["fingerprint"][0]
     # seen in an earlier window: not new; seen first in this window (a re-run): still new
-    assert not p.mark_new_fingerprints(stats, {u_fp: T0 - timedelta(days=3)}, T0, 1000).filter(
+    assert not mark_new_fingerprints(stats, {u_fp: T0 - timedelta(days=3)}, T0, 1000).filter(
         pl.col("tables") == "u"
     )["is_new"][0]
-    assert p.mark_new_fingerprints(stats, {u_fp: T0 + timedelta(minutes=5)}, T0, 1000).filter(
+    assert mark_new_fingerprints(stats, {u_fp: T0 + timedelta(minutes=5)}, T0, 1000).filter(
         pl.col("tables") == "u"
     )["is_new"][0]
 
@@ -251,13 +276,13 @@ def test_new_slow_fingerprints_are_flagged_once_known():
     ],
 )
 def test_pg_stat_statements_column_renames(columns, expected):
-    mapping = p.statements_columns(columns)
+    mapping = statements_columns(columns)
     assert {k: mapping[k] for k in expected} == expected
 
 
 def test_pg_stat_statements_without_required_columns_is_refused():
     with pytest.raises(ValueError, match="total_exec_ms"):
-        p.statements_columns({"userid", "dbid", "queryid", "query", "calls", "rows"})
+        statements_columns({"userid", "dbid", "queryid", "query", "calls", "rows"})
 
 
 def snap(rows: list[tuple]) -> pl.DataFrame:
@@ -293,12 +318,12 @@ def test_statement_counters_are_diffed_per_window():
             (5, 1, 9.0, T0),  # new entry
         ]
     )
-    delta = p.diff_statements(before, after)
+    delta = diff_statements(before, after)
     got = {r["queryid"]: (r["calls"], r["total_exec_ms"], r["mean_ms"]) for r in delta.iter_rows(named=True)}
     assert got == {1: (5, 60.0, 12.0), 2: (2, 20.0, 10.0), 4: (4, 40.0, 10.0), 5: (1, 9.0, 9.0)}
     assert (delta["calls"] > 0).all()
-    assert p.diff_statements(before, after, reset=True)["calls"].sum() == 15 + 2 + 7 + 4 + 1
-    assert p.diff_statements(None, after)["calls"].sum() == 29
+    assert diff_statements(before, after, reset=True)["calls"].sum() == 15 + 2 + 7 + 4 + 1
+    assert diff_statements(None, after)["calls"].sum() == 29
 
 
 # --------------------------------------------------------------------------------------------- indexes
@@ -312,26 +337,26 @@ def ix(name: str, cols: tuple, table: str = "t", **kw) -> ExistingIndex:
 
 def test_an_existing_index_covers_its_leading_prefix_only():
     existing = [ix("t_a_b", ("a", "b"))]
-    assert p.covering_index(IndexCandidate("s.t", ("a",)), existing) is not None
-    assert p.covering_index(IndexCandidate("s.t", ("a", "b")), existing) is not None
-    assert p.covering_index(IndexCandidate("s.t", ("b",)), existing) is None
-    assert p.covering_index(IndexCandidate("s.t", ("a", "b", "c")), existing) is None
-    assert p.covering_index(IndexCandidate("s.u", ("a",)), existing) is None
+    assert covering_index(IndexCandidate("s.t", ("a",)), existing) is not None
+    assert covering_index(IndexCandidate("s.t", ("a", "b")), existing) is not None
+    assert covering_index(IndexCandidate("s.t", ("b",)), existing) is None
+    assert covering_index(IndexCandidate("s.t", ("a", "b", "c")), existing) is None
+    assert covering_index(IndexCandidate("s.u", ("a",)), existing) is None
     for other in (
         ix("p", ("a",), predicate="(a > 0)"),
         ix("v", ("a",), valid=False),
         ix("h", ("a",), method="hash"),
     ):
-        assert p.covering_index(IndexCandidate("s.t", ("a",)), [other]) is None
+        assert covering_index(IndexCandidate("s.t", ("a",)), [other]) is None
 
 
 def test_dexter_rule_keeps_only_big_savings_on_costly_queries():
     a, ab = IndexCandidate("s.t", ("a",)), IndexCandidate("s.t", ("a", "b"))
-    assert p.choose_index("f", 80.0, {a: 1.0}, SETTINGS).candidate is None  # cost < 100: not worth it
-    assert p.choose_index("f", 1000.0, {a: 600.0}, SETTINGS).candidate is None  # saves 40 %
-    best = p.choose_index("f", 1000.0, {a: 100.0, ab: 40.0}, SETTINGS)
+    assert choose_index("f", 80.0, {a: 1.0}, SETTINGS).candidate is None  # cost < 100: not worth it
+    assert choose_index("f", 1000.0, {a: 600.0}, SETTINGS).candidate is None  # saves 40 %
+    best = choose_index("f", 1000.0, {a: 100.0, ab: 40.0}, SETTINGS)
     assert (best.candidate, best.saving_pct) == (ab, pytest.approx(96.0))
-    tie = p.choose_index("f", 1000.0, {a: 40.2, ab: 40.0}, SETTINGS)  # within 1 %: fewer columns
+    tie = choose_index("f", 1000.0, {a: 40.2, ab: 40.0}, SETTINGS)  # within 1 %: fewer columns
     assert tie.candidate == a
 
 
@@ -347,11 +372,11 @@ def test_advice_is_folded_into_a_wider_index_and_ranked_by_time_saved():
         IndexVerdict("q3", 500.0, c, 5.0, "hypopg", ""),
         IndexVerdict("q4", 500.0, None, None, "hypopg", "too cheap"),
     ]
-    merged = p.merge_index_advice(verdicts)
+    merged = merge_index_advice(verdicts)
     assert {v.fingerprint: v.candidate for v in merged} == {"q1": ab, "q2": ab, "q3": c, "q4": None}
-    refused = p.merge_index_advice(verdicts, refit=lambda wide, members: None)  # the planner says no
+    refused = merge_index_advice(verdicts, refit=lambda wide, members: None)  # the planner says no
     assert {v.fingerprint: v.candidate for v in refused}["q1"] == a
-    ranked = p.rank_index_advice(merged, {"q1": (10, 100.0), "q2": (1, 100.0), "q3": (1000, 10.0)})
+    ranked = rank_index_advice(merged, {"q1": (10, 100.0), "q2": (1, 100.0), "q3": (1000, 10.0)})
     assert [r["candidate"] for r in ranked] == [c, ab]
     assert ranked[0]["saved_ms"] == pytest.approx(1000 * 10.0 * 0.99)
     assert ranked[1]["saved_ms"] == pytest.approx(10 * 100.0 * 0.9 + 1 * 100.0 * 0.95)
@@ -361,13 +386,13 @@ def test_index_names_fit_postgres_and_identifiers_are_quoted():
     long = IndexCandidate(
         "app.a_really_long_table_name_for_testing", ("first_long_column_name", "second_col_x")
     )
-    assert len(p.index_name(long).encode()) <= 63
-    assert p.index_name(long) != p.index_name(IndexCandidate(long.table, ("first_long_column_name", "other")))
+    assert len(index_name(long).encode()) <= 63
+    assert index_name(long) != index_name(IndexCandidate(long.table, ("first_long_column_name", "other")))
     odd = IndexCandidate("My Schema.Order", ("user", "Created At"))
     assert (
         odd.definition("ix") == 'CREATE INDEX CONCURRENTLY ix ON "My Schema"."Order" ("user", "Created At")'
     )
-    assert p.candidate_from_key(odd.key) == odd
+    assert candidate_from_key(odd.key) == odd
 
 
 def test_duplicate_indexes_follow_pghero_rules():
@@ -385,7 +410,7 @@ def test_duplicate_indexes_follow_pghero_rules():
         ix("t_f_desc", ("f",), options=("3",)),  # DESC NULLS FIRST vs ASC: not identical
         ix("t_f", ("f",), options=("0",)),
     ]
-    dropped = {r.key for r in p.duplicate_index_findings(indexes)}
+    dropped = {r.key for r in duplicate_index_findings(indexes)}
     assert dropped == {"duplicate_index:s.t_id_idx", "duplicate_index:s.t_a", "duplicate_index:s.t_b_1"}
 
 
@@ -397,29 +422,27 @@ def test_unused_indexes_spare_constraints_and_flag_invalid_ones():
         ix("pk", ("id",), scans=0, primary=True, unique=True, backs_constraint=True),
         ix("broken", ("d",), scans=0, valid=False),
     ]
-    recs = {r.key: r for r in p.unused_index_findings(indexes, stats_age_days=30, settings=SETTINGS)}
+    recs = {r.key: r for r in unused_index_findings(indexes, stats_age_days=30, settings=SETTINGS)}
     assert set(recs) == {"unused_index:s.unused", "unused_index:s.broken"}
     assert recs["unused_index:s.unused"].priority == "medium"
     assert recs["unused_index:s.broken"].priority == "high"
     assert recs["unused_index:s.unused"].action_sql == "DROP INDEX CONCURRENTLY IF EXISTS s.unused;"
-    young = {
-        r.key: r.priority for r in p.unused_index_findings(indexes, stats_age_days=0.5, settings=SETTINGS)
-    }
+    young = {r.key: r.priority for r in unused_index_findings(indexes, stats_age_days=0.5, settings=SETTINGS)}
     assert young["unused_index:s.unused"] == "low"
-    assert not p.unused_index_findings(indexes, 30, SETTINGS, exclude=["s.unused", "s.broken"])
+    assert not unused_index_findings(indexes, 30, SETTINGS, exclude=["s.unused", "s.broken"])
 
 
 # --------------------------------------------------------------------------------------------- maintenance
 
 
 def test_autovacuum_formulas():
-    assert p.vacuum_threshold(100_000, 50, 0.2) == 20_050
-    assert p.vacuum_threshold(-1, 50, 0.2) == 50  # never analyzed: reltuples -1 counts as 0
-    assert p.vacuum_threshold(1e9, 50, 0.2, max_threshold=100_000_000) == 100_000_000  # PG 18 cap
-    assert p.vacuum_threshold(1e9, 50, 0.2, max_threshold=-1) == pytest.approx(2e8 + 50)  # cap disabled
-    assert p.analyze_threshold(100_000, 50, 0.1) == 10_050
-    assert p.insert_vacuum_threshold(100_000, 1000, 0.2) == 21_000
-    assert p.insert_vacuum_threshold(100_000, -1, 0.2) is None
+    assert vacuum_threshold(100_000, 50, 0.2) == 20_050
+    assert vacuum_threshold(-1, 50, 0.2) == 50  # never analyzed: reltuples -1 counts as 0
+    assert vacuum_threshold(1e9, 50, 0.2, max_threshold=100_000_000) == 100_000_000  # PG 18 cap
+    assert vacuum_threshold(1e9, 50, 0.2, max_threshold=-1) == pytest.approx(2e8 + 50)  # cap disabled
+    assert analyze_threshold(100_000, 50, 0.1) == 10_050
+    assert insert_vacuum_threshold(100_000, 1000, 0.2) == 21_000
+    assert insert_vacuum_threshold(100_000, -1, 0.2) is None
 
 
 def table_row(**kw) -> dict:
@@ -450,7 +473,7 @@ def table_row(**kw) -> dict:
     return row
 
 
-def findings(*rows: dict, now: datetime = T0 + timedelta(hours=1)) -> dict[str, p.Recommendation]:
+def findings(*rows: dict, now: datetime = T0 + timedelta(hours=1)) -> dict[str, Recommendation]:
     frame = pl.DataFrame(
         list(rows),
         schema_overrides={
@@ -458,7 +481,7 @@ def findings(*rows: dict, now: datetime = T0 + timedelta(hours=1)) -> dict[str, 
             for c in ("last_vacuum", "last_autovacuum", "last_analyze", "last_autoanalyze")
         },
     )
-    return {r.key: r for r in p.maintenance_findings(frame, now, SETTINGS)}
+    return {r.key: r for r in maintenance_findings(frame, now, SETTINGS)}
 
 
 def test_vacuum_and_analyze_advice_uses_the_trigger_formula():
@@ -483,7 +506,7 @@ def test_wraparound_risk():
     def risk(age: int, database_age: int | None = None) -> dict:
         frame = pl.DataFrame([table_row(xid_age=age)])
         db = {"name": "app", "xid_age": database_age} if database_age is not None else None
-        return {r.key: r.priority for r in p.wraparound_findings(frame, 2e8, db, SETTINGS)}
+        return {r.key: r.priority for r in wraparound_findings(frame, 2e8, db, SETTINGS)}
 
     assert risk(100_000_000) == {}
     assert risk(160_000_000) == {"wraparound:s.t": "medium"}
@@ -500,7 +523,7 @@ def test_cache_and_connection_pressure():
             "connections": 10,
             "max_connections": 100,
         }
-        return {r.key: r.priority for r in p.resource_findings(DatabaseStats(**{**base, **kw}), SETTINGS)}
+        return {r.key: r.priority for r in resource_findings(DatabaseStats(**{**base, **kw}), SETTINGS)}
 
     assert recs() == {}  # exactly 99 %
     assert recs(blks_read=20_000) == {"cache:database:app": "medium"}
@@ -531,7 +554,7 @@ def rec_row(
 
 
 def test_optimize_system_has_the_seed_shape():
-    report = p.assemble_optimizations(
+    report = assemble_optimizations(
         [
             rec_row("query_optimization:a", "query_optimization", "high"),
             *[rec_row(f"query_optimization:{i}", "query_optimization", "medium") for i in "bcde"],
@@ -567,7 +590,7 @@ def test_optimize_system_has_the_seed_shape():
     assert by_type["maintenance"]["action"] == "Run VACUUM ANALYZE"
     assert [o["priority"] for o in report["optimizations"]] == ["high", "high", "medium", "low"]
     assert report["estimatedImpact"] == "Significant performance improvement expected"
-    assert p.assemble_optimizations([]) == {
+    assert assemble_optimizations([]) == {
         "totalOptimizations": 0,
         "optimizations": [],
         "estimatedImpact": "No optimizations needed: the system is well tuned",
@@ -610,6 +633,6 @@ def test_stale_recommendations_are_implemented_or_obsolete():
         },
         {"recommendation_key": "cache:database:app", "recommendation_type": "cache", "created_at": created},
     ]
-    implemented, obsolete = p.stale_recommendations(open_recs, indexes, tables)
+    implemented, obsolete = stale_recommendations(open_recs, indexes, tables)
     assert set(implemented) == {"missing_index:s.t(a)", "unused_index:s.gone", "vacuum:s.t"}
     assert set(obsolete) == {"missing_index:s.t(z)", "unused_index:s.kept", "cache:database:app"}

@@ -17,8 +17,25 @@ from autopilot_pipeline import cli
 from autopilot_pipeline.defs.profiling import assets as A
 from autopilot_pipeline.defs.profiling.resources import AUTO_REMEDIATE_ENV, ProfilingResource
 from autopilot_pipeline.postgres import migrate, urls
-from autopilot_pipeline.profiling import store as prof
-from autopilot_pipeline.profiling.advice import IndexCandidate, ProfilingSettings
+from autopilot_pipeline.profiling.indexes import IndexCandidate
+from autopilot_pipeline.profiling.settings import ProfilingSettings
+from autopilot_pipeline.profiling.store.catalog import explain_analyze_ms, hypopg_schema, read_indexes
+from autopilot_pipeline.profiling.store.recommendations import (
+    generate_recommendations,
+    optimize_system,
+    read_open_recommendations,
+)
+from autopilot_pipeline.profiling.store.remediation import create_index_concurrently, remediate
+from autopilot_pipeline.profiling.store.slow_queries import (
+    analyze_slow_queries,
+    read_slow_queries,
+    write_slow_queries,
+)
+from autopilot_pipeline.profiling.store.statements import (
+    QueryStatsResult,
+    collect_query_stats,
+    statements_status,
+)
 from autopilot_pipeline.resources import PostgresResource
 
 from . import profiling_workload as w
@@ -101,9 +118,7 @@ def materialize(url: str, **profiling: object) -> dg.ExecuteInProcessResult:
 
 
 def recommendations(conn: psycopg.Connection) -> dict[str, dict]:
-    return {
-        r["recommendation_key"]: r for r in prof.read_open_recommendations(conn, include_implemented=True)
-    }
+    return {r["recommendation_key"]: r for r in read_open_recommendations(conn, include_implemented=True)}
 
 
 def prepare(url: str) -> psycopg.Connection:
@@ -153,7 +168,7 @@ def test_profiling_assets_find_the_missing_indexes_and_skip_bad_sql(shop18):
             )
         ]
 
-        indexes = {ix.name: ix for ix in prof.read_indexes(conn) if ix.schema == "shop"}
+        indexes = {ix.name: ix for ix in read_indexes(conn) if ix.schema == "shop"}
         sku_scans = {n: indexes[n].scans for n in ("products_sku_idx", "products_sku_idx2")}
         dropped_sku = min(sku_scans, key=lambda n: (sku_scans[n], n != "products_sku_idx2"))
         duplicates = {k for k, r in recs.items() if r["recommendation_type"] == "duplicate_index"}
@@ -166,7 +181,7 @@ def test_profiling_assets_find_the_missing_indexes_and_skip_bad_sql(shop18):
         assert review["metadata"]["is_new"] and review["description"].startswith("New slow query")
         assert conn.execute("SELECT count(*) FROM automation.remediation_audit").fetchone()[0] == 0
 
-        analyzed = prof.read_slow_queries(conn)
+        analyzed = read_slow_queries(conn)
         assert set(analyzed["index_key"].drop_nulls()) == EXPECTED
         table_health = conn.execute(
             "SELECT table_name, n_live_tup FROM automation.table_health WHERE schema_name = 'shop'"
@@ -186,18 +201,18 @@ def test_profiling_assets_find_the_missing_indexes_and_skip_bad_sql(shop18):
 def test_pg_stat_statements_windows_are_diffs_and_survive_a_reset(shop18):
     shape = "SELECT count(*) FROM shop.orders WHERE customer_id = $1"
 
-    def window(conn: psycopg.Connection) -> prof.QueryStatsResult:
+    def window(conn: psycopg.Connection) -> QueryStatsResult:
         with conn.transaction():
-            return prof.collect_query_stats(conn, SETTINGS, store_snapshot=True)
+            return collect_query_stats(conn, SETTINGS, store_snapshot=True)
 
-    def calls(result: prof.QueryStatsResult) -> int:
+    def calls(result: QueryStatsResult) -> int:
         rows = result.stats.filter(
             (pl.col("source") == "pg_stat_statements") & (pl.col("normalized_query") == shape)
         )
         return int(rows["calls"].sum())
 
     with psycopg.connect(shop18, autocommit=True) as conn:
-        status = prof.statements_status(conn)
+        status = statements_status(conn)
         assert status.available
         assert (
             status.columns["total_exec_ms"],
@@ -221,7 +236,7 @@ def test_pg_stat_statements_windows_are_diffs_and_survive_a_reset(shop18):
         assert (after_reset.stats["calls"] > 0).all() and (after_reset.stats["total_ms"] >= 0).all()
 
         # a statement only pg_stat_statements saw ($1, no literals) is planned generically (GENERIC_PLAN)
-        analysis = prof.analyze_slow_queries(conn, after_reset.stats, SETTINGS)
+        analysis = analyze_slow_queries(conn, after_reset.stats, SETTINGS)
         row = analysis.frame.filter(pl.col("normalized_query") == shape).row(0, named=True)
         assert row["plan_cost"] is not None and row["index_key"] == "missing_index:shop.orders(customer_id)"
 
@@ -229,7 +244,7 @@ def test_pg_stat_statements_windows_are_diffs_and_survive_a_reset(shop18):
 def test_without_pg_stat_statements_the_app_log_still_works(shop18):
     with prepare(shop18) as conn:
         conn.execute("DROP EXTENSION pg_stat_statements")
-        status = prof.statements_status(conn)
+        status = statements_status(conn)
         assert not status.available and "CREATE EXTENSION pg_stat_statements" in status.message
         result = materialize(shop18)
         assert result.success
@@ -249,13 +264,13 @@ def test_vacuum_and_analyze_advice_and_its_resolution(shop18):
         conn.execute("ANALYZE shop.audit_log")
         conn.execute("DELETE FROM shop.audit_log WHERE id % 5 <> 0")  # 16,000 dead > 50 + 0.2 × 20,000
         conn.execute("SELECT pg_stat_force_next_flush()")
-        prof.generate_recommendations(conn, SETTINGS)
+        generate_recommendations(conn, SETTINGS)
         recs = recommendations(conn)
         assert recs["vacuum:shop.audit_log"]["priority"] == "high"  # autovacuum is off for it
         assert "disabled" in recs["vacuum:shop.audit_log"]["description"]
         assert recs["analyze:shop.audit_log"]["action_sql"] == "ANALYZE shop.audit_log;"
         conn.execute("VACUUM (ANALYZE) shop.audit_log")
-        run = prof.generate_recommendations(conn, SETTINGS)
+        run = generate_recommendations(conn, SETTINGS)
         assert {"vacuum:shop.audit_log", "analyze:shop.audit_log"} <= set(run.implemented)
         done = recommendations(conn)
         assert done["vacuum:shop.audit_log"]["implemented"] and done["analyze:shop.audit_log"]["implemented"]
@@ -270,7 +285,7 @@ def test_a_failed_concurrent_build_leaves_no_invalid_index(shop18):
 
     with psycopg.connect(shop18, autocommit=True) as conn:
         # 1. the build itself fails (duplicate keys for a unique index) after the index entered the catalog
-        built = prof.create_index_concurrently(conn, IndexCandidate("shop.orders", ("status",)), unique=True)
+        built = create_index_concurrently(conn, IndexCandidate("shop.orders", ("status",)), unique=True)
         assert not built.ok and "could not create unique index" in built.error
         assert built.cleaned_up and invalid_indexes(conn) == []
 
@@ -295,7 +310,7 @@ def test_a_failed_concurrent_build_leaves_no_invalid_index(shop18):
         thread = threading.Thread(target=release_when_cleanup_waits)
         thread.start()
         try:
-            built = prof.create_index_concurrently(
+            built = create_index_concurrently(
                 conn,
                 IndexCandidate("shop.customers", ("email",)),
                 lock_timeout_ms=300,
@@ -310,7 +325,7 @@ def test_a_failed_concurrent_build_leaves_no_invalid_index(shop18):
         assert conn.execute("SELECT to_regclass('shop.customers_email_idx')").fetchone()[0] is None
 
         with conn.transaction(), pytest.raises(RuntimeError, match="outside a transaction"):
-            prof.create_index_concurrently(conn, IndexCandidate("shop.customers", ("email",)))
+            create_index_concurrently(conn, IndexCandidate("shop.customers", ("email",)))
 
 
 def test_cli_prints_the_optimize_system_json(shop18, monkeypatch, capsys):
@@ -333,9 +348,9 @@ def test_cli_prints_the_optimize_system_json(shop18, monkeypatch, capsys):
 
 def test_hypopg_verifies_the_missing_indexes_on_postgres_15(shop15):
     with prepare(shop15) as conn:
-        status = prof.statements_status(conn)
+        status = statements_status(conn)
         assert (status.columns["blk_read_ms"], status.columns["stats_since"]) == ("blk_read_time", None)
-        assert prof.hypopg_schema(conn) is not None
+        assert hypopg_schema(conn) is not None
         # a statement only pg_stat_statements saw: PG 15 has no GENERIC_PLAN, a generic prepared plan is used
         for customer in range(5):
             conn.execute("SELECT id FROM shop.orders WHERE customer_id = %s", (customer,))
@@ -343,11 +358,11 @@ def test_hypopg_verifies_the_missing_indexes_on_postgres_15(shop15):
         narrow = "SELECT count(*) FROM shop.orders WHERE status = 'cancelled'"
         conn.execute("SELECT automation.log_query_performance(%s, 9.5, 1, 'api')", (narrow,))
         with conn.transaction():
-            stats = prof.collect_query_stats(conn, SETTINGS, store_snapshot=True)
-        analysis = prof.analyze_slow_queries(conn, stats.stats, SETTINGS)
-        prof.write_slow_queries(conn, analysis)
+            stats = collect_query_stats(conn, SETTINGS, store_snapshot=True)
+        analysis = analyze_slow_queries(conn, stats.stats, SETTINGS)
+        write_slow_queries(conn, analysis)
         assert analysis.hypopg
-        prof.generate_recommendations(conn, SETTINGS)
+        generate_recommendations(conn, SETTINGS)
         missing = {
             k: r for k, r in recommendations(conn).items() if r["recommendation_type"] == "missing_index"
         }
@@ -375,18 +390,16 @@ def metadata(result: dg.ExecuteInProcessResult, key: str) -> object:
 
 def test_applying_verified_indexes_makes_their_queries_faster(shop15, monkeypatch):
     with prepare(shop15) as conn:
-        prof.optimize_system(conn, SETTINGS)
+        optimize_system(conn, SETTINGS)
         queries = {s.missing: s.templates[0] for s in w.SHAPES if s.missing}
-        before = {m: prof.explain_analyze_ms(conn, q) for m, q in queries.items()}
+        before = {m: explain_analyze_ms(conn, q) for m, q in queries.items()}
 
-        shop_indexes = {ix.name for ix in prof.read_indexes(conn) if ix.schema == "shop"}
+        shop_indexes = {ix.name for ix in read_indexes(conn) if ix.schema == "shop"}
 
         monkeypatch.delenv(AUTO_REMEDIATE_ENV, raising=False)
         dry = dg.materialize([A.remediation_audit], resources=remediation_resources(shop15))
         assert metadata(dry, "mode") == "dry_run" and metadata(dry, "dry_run") == len(EXPECTED)
-        assert {
-            ix.name for ix in prof.read_indexes(conn) if ix.schema == "shop"
-        } == shop_indexes  # nothing built
+        assert {ix.name for ix in read_indexes(conn) if ix.schema == "shop"} == shop_indexes  # nothing built
 
         monkeypatch.setenv(AUTO_REMEDIATE_ENV, "1")  # opt in
         applied = dg.materialize([A.remediation_audit], resources=remediation_resources(shop15))
@@ -399,18 +412,18 @@ def test_applying_verified_indexes_makes_their_queries_faster(shop15, monkeypatc
             ("apply", "applied")
         ] * len(EXPECTED)
         assert all(a[2].startswith("dagster run ") and a[3] == "postgres" and a[4] for a in audit)
-        valid = {f"shop.{ix.name}" for ix in prof.read_indexes(conn) if ix.valid and ix.schema == "shop"}
+        valid = {f"shop.{ix.name}" for ix in read_indexes(conn) if ix.valid and ix.schema == "shop"}
         assert {a[5] for a in audit if a[1] == "applied"} <= valid
 
         conn.execute("ANALYZE shop.customers, shop.orders, shop.order_items, shop.events")
-        after = {m: prof.explain_analyze_ms(conn, q) for m, q in queries.items()}
+        after = {m: explain_analyze_ms(conn, q) for m, q in queries.items()}
         for missing, ms in after.items():
             assert ms < before[missing], f"{missing}: {before[missing]:.2f} ms -> {ms:.2f} ms"
 
         recs = recommendations(conn)
         assert all(recs[k]["implemented"] and recs[k]["resolution"] == "auto_applied" for k in EXPECTED)
         w.run_workload(conn)
-        prof.optimize_system(conn, SETTINGS)  # a rerun recognizes them: nothing reopened, nothing duplicated
+        optimize_system(conn, SETTINGS)  # a rerun recognizes them: nothing reopened, nothing duplicated
         again = recommendations(conn)
         assert all(again[k]["implemented"] for k in EXPECTED)
         assert not [
@@ -418,7 +431,7 @@ def test_applying_verified_indexes_makes_their_queries_faster(shop15, monkeypatc
             for k, r in again.items()
             if r["recommendation_type"] == "missing_index" and not r["implemented"]
         ]
-        assert prof.remediate(conn, apply=True, actor="test") == []
+        assert remediate(conn, apply=True, actor="test") == []
 
 
 def test_profiling_is_defined_for_dagster():

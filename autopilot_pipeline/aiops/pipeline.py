@@ -20,7 +20,7 @@ from autopilot_pipeline.aiops.forecasting import predict_at
 from autopilot_pipeline.aiops.insights import add_predictive_scaling, build_facts, generate_insights
 from autopilot_pipeline.aiops.llm import LLMOutcome, LLMSettings, narrate
 from autopilot_pipeline.aiops.trends import analyze_trends
-from autopilot_pipeline.profiling.store import optimize_system
+from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 __all__ = [
     "AiopsSettings",

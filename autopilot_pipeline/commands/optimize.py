@@ -19,8 +19,9 @@ import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, server
-from autopilot_pipeline.profiling.advice import ProfilingSettings
-from autopilot_pipeline.profiling.store import optimize_system, remediate
+from autopilot_pipeline.profiling.settings import ProfilingSettings
+from autopilot_pipeline.profiling.store.recommendations import optimize_system
+from autopilot_pipeline.profiling.store.remediation import remediate
 
 __all__ = ["optimize_system", "register"]
 

@@ -14,7 +14,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.demo import generator as demo
+from autopilot_pipeline.demo.generator import DemoSummary, generate
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import io, migrate, server
 
@@ -113,7 +113,7 @@ def load_demo_data(
     end: datetime | None = None,
     progress: Callable[[str], None] | None = None,
     app_scale: float = 1.0,
-) -> demo.DemoSummary:
+) -> DemoSummary:
     """Generate demo data and COPY it into the database at ``url`` (schema must be migrated).
 
     Refuses when the tables already hold data unless ``replace`` is set; then truncates the demo's
@@ -132,7 +132,7 @@ def load_demo_data(
                 _refuse_if_loaded(conn)  # before generating: a refusal should be instant
             say(f"generating {days} day(s) for {components} component(s), seed {seed}")
             try:
-                data = demo.generate(days, components, seed, end, app_scale=app_scale)
+                data = generate(days, components, seed, end, app_scale=app_scale)
             except ValueError as exc:
                 raise AutopilotError(f"cannot generate demo data: {exc}") from exc
             generated = sum(frame.height for frame in data.tables().values())

@@ -10,8 +10,19 @@ import polars as pl
 
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.profiling.resources import ProfilingResource
-from autopilot_pipeline.profiling import store as prof
-from autopilot_pipeline.profiling.advice import assemble_optimizations
+from autopilot_pipeline.profiling.report import assemble_optimizations
+from autopilot_pipeline.profiling.store.catalog import collect_table_statistics, write_table_statistics
+from autopilot_pipeline.profiling.store.recommendations import (
+    generate_recommendations,
+    read_open_recommendations,
+)
+from autopilot_pipeline.profiling.store.remediation import remediate
+from autopilot_pipeline.profiling.store.slow_queries import analyze_slow_queries, write_slow_queries
+from autopilot_pipeline.profiling.store.statements import (
+    collect_query_stats,
+    latest_query_stats,
+    write_query_stats,
+)
 from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "profiling"
@@ -81,8 +92,8 @@ def _short(column: str, width: int = 90) -> pl.Expr:
 def query_stats(postgres: PostgresResource, profiling: ProfilingResource) -> dg.MaterializeResult:
     settings = profiling.settings()
     with postgres.connect() as conn, conn.transaction():  # the pg_stat_statements diff and snapshot together
-        result = prof.collect_query_stats(conn, settings, store_snapshot=True)
-        written = prof.write_query_stats(conn, result)
+        result = collect_query_stats(conn, settings, store_snapshot=True)
+        written = write_query_stats(conn, result)
     stats = result.stats
     top = (
         stats.sort("total_ms", descending=True)
@@ -159,9 +170,9 @@ def query_stats(postgres: PostgresResource, profiling: ProfilingResource) -> dg.
 )
 def table_statistics(postgres: PostgresResource) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        frame = prof.collect_table_statistics(conn)
+        frame = collect_table_statistics(conn)
         with conn.transaction():
-            written = prof.write_table_statistics(conn, frame)
+            written = write_table_statistics(conn, frame)
     worst = (
         frame.with_columns(
             (100.0 * pl.col("n_dead_tup") / (pl.col("n_live_tup") + pl.col("n_dead_tup")).clip(lower_bound=1))
@@ -229,9 +240,9 @@ def table_statistics(postgres: PostgresResource) -> dg.MaterializeResult:
 def slow_queries(postgres: PostgresResource, profiling: ProfilingResource) -> dg.MaterializeResult:
     settings = profiling.settings()
     with postgres.connect() as conn:
-        stats = prof.latest_query_stats(conn)
-        analysis = prof.analyze_slow_queries(conn, stats, settings)
-        written = prof.write_slow_queries(conn, analysis)
+        stats = latest_query_stats(conn)
+        analysis = analyze_slow_queries(conn, stats, settings)
+        written = write_slow_queries(conn, analysis)
     frame = analysis.frame
     shown = frame.select(
         "calls",
@@ -294,8 +305,8 @@ def performance_recommendations(
     postgres: PostgresResource, profiling: ProfilingResource
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        run = prof.generate_recommendations(conn, profiling.settings())
-        open_recs = prof.read_open_recommendations(conn)
+        run = generate_recommendations(conn, profiling.settings())
+        open_recs = read_open_recommendations(conn)
     report = assemble_optimizations(open_recs)
     table = pl.DataFrame(
         [
@@ -359,7 +370,7 @@ def remediation_audit(
 ) -> dg.MaterializeResult:
     apply = profiling.remediation_enabled()
     with postgres.connect() as conn:
-        results = prof.remediate(
+        results = remediate(
             conn,
             apply=apply,
             actor=f"dagster run {context.run_id}",

@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from autopilot_pipeline.profiling.advice import ProfilingSettings
+from autopilot_pipeline.profiling.settings import ProfilingSettings
 
 AUTO_REMEDIATE_ENV = "AUTOPILOT_AUTO_REMEDIATE"
 _TRUE = {"1", "true", "yes", "on"}

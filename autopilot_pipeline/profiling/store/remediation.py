@@ -1,0 +1,206 @@
+"""Auto-remediation: build verified high-priority indexes CONCURRENTLY, with an audit trail of every
+attempt (dry runs included)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from autopilot_pipeline.profiling.indexes import (
+    IndexCandidate,
+    candidate_from_key,
+    covering_index,
+    index_name,
+    quote_ident,
+    split_table,
+    stable_hash,
+)
+from autopilot_pipeline.profiling.store.catalog import read_indexes
+
+# --------------------------------------------------------------------------------------------- remediation
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    ok: bool
+    index: str
+    statement: str
+    duration_ms: float
+    error: str | None = None
+    cleaned_up: bool = False
+
+
+def create_index_concurrently(
+    conn: psycopg.Connection,
+    candidate: IndexCandidate,
+    name: str | None = None,
+    *,
+    unique: bool = False,
+    lock_timeout_ms: int = 5_000,
+    statement_timeout_ms: int = 0,
+    cleanup_lock_timeout_ms: int = 60_000,
+) -> BuildResult:
+    """CREATE INDEX CONCURRENTLY, which may not run inside a transaction block: ``conn`` must be in
+    autocommit mode and idle. A failed concurrent build leaves an INVALID index behind (it is in the catalog
+    from the first phase on); it is dropped, concurrently too, before returning."""
+    if not conn.autocommit or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise RuntimeError("CREATE INDEX CONCURRENTLY needs an autocommit connection outside a transaction")
+    name = name or index_name(candidate)
+    schema, _ = split_table(candidate.table)
+    statement = candidate.definition(name)
+    if unique:
+        statement = statement.replace("CREATE INDEX", "CREATE UNIQUE INDEX", 1)
+    qualified = f"{quote_ident(schema)}.{quote_ident(name)}"
+    started = time.perf_counter()
+    error = None
+    try:
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(lock_timeout_ms)}ms")))
+        conn.execute(
+            sql.SQL("SET statement_timeout = {}").format(sql.Literal(f"{int(statement_timeout_ms)}ms"))
+        )
+        conn.execute(statement)
+    except psycopg.Error as exc:
+        error = " ".join(str(exc).split())[:500]
+    finally:
+        conn.execute("RESET lock_timeout")
+        conn.execute("RESET statement_timeout")
+    duration = (time.perf_counter() - started) * 1000.0
+    if error is None:
+        return BuildResult(True, name, statement, duration)
+    cleaned = False
+    invalid = conn.execute(
+        "SELECT NOT (x.indisvalid AND x.indisready) FROM pg_index x WHERE x.indexrelid = to_regclass(%s)",
+        (qualified,),
+    ).fetchone()
+    if invalid and invalid[0]:
+        try:
+            conn.execute(
+                sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(cleanup_lock_timeout_ms)}ms"))
+            )
+            conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.SQL(qualified)))
+            cleaned = True
+        except psycopg.Error as exc:
+            error += f"; and the invalid index {qualified} could not be dropped: {' '.join(str(exc).split())[:200]}"
+        finally:
+            conn.execute("RESET lock_timeout")
+    return BuildResult(False, name, statement, duration, error, cleaned)
+
+
+def _free_index_name(conn: psycopg.Connection, candidate: IndexCandidate) -> str:
+    """The conventional name, or a hash-suffixed one when another index already has it."""
+    schema, _ = split_table(candidate.table)
+    name = index_name(candidate)
+    taken = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"{quote_ident(schema)}.{quote_ident(name)}",)
+    ).fetchone()
+    if taken and taken[0]:
+        name = f"{name[:50]}_{stable_hash(candidate.key + 'x'):08x}"
+    return name
+
+
+def remediate(
+    conn: psycopg.Connection,
+    *,
+    apply: bool,
+    actor: str,
+    lock_timeout_ms: int = 5_000,
+    statement_timeout_ms: int = 0,
+    limit: int = 5,
+) -> list[dict[str, Any]]:
+    """Auto-remediation: the open, high-priority, HypoPG-verified missing-index recommendations.
+
+    ``apply=False`` (the default everywhere) only records what would be done. ``apply=True`` builds each
+    index with CREATE INDEX CONCURRENTLY (autocommit, never in a transaction), one at a time, at most
+    ``limit`` per run, and marks the recommendation implemented. Every step is an audit row
+    (``automation.remediation_audit``: who, when, what, result). One remediation runs at a time.
+    """
+    if not conn.autocommit:
+        raise RuntimeError("remediation needs an autocommit connection (CREATE INDEX CONCURRENTLY)")
+    got = conn.execute("SELECT pg_try_advisory_lock(hashtext('autopilot.remediate'))").fetchone()
+    if not got or not got[0]:
+        return [{"result": "skipped", "error": "another remediation is running"}]
+    try:
+        rows = conn.execute(
+            "SELECT id, recommendation_key, action_sql, metadata FROM automation.performance_recommendations "
+            "WHERE recommendation_type = 'missing_index' AND priority = 'high' AND NOT implemented "
+            "AND metadata ->> 'verification' = 'hypopg' "
+            "ORDER BY (metadata ->> 'estimated_saved_ms')::float8 DESC NULLS LAST, recommendation_key LIMIT %s",
+            (limit,),
+        ).fetchall()
+        return [
+            _remediate_one(conn, row, apply, actor, lock_timeout_ms, statement_timeout_ms) for row in rows
+        ]
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext('autopilot.remediate'))")
+
+
+def _audit(conn: psycopg.Connection, rec_id: int, key: str, action: str, mode: str, actor: str) -> int:
+    row = conn.execute(
+        "INSERT INTO automation.remediation_audit (recommendation_id, recommendation_key, action_sql, mode, actor) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (rec_id, key, action, mode, actor),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _finish(conn: psycopg.Connection, audit_id: int, result: str, error: str | None, details: dict) -> None:
+    conn.execute(
+        "UPDATE automation.remediation_audit SET finished_at = clock_timestamp(), result = %s, error = %s, "
+        "details = %s WHERE id = %s",
+        (result, error, Jsonb(details), audit_id),
+    )
+
+
+def _remediate_one(
+    conn: psycopg.Connection,
+    row: tuple,
+    apply: bool,
+    actor: str,
+    lock_timeout_ms: int,
+    statement_timeout_ms: int,
+) -> dict[str, Any]:
+    rec_id, key, action_sql, _metadata = row
+    candidate = candidate_from_key(key)
+    mode = "apply" if apply else "dry_run"
+    existing = covering_index(candidate, read_indexes(conn))
+    if existing is not None:
+        audit_id = _audit(conn, rec_id, key, action_sql, mode, actor)
+        conn.execute(
+            "UPDATE automation.performance_recommendations SET implemented = true, implemented_at = now(), "
+            "resolution = 'already_present', updated_at = now() WHERE id = %s",
+            (rec_id,),
+        )
+        details = {"index": f"{existing.schema}.{existing.name}", "reason": "an index already covers it"}
+        _finish(conn, audit_id, "skipped", None, details)
+        return {"key": key, "result": "skipped", **details}
+    name = _free_index_name(conn, candidate)
+    statement = candidate.definition(name)
+    audit_id = _audit(conn, rec_id, key, statement, mode, actor)
+    schema, _ = split_table(candidate.table)
+    if not apply:
+        _finish(conn, audit_id, "dry_run", None, {"index": f"{schema}.{name}"})
+        return {"key": key, "result": "dry_run", "statement": statement}
+    built = create_index_concurrently(
+        conn, candidate, name, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=statement_timeout_ms
+    )
+    details = {
+        "index": f"{schema}.{name}",
+        "duration_ms": round(built.duration_ms, 1),
+        "invalid_index_dropped": built.cleaned_up,
+    }
+    if built.ok:
+        conn.execute(
+            "UPDATE automation.performance_recommendations SET implemented = true, implemented_at = now(), "
+            "resolution = 'auto_applied', updated_at = now(), metadata = metadata || %s WHERE id = %s",
+            (Jsonb({"applied_index": f"{schema}.{name}"}), rec_id),
+        )
+        _finish(conn, audit_id, "applied", None, details)
+        return {"key": key, "result": "applied", "statement": statement, **details}
+    _finish(conn, audit_id, "failed", built.error, details)
+    return {"key": key, "result": "failed", "statement": statement, "error": built.error, **details}
