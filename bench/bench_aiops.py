@@ -24,11 +24,9 @@ from dataclasses import dataclass, replace  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from autopilot_pipeline.aiops import (
-    anomaly,  # noqa: E402
-    forecast,  # noqa: E402
-    trends,  # noqa: E402
-)
+from autopilot_pipeline.aiops import forecast, trends  # noqa: E402
+from autopilot_pipeline.aiops.anomaly import AnomalyConfig, grid_index, score_batch, z_to_score  # noqa: E402
+from autopilot_pipeline.aiops.findings import detect_anomalies  # noqa: E402
 
 # ------------------------------------------------------------------------------------ labelled corpus
 
@@ -246,7 +244,7 @@ def _rolling_zscore(t: np.ndarray, x: np.ndarray, window: int = 100, thr: float 
     sd = s.shift(1).rolling_std(window, min_samples=30).to_numpy()
     z = np.abs(x - m) / np.where(sd > 0, sd, np.nan)
     z = np.nan_to_num(z, nan=0.0, posinf=1e6)
-    return anomaly.z_to_score(z, thr), z >= thr
+    return z_to_score(z, thr), z >= thr
 
 
 def _rolling_mad(t: np.ndarray, x: np.ndarray, window: int = 31, scale_window: int = 500, thr: float = 4.5):
@@ -257,26 +255,26 @@ def _rolling_mad(t: np.ndarray, x: np.ndarray, window: int = 31, scale_window: i
     sc = 1.4826 * r.abs().shift(1).rolling_median(scale_window, min_samples=20)
     z = (r / sc).to_numpy()
     z = np.nan_to_num(np.abs(z), nan=0.0, posinf=1e6)
-    return anomaly.z_to_score(z, thr), z >= thr
+    return z_to_score(z, thr), z >= thr
 
 
-def _ours(cfg: anomaly.AnomalyConfig) -> anomaly.AnomalyConfig:
+def _ours(cfg: AnomalyConfig) -> AnomalyConfig:
     return cfg
 
 
-def _score_corpus(corpus: list[Labelled], cfg: anomaly.AnomalyConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+def _score_corpus(corpus: list[Labelled], cfg: AnomalyConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """Score every corpus series in one vectorised batch (same maths as score_series, much faster)."""
     packed = []
     for item in corpus:
         keep = ~np.isnan(item.values)
-        packed.append((keep, item.values[keep], anomaly._grid_index(item.t_sec[keep])))
+        packed.append((keep, item.values[keep], grid_index(item.t_sec[keep])))
     t_len = max(p[1].size for p in packed)
     vals = np.full((t_len, len(corpus)), np.nan)
     grid = np.zeros((t_len, len(corpus)), dtype=np.int64)
     for j, (_, v, g) in enumerate(packed):
         vals[: v.size, j] = v
         grid[: v.size, j] = g
-    res = anomaly.score_batch(vals, grid, np.array([p[1].size for p in packed]), cfg)
+    res = score_batch(vals, grid, np.array([p[1].size for p in packed]), cfg)
     out = []
     for j, (keep, v, _) in enumerate(packed):
         score = np.zeros(keep.size)
@@ -287,8 +285,8 @@ def _score_corpus(corpus: list[Labelled], cfg: anomaly.AnomalyConfig) -> list[tu
     return out
 
 
-def anomaly_variants() -> dict[str, Callable | anomaly.AnomalyConfig]:
-    base = anomaly.AnomalyConfig()
+def anomaly_variants() -> dict[str, Callable | AnomalyConfig]:
+    base = AnomalyConfig()
     return {
         "seed z-score (mean/sd, 100 pts, z>3)": _rolling_zscore,
         "rolling median + MAD (31/500 pts)": _rolling_mad,
@@ -314,7 +312,7 @@ def run_anomaly_comparison(n_per_kind: int = 6) -> pl.DataFrame:
         by_kind: dict[str, list[dict]] = {}
         types: dict[str, list[int]] = {}
         t0 = time.perf_counter()
-        scored = _score_corpus(corpus, fn) if isinstance(fn, anomaly.AnomalyConfig) else None
+        scored = _score_corpus(corpus, fn) if isinstance(fn, AnomalyConfig) else None
         for k, item in enumerate(corpus):
             score, flag = scored[k] if scored else fn(item.t_sec, item.values)
             r = {"ap": average_precision(score, item.labels), "points": item.values.size}
@@ -434,7 +432,7 @@ def run_speed(n_series: int, days: int, workers: int = 1) -> dict[str, float]:
         return out
 
     frame = stage("generate", lambda: synthetic_minutes(n_series, days))
-    found = stage("anomaly", lambda: anomaly.detect_anomalies(frame))
+    found = stage("anomaly", lambda: detect_anomalies(frame))
     hourly = stage(
         "hourly_aggregate",
         lambda: (

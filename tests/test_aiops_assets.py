@@ -25,10 +25,11 @@ import pytest
 from autopilot_pipeline import cli, runner
 from autopilot_pipeline.aiops import pipeline
 from autopilot_pipeline.alerting import metric_catalog as catalog
-from autopilot_pipeline.alerting.store import read_metric_inputs, read_metrics_snapshot
+from autopilot_pipeline.alerting.store import read_metric_inputs
 from autopilot_pipeline.defs.aiops.jobs import AIOPS_ASSETS, HOURLY_ASSETS, as_of_run_config
 from autopilot_pipeline.defs.aiops.sensors import hourly_request
 from autopilot_pipeline.demo.store import load_demo_data
+from autopilot_pipeline.metrics.store import read_metrics_snapshot
 
 from .conftest import TEMPLATE, _create_database, _drop_database
 from .test_slack import SlackReceiver
@@ -249,8 +250,8 @@ def test_each_analytic_asset_shows_a_table_and_a_plot(aiops_db):
 def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
     from autopilot_pipeline.defs.aiops.assets import insights
     from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+    from autopilot_pipeline.defs.resources import PostgresResource
     from autopilot_pipeline.integrations.slack import SlackResource
-    from autopilot_pipeline.resources import PostgresResource
 
     receiver = SlackReceiver()
     try:

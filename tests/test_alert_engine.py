@@ -21,9 +21,9 @@ from autopilot_pipeline.alerting.engine import evaluate_alert_rules, fire_alert,
 from autopilot_pipeline.alerting.notifications import send_pending_notifications
 from autopilot_pipeline.alerting.suppressions import Suppression, active, muting, problem
 from autopilot_pipeline.defs.alerting.sensors import alert_notifications_sensor
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.slack import SlackResource, SlackWebhook
 from autopilot_pipeline.postgres.io import copy_frame
-from autopilot_pipeline.resources import PostgresResource
 
 from .test_slack import SlackReceiver, no_sleep
 

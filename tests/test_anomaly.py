@@ -11,8 +11,15 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.signal import lfilter
 
-from autopilot_pipeline.aiops import anomaly
-from autopilot_pipeline.aiops.anomaly import AnomalyConfig, detect_anomalies, score_batch, score_series
+from autopilot_pipeline.aiops.anomaly import (
+    AnomalyConfig,
+    _detect_periods,
+    score_batch,
+    score_series,
+    score_to_z,
+    z_to_score,
+)
+from autopilot_pipeline.aiops.findings import detect_anomalies
 from autopilot_pipeline.cli import main
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
@@ -35,10 +42,10 @@ def _flags(values: np.ndarray, step: timedelta = timedelta(minutes=5), **cfg) ->
 
 def test_score_is_half_at_threshold_monotone_and_bounded() -> None:
     z = np.linspace(0, 100, 2001)
-    s = anomaly.z_to_score(z, 4.5, 4.0)
+    s = z_to_score(z, 4.5, 4.0)
     assert s[0] == 0.0 and np.all(np.diff(s) > 0) and np.all((s >= 0) & (s < 1))
-    assert_allclose(anomaly.z_to_score(4.5, 4.5, 4.0), 0.5)
-    assert_allclose(anomaly.score_to_z(s[1:], 4.5, 4.0), z[1:], rtol=1e-9)
+    assert_allclose(z_to_score(4.5, 4.5, 4.0), 0.5)
+    assert_allclose(score_to_z(s[1:], 4.5, 4.0), z[1:], rtol=1e-9)
 
 
 # ------------------------------------------------------------------------------------------- causality
@@ -163,7 +170,7 @@ def test_period_detection() -> None:
             rng.normal(size=i.size),
         ]
     )
-    found = anomaly._detect_periods(cols).tolist()
+    found = _detect_periods(cols).tolist()
     assert found[0] == 24 and abs(found[1] - 288) <= 2 and found[2:] == [0, 0]
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from autopilot_pipeline import runner
 from autopilot_pipeline.defs.health.sensors import health_log_sensor
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.postgres.io import copy_frame
-from autopilot_pipeline.resources import PostgresResource
 
 from .health_fixture import H10, H11, frame
 
@@ -144,7 +144,7 @@ def test_empty_window_materializes_with_a_warning_check(pipeline_env, conn):
 def test_missing_upstream_partition_fails_with_one_clear_line(pipeline_env, tmp_path):
     from autopilot_pipeline.defs.health.assets import uptime_hourly
     from autopilot_pipeline.defs.ingest.assets import health_checks
-    from autopilot_pipeline.resources import PartitionedFrameIOManager
+    from autopilot_pipeline.defs.resources import PartitionedFrameIOManager
 
     result = dg.materialize(
         [uptime_hourly, health_checks.to_source_asset()],

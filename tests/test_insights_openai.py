@@ -431,8 +431,8 @@ def test_without_a_key_nothing_is_sent(conn, llm_server):
 def _materialize_insights(url: str, llm: dict) -> dg.ExecuteInProcessResult:
     from autopilot_pipeline.defs.aiops.assets import insights
     from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+    from autopilot_pipeline.defs.resources import PostgresResource
     from autopilot_pipeline.integrations.slack import SlackResource
-    from autopilot_pipeline.resources import PostgresResource
 
     return dg.materialize(
         [insights],

@@ -22,21 +22,15 @@ import pytest
 from prometheus_client.exposition import generate_latest
 
 from autopilot_pipeline import runner
-from autopilot_pipeline.alerting.store import read_metrics_snapshot
 from autopilot_pipeline.defs.metrics.assets import prometheus_push
+from autopilot_pipeline.defs.metrics.resources import PushgatewayResource
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port
-from autopilot_pipeline.integrations.pushgateway import (
-    EXTRA_METRICS,
-    SEED_METRICS,
-    MetricsSnapshot,
-    PushError,
-    PushgatewayResource,
-    build_registry,
-    push,
-)
+from autopilot_pipeline.integrations.pushgateway import PushError, push
 from autopilot_pipeline.metrics.dashboard import build_dashboard, panel_queries
-from autopilot_pipeline.resources import PostgresResource
+from autopilot_pipeline.metrics.exposition import EXTRA_METRICS, SEED_METRICS, MetricsSnapshot, build_registry
+from autopilot_pipeline.metrics.store import read_metrics_snapshot
 
 from .conftest import TEMPLATE, _create_database, _drop_database
 from .prometheus_stack import needs_prometheus, prometheus_stack_fixture, wait_until  # noqa: F401 - fixture

@@ -16,6 +16,7 @@ from psycopg import sql
 from autopilot_pipeline import cli
 from autopilot_pipeline.defs.profiling import assets as A
 from autopilot_pipeline.defs.profiling.resources import AUTO_REMEDIATE_ENV, ProfilingResource
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.postgres import migrate, urls
 from autopilot_pipeline.profiling.indexes import IndexCandidate
 from autopilot_pipeline.profiling.settings import ProfilingSettings
@@ -36,7 +37,6 @@ from autopilot_pipeline.profiling.store.statements import (
     collect_query_stats,
     statements_status,
 )
-from autopilot_pipeline.resources import PostgresResource
 
 from . import profiling_workload as w
 from .conftest import TEMPLATE

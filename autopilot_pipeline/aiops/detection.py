@@ -21,7 +21,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from autopilot_pipeline.aiops.anomaly import AnomalyConfig, Direction, detect_anomalies, metric_kind
+from autopilot_pipeline.aiops.anomaly import AnomalyConfig, Direction
+from autopilot_pipeline.aiops.findings import detect_anomalies, metric_kind
 
 __all__ = [
     "COUNTS_SCHEMA",

@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from autopilot_pipeline.aiops.anomaly import metric_kind
+from autopilot_pipeline.aiops.findings import metric_kind
 
 __all__ = [
     "GOOD_MESSAGE",

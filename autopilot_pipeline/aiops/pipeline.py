@@ -20,7 +20,6 @@ from autopilot_pipeline.aiops.forecasting import predict_at
 from autopilot_pipeline.aiops.insights import add_predictive_scaling, build_facts, generate_insights
 from autopilot_pipeline.aiops.llm import LLMOutcome, LLMSettings, narrate
 from autopilot_pipeline.aiops.trends import analyze_trends
-from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 __all__ = [
     "AiopsSettings",
@@ -230,12 +229,12 @@ def run_predictions(
 
 
 def run_optimizations(
-    conn: psycopg.Connection, predictions: list[dict[str, Any]], settings: AiopsSettings | None = None
+    recommendations: dict[str, Any], predictions: list[dict[str, Any]], settings: AiopsSettings | None = None
 ) -> dict[str, Any]:
-    """The seed's optimize_system JSON: the open profiling recommendations (as stored by the profiling job)
-    plus predictive scaling from the failure predictions."""
+    """The seed's optimize_system JSON: the open profiling recommendations (``recommendations``, as the
+    profiling store reports them) plus predictive scaling from the failure predictions."""
     s = settings or AiopsSettings()
-    return add_predictive_scaling(optimize_system(conn, refresh=False), predictions, s.scaling_risk)
+    return add_predictive_scaling(recommendations, predictions, s.scaling_risk)
 
 
 @dataclass(frozen=True)

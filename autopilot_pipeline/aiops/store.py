@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from autopilot_pipeline.aiops.detection import SCORE_SCHEMA
 from autopilot_pipeline.aiops.insights import json_safe
-from autopilot_pipeline.health.store import AI_OPS_SOURCE
+from autopilot_pipeline.health.tables import AI_OPS_SOURCE
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The alerting engine's database edge: bulk reads of rules, states, suppressions and metric windows; the
 writes of one evaluation (states, opened and closed history rows, the evaluation log); the notification
-outbox; and the snapshot the Pushgateway push exposes.
+outbox.
 
 Reads go through COPY into polars (``io.read_frame``) over short windows on indexed timestamps; writes
 are set-based (COPY into a temporary table, then one INSERT/UPDATE), all in the caller's transaction.
@@ -21,7 +21,7 @@ from autopilot_pipeline.alerting import metric_catalog as catalog
 from autopilot_pipeline.alerting.state_machine import STATE_SCHEMA
 from autopilot_pipeline.alerting.suppressions import Suppression
 from autopilot_pipeline.health import store as sources
-from autopilot_pipeline.integrations.pushgateway import MetricsSnapshot
+from autopilot_pipeline.health.tables import AI_OPS_SOURCE
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
 
 TS = pl.Datetime("us", "UTC")
@@ -114,9 +114,7 @@ def _read_anomalies(conn: psycopg.Connection, start: datetime, end: datetime) ->
         "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at >= %s AND "
         "checked_at < %s"
     ).format(checked=epoch_us("checked_at"))
-    return read_frame(
-        conn, query, (sources.AI_OPS_SOURCE, start, end), catalog.ANOMALY_SCHEMA, ("checked_at",)
-    )
+    return read_frame(conn, query, (AI_OPS_SOURCE, start, end), catalog.ANOMALY_SCHEMA, ("checked_at",))
 
 
 def _read_predictions(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
@@ -363,115 +361,9 @@ def mark_failed(conn: psycopg.Connection, ids: Sequence[int], error: str) -> Non
     )
 
 
-# ------------------------------------------------------------------------------------- metrics snapshot
-
-GAUGE_LOOKBACK = timedelta(hours=2)  # a component silent for longer drops out of the push
-RELEASE_WINDOW = timedelta(hours=24)
-SEVERITIES = ("info", "warning", "critical")
-
-
-def _latest_per_component(
-    conn: psycopg.Connection, table: str, columns: list[str], as_of: datetime
-) -> pl.DataFrame:
-    schema_name, table_name = table.split(".")
-    query = sql.SQL(
-        "SELECT DISTINCT ON (component) component, {cols} FROM {table} "
-        "WHERE bucket_start > %s AND bucket_start <= %s ORDER BY component, bucket_start DESC"
-    ).format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
-        table=sql.Identifier(schema_name, table_name),
-    )
-    schema = {"component": pl.String(), **{c: pl.Float64() for c in columns}}
-    return read_frame(conn, query, (as_of - GAUGE_LOOKBACK, as_of), schema)
-
-
-def _totals(
-    conn: psycopg.Connection, table: str, column: str, components: list[str], as_of: datetime
-) -> pl.DataFrame:
-    schema_name, table_name = table.split(".")
-    query = sql.SQL(
-        "SELECT component, sum({col})::float8 FROM {table} WHERE component = ANY(%s) AND bucket_start <= %s "
-        "GROUP BY component"
-    ).format(col=sql.Identifier(column), table=sql.Identifier(schema_name, table_name))
-    return read_frame(conn, query, (components, as_of), {"component": pl.String(), "value": pl.Float64()})
-
-
-def _release_window(conn: psycopg.Connection, table: str, as_of: datetime) -> tuple[int, int, float | None]:
-    """(valid releases, successful ones, mean duration ms) started in ``(as_of - 24 h, as_of]``."""
-    schema_name, table_name = table.split(".")
-    row = conn.execute(
-        sql.SQL(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'success'), avg(duration_ms) "
-            "FROM {table} WHERE started_at > %s AND started_at <= %s "
-            "AND status IN ('success', 'failed', 'rolled_back') AND coalesce(duration_ms, 0) >= 0"
-        ).format(table=sql.Identifier(schema_name, table_name)),
-        (as_of - RELEASE_WINDOW, as_of),
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
-
-
-def read_metrics_snapshot(conn: psycopg.Connection, as_of: datetime) -> MetricsSnapshot:
-    """Everything the push exposes, as of ``as_of`` (see docs/ALERTING_RULES.md, "Metric names").
-
-    Gauges per component come from each component's latest hourly bucket in the last two hours; counters
-    are all-time sums of the analytics tables for those components; release rates and the migration
-    duration cover the last 24 hours of the release logs.
-    """
-    uptime = _latest_per_component(conn, "analytics.uptime_hourly", ["uptime_pct", "degraded_ratio"], as_of)
-    score = _latest_per_component(conn, "analytics.health_score_hourly", ["health_score"], as_of)
-    rt = _latest_per_component(conn, "analytics.response_times_hourly", ["avg_ms", "p95_ms", "p99_ms"], as_of)
-    components = sorted(set(uptime["component"]) | set(score["component"]) | set(rt["component"]))
-    totals = conn.execute(
-        "SELECT coalesce(sum(migrations_total), 0), coalesce(sum(rollbacks_total), 0), "
-        "coalesce(sum(deployments_total), 0) FROM analytics.release_stats_daily WHERE bucket_start <= %s",
-        (as_of,),
-    ).fetchone()
-    assert totals is not None
-    migrations, migrations_ok, duration = _release_window(conn, "automation.migration_log", as_of)
-    deployments, deployments_ok, _ = _release_window(conn, "automation.deployment_log", as_of)
-    firing = dict(
-        conn.execute(
-            "SELECT r.severity, count(*) FROM automation.alert_state s "
-            "JOIN automation.alert_rules r ON r.id = s.rule_id WHERE s.state = 'firing' AND r.enabled "
-            "GROUP BY 1"
-        ).fetchall()
-    )
-    anomalies = read_frame(
-        conn,
-        "SELECT metadata->>'component', coalesce(metadata->>'metric', 'unknown'), count(*)::float8 "
-        "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at <= %s "
-        "AND metadata ? 'component' GROUP BY 1, 2",
-        (sources.AI_OPS_SOURCE, as_of),
-        {"component": pl.String(), "metric": pl.String(), "value": pl.Float64()},
-    )
-    predictions = None
-    if predictions_available(conn):
-        start = as_of - catalog.window_for(catalog.Source.PREDICTIONS)
-        predictions = (
-            _read_predictions(conn, start + _US, as_of + _US)
-            .sort("predicted_at")
-            .group_by("component", "metric")
-            .agg(pl.col("probability").last().alias("value"))
-            .sort("component", "metric")
-        )
-    return MetricsSnapshot(
-        as_of=as_of,
-        uptime=uptime.select("component", pl.col("uptime_pct").alias("value")),
-        degraded=uptime.select("component", (100.0 * pl.col("degraded_ratio")).alias("value")).drop_nulls(),
-        health_score=score.rename({"health_score": "value"}),
-        response_times=rt.unpivot(index="component", variable_name="stat", value_name="value")
-        .with_columns(pl.col("stat").str.replace("_ms", ""))
-        .drop_nulls("value"),
-        health_checks_total=_totals(conn, "analytics.uptime_hourly", "checks", components, as_of),
-        errors_total=_totals(conn, "analytics.error_rates_hourly", "errors", components, as_of),
-        migrations_total=float(totals[0]),
-        rollbacks_total=float(totals[1]),
-        deployments_total=float(totals[2]),
-        migrations_success_rate=100.0 * migrations_ok / migrations if migrations else None,
-        deployment_success_rate=100.0 * deployments_ok / deployments if deployments else None,
-        migration_duration_ms=duration,
-        alerts_firing={severity: int(firing.get(severity, 0)) for severity in SEVERITIES},
-        anomalies_total=anomalies.sort("component", "metric"),
-        failure_probability=predictions,
-    )
+def firing_alerts(conn: psycopg.Connection) -> list[tuple[str, str, str, float | None]]:
+    """(severity, rule, component, value) of alerts firing now, most severe first."""
+    return conn.execute(
+        "SELECT severity, rule_name, component, value FROM automation.active_alerts "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, rule_name, component"
+    ).fetchall()

@@ -83,11 +83,12 @@ def _trends(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]
 def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
     from autopilot_pipeline.aiops import pipeline
     from autopilot_pipeline.aiops.llm import LLMSettings
+    from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
     anomalies = pipeline.run_anomalies(conn, as_of, write=save)
     trends = pipeline.run_trends(conn, as_of, write=save)
     predictions = pipeline.run_predictions(conn, as_of, write=save)
-    report = pipeline.run_optimizations(conn, predictions.predictions)
+    report = pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions)
     run = pipeline.run_insights(
         conn,
         as_of,
@@ -103,9 +104,10 @@ def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
 
 def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
     from autopilot_pipeline.aiops import pipeline
+    from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
     predictions = pipeline.run_predictions(conn, as_of, write=save)
-    return pipeline.run_optimizations(conn, predictions.predictions)
+    return pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions)
 
 
 _RUN: dict[str, Callable[[psycopg.Connection, datetime, bool], Any]] = {

@@ -12,8 +12,11 @@ from rich.table import Table
 
 from autopilot_pipeline import runner
 from autopilot_pipeline.aiops.store import read_insights
+from autopilot_pipeline.alerting.store import firing_alerts
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import migrate, reports, server, urls
+from autopilot_pipeline.health.store import component_summary, data_span, release_summary
+from autopilot_pipeline.postgres import migrate, server, urls
+from autopilot_pipeline.profiling.store.recommendations import top_recommendations
 
 console = Console()
 
@@ -57,7 +60,7 @@ def _run(db: server.Database, args: argparse.Namespace) -> int:
     _load_demo_data(db, args)
     env = runner.configure_environment(db)
     with server.connect(db.url) as conn:
-        first, last = reports.data_span(conn)
+        first, last = data_span(conn)
     if first is None or last is None:
         raise AutopilotError("automation.health_log is empty: nothing to analyse")
     runner.quiet_dagster_logs()
@@ -112,10 +115,10 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 def _print_summary(db: server.Database) -> None:
     with server.connect(db.url) as conn:
-        components = reports.component_summary(conn)
-        releases = reports.release_summary(conn)
-        alerts = reports.firing_alerts(conn)
-        recommendations = reports.top_recommendations(conn)
+        components = component_summary(conn)
+        releases = release_summary(conn)
+        alerts = firing_alerts(conn)
+        recommendations = top_recommendations(conn)
         insights = read_insights(conn)
     table = Table(title="Health by component (all materialized hours)")
     for column, justify in (

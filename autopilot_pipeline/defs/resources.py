@@ -1,9 +1,99 @@
-"""Binds resources once for the whole code location; secrets only through ``EnvVar``."""
+"""Dagster resources: the Postgres connection and the frame hand-off between assets, bound once for the
+whole code location; secrets only through ``EnvVar``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
+import polars as pl
+import psycopg
+from pydantic import PrivateAttr
+from sqlalchemy import Engine, create_engine
 
 from autopilot_pipeline import settings
-from autopilot_pipeline.resources import PartitionedFrameIOManager, PostgresResource
+from autopilot_pipeline.postgres import migrate, urls
+
+
+class PostgresResource(dg.ConfigurableResource):
+    """The monitored application's Postgres. One SQLAlchemy engine (psycopg 3) per run, disposed after."""
+
+    database_url: str
+
+    _engine: Engine | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Create the engine and fail fast, in one line, when the schema is behind the code."""
+        self._engine = create_engine(urls.sqlalchemy_url(self.database_url), pool_pre_ping=True, pool_size=2)
+        with self._engine.connect() as sa_conn:
+            migrate.require_current(sa_conn.connection.driver_connection)  # type: ignore[arg-type]
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection]:
+        """A psycopg connection in autocommit mode; wrap writes in ``conn.transaction()``."""
+        if self._engine is None:  # used outside a run (e.g. a sensor evaluation)
+            self.setup_for_execution(dg.build_init_resource_context())
+        assert self._engine is not None
+        with self._engine.connect() as sa_conn:
+            raw: psycopg.Connection = sa_conn.connection.driver_connection  # type: ignore[assignment]
+            raw.autocommit = True
+            try:
+                yield raw
+            finally:
+                raw.autocommit = False
+
+
+_TRUNCATE_EVERY = {dg.HourlyPartitionsDefinition: "1h", dg.DailyPartitionsDefinition: "1d"}
+
+
+class PartitionedFrameIOManager(dg.ConfigurableIOManager):
+    """Hands polars frames between assets as one Parquet file per time partition.
+
+    The time column comes from the asset's ``partition_expr`` metadata; a run over a partition range writes
+    every partition of the range (empty ones too), so later runs can load any single partition.
+    """
+
+    base_dir: str
+
+    def _path(self, key: dg.AssetKey, partition: str) -> Path:
+        return Path(self.base_dir, *key.path, f"{partition}.parquet")
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        time_column = context.definition_metadata["partition_expr"]
+        every = _TRUNCATE_EVERY[type(context.asset_partitions_def)]
+        keyed = obj.with_columns(pl.col(time_column).dt.truncate(every).alias("__partition"))
+        parts = {
+            key[0]: frame
+            for key, frame in keyed.partition_by("__partition", as_dict=True, include_key=False).items()
+        }
+        partitions_def = context.asset_partitions_def
+        for partition in context.asset_partition_keys:
+            start = partitions_def.time_window_for_partition_key(partition).start  # type: ignore[union-attr]
+            frame = parts.get(start, obj.clear())
+            path = self._path(context.asset_key, partition)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            frame.write_parquet(tmp)
+            tmp.replace(path)  # atomic: a reader never sees half a file
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        frames = []
+        for partition in context.asset_partition_keys:
+            path = self._path(context.asset_key, partition)
+            if not path.exists():
+                raise dg.Failure(
+                    f"{context.asset_key.to_user_string()} partition {partition} has not been materialized; "
+                    "materialize it first (e.g. with a backfill)"
+                )
+            frames.append(pl.read_parquet(path))
+        return pl.concat(frames, how="vertical") if frames else pl.DataFrame()
 
 
 @dg.definitions

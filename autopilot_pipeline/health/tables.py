@@ -23,6 +23,9 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 LATE_AFTER = timedelta(hours=1)
 
 # Labels are Categorical: a 10 M-row window then takes 4 bytes a label instead of a 16-byte string view.
+#: ``health_log.source`` of the rows the AI-ops assets write back (anomalies): findings, not input.
+AI_OPS_SOURCE = "ai-ops"
+
 HEALTH_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Int64(),
     "checked_at": pl.Datetime("us", "UTC"),

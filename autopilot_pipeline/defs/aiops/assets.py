@@ -17,8 +17,9 @@ from autopilot_pipeline.aiops.insights import slack_message
 from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.slack import SlackResource
-from autopilot_pipeline.resources import PostgresResource
+from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 GROUP = "aiops"
 HEALTH_TABLES = [
@@ -220,7 +221,7 @@ def optimizations(
         as_of = analysis_time(config, conn)
         at = store.latest_analysis(conn, "predictions", as_of)
         preds = store.read_predictions(conn, at) if at else []
-        report = pipeline.run_optimizations(conn, preds, aiops.settings())
+        report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, aiops.settings())
     table = pl.DataFrame(
         [
             {k: o[k] for k in ("priority", "type", "count", "description", "action", "impact")}
@@ -276,7 +277,7 @@ def insights(
         )
         predictions_at = store.latest_analysis(conn, "predictions", as_of)
         preds = store.read_predictions(conn, predictions_at) if predictions_at else []
-        report = pipeline.run_optimizations(conn, preds, settings)
+        report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, settings)
         run = pipeline.run_insights(
             conn,
             as_of,

@@ -11,7 +11,7 @@ import polars as pl
 
 from autopilot_pipeline.alerting.engine import EvaluationResult, evaluate_alert_rules
 from autopilot_pipeline.defs.meta import OWNERS, preview
-from autopilot_pipeline.resources import PostgresResource
+from autopilot_pipeline.defs.resources import PostgresResource
 
 alert_rules = dg.AssetSpec(
     ["automation", "alert_rules"],

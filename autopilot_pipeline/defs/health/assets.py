@@ -9,11 +9,11 @@ import polars as pl
 
 from autopilot_pipeline.defs.meta import OWNERS, table_metadata
 from autopilot_pipeline.defs.partitions import daily, hourly
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health import samples as metrics
 from autopilot_pipeline.health import tables as health
 from autopilot_pipeline.health.store import read_table_window
 from autopilot_pipeline.postgres.io import replace_window
-from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "health"
 KINDS = {"postgres", "polars"}

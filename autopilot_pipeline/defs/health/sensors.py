@@ -10,8 +10,8 @@ import dagster as dg
 
 from autopilot_pipeline.defs.health.jobs import health_hourly_job
 from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START, hourly
-from autopilot_pipeline.health import changes
-from autopilot_pipeline.resources import PostgresResource
+from autopilot_pipeline.defs.resources import PostgresResource
+from autopilot_pipeline.health import store as health_store
 
 
 def contiguous_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
@@ -46,8 +46,8 @@ def health_log_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
     with postgres.connect() as conn:
         if context.cursor is None:
             # First tick: start from now; history is the job of a backfill (`autopilot demo` does one).
-            return dg.SensorResult(skip_reason="cursor initialised", cursor=str(changes.latest_id(conn)))
-        new = changes.new_health_rows(conn, int(context.cursor))
+            return dg.SensorResult(skip_reason="cursor initialised", cursor=str(health_store.latest_id(conn)))
+        new = health_store.new_health_rows(conn, int(context.cursor))
     if not new.rows:
         return dg.SensorResult(skip_reason="no new health_log rows", cursor=str(new.last_id))
     now = datetime.now(tz=new.hours[0].tzinfo)

@@ -10,11 +10,11 @@ import psycopg
 
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.partitions import daily, hourly
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health import samples as metrics
 from autopilot_pipeline.health import store as sources
 from autopilot_pipeline.health import tables as health
 from autopilot_pipeline.health.releases import validate_releases
-from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "ingest"
 KINDS = {"postgres", "polars"}

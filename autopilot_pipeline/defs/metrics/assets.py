@@ -11,15 +11,12 @@ from datetime import UTC, datetime
 import dagster as dg
 from prometheus_client.exposition import generate_latest
 
-from autopilot_pipeline.alerting.store import read_metrics_snapshot
 from autopilot_pipeline.defs.meta import OWNERS
-from autopilot_pipeline.integrations.pushgateway import (
-    PushError,
-    PushgatewayResource,
-    build_registry,
-    display_url,
-)
-from autopilot_pipeline.resources import PostgresResource
+from autopilot_pipeline.defs.metrics.resources import PushgatewayResource
+from autopilot_pipeline.defs.resources import PostgresResource
+from autopilot_pipeline.integrations.pushgateway import PushError, display_url
+from autopilot_pipeline.metrics.exposition import build_registry
+from autopilot_pipeline.metrics.store import read_metrics_snapshot
 
 UPSTREAM = [
     dg.AssetKey(["analytics", name])

@@ -10,6 +10,7 @@ import polars as pl
 
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.profiling.resources import ProfilingResource
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.profiling.report import assemble_optimizations
 from autopilot_pipeline.profiling.store.catalog import collect_table_statistics, write_table_statistics
 from autopilot_pipeline.profiling.store.recommendations import (
@@ -23,7 +24,6 @@ from autopilot_pipeline.profiling.store.statements import (
     latest_query_stats,
     write_query_stats,
 )
-from autopilot_pipeline.resources import PostgresResource
 
 GROUP = "profiling"
 KINDS = {"postgres", "polars"}

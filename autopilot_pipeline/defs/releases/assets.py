@@ -6,8 +6,8 @@ import polars as pl
 from autopilot_pipeline.defs.health.assets import write_window
 from autopilot_pipeline.defs.meta import OWNERS
 from autopilot_pipeline.defs.partitions import daily
+from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health.releases import release_stats
-from autopilot_pipeline.resources import PostgresResource
 
 
 @dg.asset(

@@ -281,3 +281,12 @@ def optimize_system(
         analysis = analyze_slow_queries(conn, stats, settings)
         generate_recommendations(conn, settings, analysis)
     return assemble_optimizations(read_open_recommendations(conn))
+
+
+def top_recommendations(conn: psycopg.Connection, limit: int = 5) -> list[tuple[str, str, str, float | None]]:
+    """(priority, type, description, estimated improvement %) of the best open recommendations."""
+    return conn.execute(
+        "SELECT priority, recommendation_type, description, estimated_improvement_pct "
+        "FROM automation.open_recommendations LIMIT %s",
+        (limit,),
+    ).fetchall()
