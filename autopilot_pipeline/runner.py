@@ -8,7 +8,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -69,9 +69,14 @@ def run_job_range(
 
 
 def run_job(
-    instance: dg.DagsterInstance, job_name: str, quiet: bool = True, resources: dict | None = None
+    instance: dg.DagsterInstance,
+    job_name: str,
+    quiet: bool = True,
+    resources: dict | None = None,
+    partition_key: str | None = None,
 ) -> RunSummary:
-    """Run an unpartitioned job (alert evaluation, profiling, metrics push) once, now.
+    """Run a job once: unpartitioned ones (alert evaluation, profiling, metrics push) now, a partitioned
+    one (AI ops) for ``partition_key``.
 
     ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"lookback_hours": 168}}``.
     """
@@ -79,8 +84,10 @@ def run_job(
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
     if resources:
         run_config["resources"] = {key: {"config": config} for key, config in resources.items()}
-    result = job.execute_in_process(instance=instance, run_config=run_config or None, raise_on_error=False)
-    return RunSummary(job_name, "now", result.success, result.run_id)
+    result = job.execute_in_process(
+        instance=instance, run_config=run_config or None, partition_key=partition_key, raise_on_error=False
+    )
+    return RunSummary(job_name, partition_key or "now", result.success, result.run_id)
 
 
 def hour_key(moment: datetime) -> str:
@@ -89,6 +96,15 @@ def hour_key(moment: datetime) -> str:
 
 def day_key(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d")
+
+
+def analysis_hour(last: datetime, now: datetime | None = None) -> str:
+    """The AI-ops partition analysed after loading data up to ``last``: the hour ending at the end of the
+    data, or at the current hour when the data runs up to now (an hour in progress is never analysed)."""
+    hour = timedelta(hours=1)
+    data_end = last.replace(minute=0, second=0, microsecond=0) + hour
+    current = (now or datetime.now(UTC)).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour_key(min(data_end, current) - hour)
 
 
 def quiet_dagster_logs() -> None:
@@ -117,7 +133,7 @@ def materialize_history(
         run_job(instance, "profiling_job", resources={"profiling": {"lookback_hours": span_hours}})
     )
     on_step("AI ops (anomalies, trends, failure predictions, optimizations, insights)")
-    summaries.append(run_job(instance, "aiops_job"))
+    summaries.append(run_job(instance, "aiops_job", partition_key=analysis_hour(last)))
     on_step("alert rules (evaluated now)")
     summaries.append(run_job(instance, "alerting_job"))
     if os.environ.get("PUSHGATEWAY_URL"):

@@ -26,8 +26,7 @@ from autopilot_pipeline import cli, runner
 from autopilot_pipeline.aiops import pipeline
 from autopilot_pipeline.alerting import metric_catalog as catalog
 from autopilot_pipeline.alerting.store import read_metric_inputs
-from autopilot_pipeline.defs.aiops.jobs import AIOPS_ASSETS, HOURLY_ASSETS, as_of_run_config
-from autopilot_pipeline.defs.aiops.sensors import hourly_request
+from autopilot_pipeline.defs.aiops.jobs import AIOPS_ASSETS, ANOMALIES, INSIGHTS, PREDICTIONS, TRENDS
 from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.metrics.store import read_metrics_snapshot
 
@@ -40,13 +39,19 @@ SEED_PREDICTION_KEYS = {"prediction", "probability", "timeframe", "recommendatio
 SEED_TREND_KEYS = {"trend", "slope", "confidence", "dataPoints"}
 
 
-def run_aiops(as_of: datetime = END, job: str = "aiops_job") -> dg.ExecuteInProcessResult:
-    keys = AIOPS_ASSETS if job == "aiops_job" else HOURLY_ASSETS
-    definition = runner.load_definitions().resolve_job_def(job)
+def partition(as_of: datetime) -> str:
+    """The AI-ops partition whose analysis time is ``as_of`` (the hour ending then)."""
+    return runner.hour_key(as_of - timedelta(hours=1))
+
+
+def run_aiops(as_of: datetime = END, only: list[dg.AssetKey] | None = None) -> dg.ExecuteInProcessResult:
+    definition = runner.load_definitions().resolve_job_def("aiops_job")
     with dg.DagsterInstance.ephemeral() as instance:
         return definition.execute_in_process(
             instance=instance,
-            run_config={**as_of_run_config(keys, as_of.isoformat()), **runner.QUIET_LOGGERS},
+            partition_key=partition(as_of),
+            asset_selection=only,
+            run_config=runner.QUIET_LOGGERS,
         )
 
 
@@ -206,7 +211,7 @@ def test_rerunning_is_idempotent(aiops_db, db):
         )
 
     before = state()
-    again = run_aiops(job="aiops_hourly_job")
+    again = run_aiops(only=[ANOMALIES, PREDICTIONS])  # the hourly refresh
     assert again.success
     assert state() == before  # same window replaced with the same rows: nothing added, nothing lost
 
@@ -263,7 +268,7 @@ def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
                 "llm": LLMResource(),
                 "slack": SlackResource(webhook_url=receiver.url, backoff_seconds=0.0),
             },
-            run_config={"ops": {"analytics__insights": {"config": {"as_of": END.isoformat()}}}},
+            partition_key=partition(END),
             instance=dg.DagsterInstance.ephemeral(),
         )
         assert result.success
@@ -282,7 +287,7 @@ def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
                 "llm": LLMResource(),
                 "slack": SlackResource(webhook_url=receiver.url, backoff_seconds=0.0),
             },
-            run_config={"ops": {"analytics__insights": {"config": {"as_of": END.isoformat()}}}},
+            partition_key=partition(END),
             instance=dg.DagsterInstance.ephemeral(),
         )
         meta = metadata(down, "analytics__insights")
@@ -295,34 +300,51 @@ def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
 # -------------------------------------------------------------------------------------- orchestration
 
 
-def test_schedule_sensor_and_jobs():
+def test_automation_runs_each_hour_after_its_health_tables_and_the_rest_every_six_hours():
+    """Declarative automation replaces the schedule and the run-status sensor: the conditions, evaluated
+    as the daemon would, request the right partitions at the right ticks."""
     defs = runner.load_definitions()
-    schedule = defs.resolve_schedule_def("aiops_schedule")
-    assert (
-        schedule.cron_schedule == "0 */6 * * *"
-        and schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    )
-    tick = datetime(2026, 3, 4, 12, tzinfo=UTC)
-    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
-        request = schedule.evaluate_tick(context).run_requests[0]
-    ops = request.run_config["ops"]
-    assert set(ops) == {
-        "analytics__anomalies",
-        "analytics__trends",
-        "analytics__failure_predictions",
-        "aiops__optimizations",
-        "analytics__insights",
-    }
-    assert {cfg["config"]["as_of"] for cfg in ops.values()} == {tick.isoformat()}
-    assert request.run_key == tick.isoformat()
-
-    sensor = defs.resolve_sensor_def("aiops_after_health_sensor")
+    sensor = defs.resolve_sensor_def("automation_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    hourly = hourly_request(datetime(2026, 3, 4, 12, 41, 7, tzinfo=UTC))
-    assert (
-        hourly.run_key == "aiops-hourly:2026-03-04T12:00:00+00:00"
-    )  # once per hour, whatever the health runs
-    assert set(hourly.run_config["ops"]) == {"analytics__anomalies", "analytics__failure_predictions"}
+    health = [
+        dg.AssetKey(["analytics", n])
+        for n in (
+            "uptime_hourly",
+            "error_rates_hourly",
+            "response_times_hourly",
+            "metric_samples_hourly",
+            "health_score_hourly",
+        )
+    ]
+    selection = dg.AssetSelection.assets(*AIOPS_ASSETS)
+    with dg.DagsterInstance.ephemeral() as instance:
+        noon = datetime(2026, 3, 4, 12, 0, 30, tzinfo=UTC)
+        result = dg.evaluate_automation_conditions(
+            defs, instance, selection, evaluation_time=noon - timedelta(minutes=1)
+        )
+        assert result.total_requested == 0  # nothing analysed before its inputs exist
+        for key in health:  # the health job finishes hour 11 at 12:02
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-11:00"))
+        result = dg.evaluate_automation_conditions(
+            defs, instance, selection, evaluation_time=noon + timedelta(minutes=2), cursor=result.cursor
+        )
+        assert result.get_requested_partitions(ANOMALIES) == {"2026-03-04-11:00"}
+        assert result.get_requested_partitions(PREDICTIONS) == {"2026-03-04-11:00"}
+        assert result.get_requested_partitions(TRENDS) == {"2026-03-04-11:00"}  # 12:00 is a 6-hourly tick
+        assert result.get_num_requested(INSIGHTS) == 1
+        for key in [ANOMALIES, PREDICTIONS, TRENDS]:
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-11:00"))
+        for key in health:  # an hour later (13:00 is not a 6-hourly tick): only the hourly analysis
+            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-12:00"))
+        result = dg.evaluate_automation_conditions(
+            defs,
+            instance,
+            selection,
+            evaluation_time=noon + timedelta(hours=1, minutes=2),
+            cursor=result.cursor,
+        )
+        assert result.get_requested_partitions(ANOMALIES) == {"2026-03-04-12:00"}
+        assert result.get_num_requested(TRENDS) == 0 and result.get_num_requested(INSIGHTS) == 0
 
     job = defs.resolve_job_def("aiops_job")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {

@@ -21,6 +21,7 @@ from autopilot_pipeline.alerting.engine import evaluate_alert_rules, fire_alert,
 from autopilot_pipeline.alerting.notifications import send_pending_notifications
 from autopilot_pipeline.alerting.suppressions import Suppression, active, muting, problem
 from autopilot_pipeline.defs.alerting.sensors import alert_notifications_sensor
+from autopilot_pipeline.defs.partitions import AS_OF_TAG
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.slack import SlackResource, SlackWebhook
 from autopilot_pipeline.postgres.io import copy_frame
@@ -560,12 +561,13 @@ def test_alerting_job_reports_alerts_and_the_sensor_sends_them(pg_url, conn, sla
     schedule = defs.resolve_schedule_def("alerting_schedule")
     assert schedule.cron_schedule == "* * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    with dg.build_schedule_context(scheduled_execution_time=at(0)) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert request.tags[AS_OF_TAG] == at(0).isoformat()  # the tick is the evaluation time
     op = "alerting__alert_evaluations"
     with dg.DagsterInstance.ephemeral() as instance:
         for minute in range(6):
-            result = job.execute_in_process(
-                instance=instance, run_config={"ops": {op: {"config": {"at": at(minute).isoformat()}}}}
-            )
+            result = job.execute_in_process(instance=instance, tags={AS_OF_TAG: at(minute).isoformat()})
             assert result.success
         [event] = result.asset_materializations_for_node(op)
     meta = event.metadata

@@ -22,6 +22,7 @@ import polars as pl
 import psycopg
 import pytest
 
+from autopilot_pipeline import runner
 from autopilot_pipeline.aiops.insights import (
     GOOD_MESSAGE,
     add_predictive_scaling,
@@ -442,7 +443,7 @@ def _materialize_insights(url: str, llm: dict) -> dg.ExecuteInProcessResult:
             "llm": LLMResource(**llm),
             "slack": SlackResource(),
         },
-        run_config={"ops": {"analytics__insights": {"config": {"as_of": END.isoformat()}}}},
+        partition_key=runner.hour_key(END - timedelta(hours=1)),
         instance=dg.DagsterInstance.ephemeral(),
     )
 

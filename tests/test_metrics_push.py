@@ -24,6 +24,7 @@ from prometheus_client.exposition import generate_latest
 from autopilot_pipeline import runner
 from autopilot_pipeline.defs.metrics.assets import prometheus_push
 from autopilot_pipeline.defs.metrics.resources import PushgatewayResource
+from autopilot_pipeline.defs.partitions import AS_OF_TAG
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port
@@ -39,8 +40,8 @@ END = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday: the data is fixed,
 OP = "metrics__prometheus_push"
 
 
-def _as_of(moment: datetime) -> dict:
-    return {"ops": {OP: {"config": {"as_of": moment.isoformat()}}}}
+def _as_of(moment: datetime) -> dict[str, str]:
+    return {AS_OF_TAG: moment.isoformat()}
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def _load(url: str) -> None:
 def run_push(as_of: datetime = END) -> dg.ExecuteInProcessResult:
     job = runner.load_definitions().resolve_job_def("metrics_push_job")
     with dg.DagsterInstance.ephemeral() as instance:
-        return job.execute_in_process(instance=instance, run_config=_as_of(as_of), raise_on_error=False)
+        return job.execute_in_process(instance=instance, tags=_as_of(as_of), raise_on_error=False)
 
 
 @needs_prometheus
@@ -273,9 +274,7 @@ def test_down_gateway_fails_the_asset_with_one_line(pg_url):
         "postgres": PostgresResource(database_url=pg_url),
         "pushgateway": PushgatewayResource(url=url, attempts=2, backoff_seconds=0.01, timeout_seconds=2),
     }
-    result = dg.materialize(
-        [prometheus_push], resources=resources, raise_on_error=False, run_config=_as_of(END)
-    )
+    result = dg.materialize([prometheus_push], resources=resources, raise_on_error=False, tags=_as_of(END))
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     description = failure.step_failure_data.user_failure_data.description
@@ -290,3 +289,26 @@ def test_unset_pushgateway_url_skips_with_a_note(pipeline_db):
     meta = result.asset_materializations_for_node(OP)[0].metadata
     assert meta["pushed"].value is False
     assert meta["note"].value == "PUSHGATEWAY_URL is not set: nothing was pushed"
+
+
+def test_the_push_follows_the_health_tables_by_automation_condition():
+    """The run-status sensor is gone: the push asset's condition requests one push per upstream update."""
+    defs = runner.load_definitions()
+    push_key = dg.AssetKey(["metrics", "prometheus_push"])
+    selection = dg.AssetSelection.assets(push_key)
+    start = datetime(2026, 3, 4, 12, 1, tzinfo=UTC)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=start)
+        assert result.get_num_requested(push_key) == 0
+        for table in ("uptime_hourly", "health_score_hourly"):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(dg.AssetKey(["analytics", table]), partition="2026-03-04-11:00")
+            )
+        result = dg.evaluate_automation_conditions(
+            defs, instance, selection, evaluation_time=start + timedelta(minutes=1), cursor=result.cursor
+        )
+        assert result.get_num_requested(push_key) == 1
+        result = dg.evaluate_automation_conditions(
+            defs, instance, selection, evaluation_time=start + timedelta(minutes=2), cursor=result.cursor
+        )
+        assert result.get_num_requested(push_key) == 0  # handled: no second push without a new update

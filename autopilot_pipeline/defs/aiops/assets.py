@@ -1,22 +1,21 @@
 """AI operations: anomalies, trends, failure predictions, optimizations and insights.
 
 Thin assets over :mod:`autopilot_pipeline.aiops.pipeline` (read the window, call the pure analytics, replace
-the run's rows). Every asset works at one analysis time ``as_of`` (the schedule's tick; by default the
-current hour, or the end of the data when it stops earlier) and shows its findings in the UI as a table
-and a plot. The insights asset also posts the summary to Slack when ``SLACK_WEBHOOK_URL`` is set.
+the run's rows). Every asset is partitioned by complete hours and works at its partition's end, the
+analysis time ``as_of``; it shows its findings in the UI as a table and a plot. Anomalies and failure
+risk run after each hour's health tables (eager); trends, optimizations and insights every six hours, as
+the seed's workflow. The insights asset also posts the summary to Slack when ``SLACK_WEBHOOK_URL`` is set.
 """
-
-from datetime import datetime
 
 import dagster as dg
 import polars as pl
-import psycopg
 
 from autopilot_pipeline.aiops import pipeline, plots, store
 from autopilot_pipeline.aiops.insights import slack_message
 from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.partitions import analysis_hours, analysis_time
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.slack import SlackResource
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
@@ -28,22 +27,28 @@ HEALTH_TABLES = [
 ]
 RECOMMENDATIONS = dg.AssetKey(["automation", "performance_recommendations"])
 
+#: Anomalies and failure risk follow the health tables: each complete hour is analysed once its tables are.
+AFTER_THE_HOUR = dg.AutomationCondition.eager()
 
-class AiopsRunConfig(dg.Config):
-    as_of: str | None = None  # ISO-8601 analysis time with a zone; default: the current hour (or data end)
 
+def every_six_hours(ignore: list[dg.AssetKey] | None = None) -> dg.AutomationCondition:
+    """The seed's AI-ops workflow (``0 */6 * * *``): the latest complete hour, once its inputs are in.
 
-def analysis_time(config: AiopsRunConfig, conn: psycopg.Connection) -> datetime:
-    requested = None
-    if config.as_of:
-        try:
-            requested = datetime.fromisoformat(config.as_of)
-        except ValueError:
-            raise dg.Failure(f"as_of {config.as_of!r} is not an ISO-8601 time") from None
-    try:
-        return pipeline.resolve_as_of(conn, requested)
-    except ValueError as exc:
-        raise dg.Failure(f"{exc} (e.g. 2026-01-05T12:00:00+00:00)") from None
+    ``ignore`` names inputs refreshed at another cadence (the daily profiling recommendations), which
+    must not hold the 6-hourly analysis back until they happen to change.
+    """
+    cron = "0 */6 * * *"
+    tick = dg.AutomationCondition.cron_tick_passed(cron)
+    inputs_ready = dg.AutomationCondition.all_deps_match(
+        dg.AutomationCondition.newly_updated().since(tick) | dg.AutomationCondition.will_be_requested()
+    )
+    if ignore:
+        inputs_ready = inputs_ready.ignore(dg.AssetSelection.assets(*ignore))
+    return (
+        dg.AutomationCondition.in_latest_time_window()
+        & tick.since(dg.AutomationCondition.newly_requested() | dg.AutomationCondition.newly_updated())
+        & inputs_ready
+    ).with_label(f"every 6 hours ({cron}), after the hour's inputs")
 
 
 def _table(frame: pl.DataFrame, rows: int = 25) -> dg.MetadataValue:
@@ -62,6 +67,8 @@ def _plot(markdown: str | None) -> dg.MetadataValue:
 
 @dg.asset(
     key=ANOMALIES,
+    partitions_def=analysis_hours,
+    automation_condition=AFTER_THE_HOUR,
     deps=HEALTH_TABLES,
     group_name=GROUP,
     kinds={"postgres", "polars"},
@@ -71,10 +78,10 @@ def _plot(markdown: str | None) -> dg.MetadataValue:
     "(source 'ai-ops', kind 'anomaly', metadata.confidence) for the seed's intelligent-alerting SQL.",
 )
 def anomalies(
-    config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, aiops: AiopsResource
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        as_of = analysis_time(config, conn)
+        as_of = analysis_time(context)
         run = pipeline.run_anomalies(conn, as_of, aiops.settings())
     found = run.anomalies.sort(["confidence", "bucket_start"], descending=[True, True])
     by_severity = dict(found.group_by("severity").len().iter_rows()) if found.height else {}
@@ -108,6 +115,8 @@ def anomalies(
 
 @dg.asset(
     key=TRENDS,
+    partitions_def=analysis_hours,
+    automation_condition=every_six_hours(),
     deps=HEALTH_TABLES,
     group_name=GROUP,
     kinds={"postgres", "statsmodels"},
@@ -116,9 +125,11 @@ def anomalies(
     "p-value and R² (autocorrelation-corrected), confirmed by Mann-Kendall and Theil-Sen; improving / stable "
     "/ degrading only when significant.",
 )
-def trends(config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource) -> dg.MaterializeResult:
+def trends(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, aiops: AiopsResource
+) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        as_of = analysis_time(config, conn)
+        as_of = analysis_time(context)
         run = pipeline.run_trends(conn, as_of, aiops.settings())
     counts = dict(run.trends.group_by("trend").len().iter_rows()) if run.trends.height else {}
     moving = run.trends.filter(pl.col("trend") != "stable").sort(["trend", "p_value"])
@@ -149,6 +160,8 @@ def trends(config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResou
 
 @dg.asset(
     key=PREDICTIONS,
+    partitions_def=analysis_hours,
+    automation_condition=AFTER_THE_HOUR,
     deps=HEALTH_TABLES,
     group_name=GROUP,
     kinds={"postgres", "statsmodels"},
@@ -158,10 +171,10 @@ def trends(config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResou
     "critical thresholds (an uncalibrated risk score, see docs/AI_OPS_GUIDE.md).",
 )
 def failure_predictions(
-    config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, aiops: AiopsResource
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        as_of = analysis_time(config, conn)
+        as_of = analysis_time(context)
         run = pipeline.run_predictions(conn, as_of, aiops.settings())
     preds = run.predictions
     table = pl.DataFrame(
@@ -207,6 +220,8 @@ def failure_predictions(
 
 @dg.asset(
     key=OPTIMIZATIONS,
+    partitions_def=analysis_hours,
+    automation_condition=every_six_hours(ignore=[RECOMMENDATIONS]),
     deps=[RECOMMENDATIONS, PREDICTIONS],
     group_name=GROUP,
     kinds={"postgres"},
@@ -215,10 +230,10 @@ def failure_predictions(
     "optimization, maintenance, scaling) plus predictive scaling for resources forecast to run out.",
 )
 def optimizations(
-    config: AiopsRunConfig, postgres: PostgresResource, aiops: AiopsResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, aiops: AiopsResource
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        as_of = analysis_time(config, conn)
+        as_of = analysis_time(context)
         at = store.latest_analysis(conn, "predictions", as_of)
         preds = store.read_predictions(conn, at) if at else []
         report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, aiops.settings())
@@ -250,6 +265,8 @@ def optimizations(
 
 @dg.asset(
     key=INSIGHTS,
+    partitions_def=analysis_hours,
+    automation_condition=every_six_hours(),
     deps=[ANOMALIES, TRENDS, PREDICTIONS, OPTIMIZATIONS, dg.AssetKey(["analytics", "health_score_hourly"])],
     group_name=GROUP,
     kinds={"postgres", "openai", "slack"},
@@ -260,7 +277,6 @@ def optimizations(
 )
 def insights(
     context: dg.AssetExecutionContext,
-    config: AiopsRunConfig,
     postgres: PostgresResource,
     aiops: AiopsResource,
     llm: LLMResource,
@@ -268,7 +284,7 @@ def insights(
 ) -> dg.MaterializeResult:
     settings = aiops.settings()
     with postgres.connect() as conn:
-        as_of = analysis_time(config, conn)
+        as_of = analysis_time(context)
         start = as_of - settings.insights_hours * pipeline.HOUR
         found = store.read_anomalies(conn, start, as_of)
         trends_at = store.latest_analysis(conn, "trends", as_of)

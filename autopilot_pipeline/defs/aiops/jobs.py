@@ -1,6 +1,11 @@
-"""The AI-ops jobs: the full analysis (the seed's 6-hourly workflow) and the cheap hourly refresh."""
+"""The AI-ops job, for explicit runs (``autopilot demo``, backfills): every AI-ops asset for one analysis hour.
+
+Day to day nothing launches it: the assets carry their own automation conditions (``assets.py``).
+"""
 
 import dagster as dg
+
+from autopilot_pipeline.defs.partitions import analysis_hours
 
 ANOMALIES = dg.AssetKey(["analytics", "anomalies"])
 TRENDS = dg.AssetKey(["analytics", "trends"])
@@ -8,23 +13,11 @@ PREDICTIONS = dg.AssetKey(["analytics", "failure_predictions"])
 OPTIMIZATIONS = dg.AssetKey(["aiops", "optimizations"])
 INSIGHTS = dg.AssetKey(["analytics", "insights"])
 AIOPS_ASSETS = [ANOMALIES, TRENDS, PREDICTIONS, OPTIMIZATIONS, INSIGHTS]
-HOURLY_ASSETS = [ANOMALIES, PREDICTIONS]
 
 aiops_job = dg.define_asset_job(
     "aiops_job",
     selection=dg.AssetSelection.assets(*AIOPS_ASSETS),
+    partitions_def=analysis_hours,
     description="Detect anomalies, analyze trends, predict failures, assemble optimizations and insights "
-    "(with the optional LLM narrative), and post the summary to Slack.",
+    "(with the optional LLM narrative), and post the summary to Slack, for one analysis hour.",
 )
-
-aiops_hourly_job = dg.define_asset_job(
-    "aiops_hourly_job",
-    selection=dg.AssetSelection.assets(*HOURLY_ASSETS),
-    description="Re-score anomalies and refresh failure predictions after the health tables changed "
-    "(no insights, no Slack).",
-)
-
-
-def as_of_run_config(keys: list[dg.AssetKey], as_of: str) -> dict:
-    """Run config giving every asset of ``keys`` the same analysis time."""
-    return {"ops": {"__".join(key.path): {"config": {"as_of": as_of}} for key in keys}}

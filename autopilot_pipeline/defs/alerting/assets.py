@@ -1,16 +1,15 @@
 """The alert evaluation: every enabled rule of ``automation.alert_rules`` evaluated at one moment.
 
 Thin: the engine (``autopilot_pipeline.alerting``) does the work in one transaction; this asset passes the
-evaluation time (the schedule's tick, or now) and reports firing and pending alerts in its metadata.
+evaluation time (the schedule's tick in the run's ``autopilot/as_of`` tag, or now) and reports firing and pending alerts in its metadata.
 """
-
-from datetime import UTC, datetime
 
 import dagster as dg
 import polars as pl
 
 from autopilot_pipeline.alerting.engine import EvaluationResult, evaluate_alert_rules
 from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.partitions import run_time
 from autopilot_pipeline.defs.resources import PostgresResource
 
 alert_rules = dg.AssetSpec(
@@ -25,19 +24,6 @@ SOURCES = [
     dg.AssetKey(["automation", "metric_samples"]),
     dg.AssetKey(["automation", "migration_log"]),
 ]
-
-
-class AlertEvaluationConfig(dg.Config):
-    at: str | None = None  # ISO-8601 evaluation time with a zone; default: now (the schedule passes its tick)
-
-
-def evaluation_time(config: AlertEvaluationConfig) -> datetime:
-    if not config.at:
-        return datetime.now(UTC)
-    moment = datetime.fromisoformat(config.at)
-    if moment.tzinfo is None:
-        raise dg.Failure(f"evaluation time {config.at!r} has no time zone (e.g. 2026-01-05T12:00:00+00:00)")
-    return moment
 
 
 def evaluation_metadata(result: EvaluationResult) -> dict[str, object]:
@@ -70,11 +56,9 @@ def evaluation_metadata(result: EvaluationResult) -> dict[str, object]:
     description="Evaluates every enabled alert rule (Prometheus semantics: pending, firing, resolved) and "
     "records state in automation.alert_state and firings in automation.alert_history.",
 )
-def alert_evaluations(
-    context: dg.AssetExecutionContext, config: AlertEvaluationConfig, postgres: PostgresResource
-) -> dg.MaterializeResult:
+def alert_evaluations(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        result = evaluate_alert_rules(conn, evaluation_time(config), logger=context.log)  # type: ignore[arg-type]
+        result = evaluate_alert_rules(conn, run_time(context), logger=context.log)  # type: ignore[arg-type]
     if result.refused:
         context.log.warning(result.refused)
         return dg.MaterializeResult(

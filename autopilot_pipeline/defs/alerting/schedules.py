@@ -3,8 +3,7 @@
 import dagster as dg
 
 from autopilot_pipeline.defs.alerting.jobs import alerting_job
-
-OP = "alerting__alert_evaluations"
+from autopilot_pipeline.defs.partitions import AS_OF_TAG
 
 
 @dg.schedule(
@@ -15,4 +14,4 @@ OP = "alerting__alert_evaluations"
 )
 def alerting_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     tick = context.scheduled_execution_time.isoformat()
-    return dg.RunRequest(run_key=tick, run_config={"ops": {OP: {"config": {"at": tick}}}})
+    return dg.RunRequest(run_key=tick, tags={AS_OF_TAG: tick})

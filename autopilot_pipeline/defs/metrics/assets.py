@@ -6,13 +6,13 @@ fails this asset only, with one line, after retries. No table is written either 
 """
 
 import time
-from datetime import UTC, datetime
 
 import dagster as dg
 from prometheus_client.exposition import generate_latest
 
 from autopilot_pipeline.defs.meta import OWNERS
 from autopilot_pipeline.defs.metrics.resources import PushgatewayResource
+from autopilot_pipeline.defs.partitions import run_time
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.pushgateway import PushError, display_url
 from autopilot_pipeline.metrics.exposition import build_registry
@@ -30,8 +30,13 @@ UPSTREAM = [
 ] + [dg.AssetKey(["alerting", "alert_evaluations"])]
 
 
-class PushConfig(dg.Config):
-    as_of: str | None = None  # ISO-8601 time the values describe; default: now
+#: Push once the health tables (or the alert state) changed and nothing upstream is still running: one push
+#: per health or rollup run, as the run-status sensor it replaces did.
+AFTER_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after the health tables change")
 
 
 def _series(exposition: str) -> list[str]:
@@ -42,6 +47,7 @@ def _series(exposition: str) -> list[str]:
     key=["metrics", "prometheus_push"],
     deps=UPSTREAM,
     group_name="metrics",
+    automation_condition=AFTER_UPSTREAM,
     kinds={"prometheus", "postgres"},
     owners=OWNERS,
     description="Pushes the autopilot_* metrics (seed names; stat=avg|p95|p99; *_total are all-time "
@@ -50,11 +56,10 @@ def _series(exposition: str) -> list[str]:
 )
 def prometheus_push(
     context: dg.AssetExecutionContext,
-    config: PushConfig,
     postgres: PostgresResource,
     pushgateway: PushgatewayResource,
 ) -> dg.MaterializeResult:
-    as_of = datetime.fromisoformat(config.as_of) if config.as_of else datetime.now(UTC)
+    as_of = run_time(context)
     with postgres.connect() as conn:
         snapshot = read_metrics_snapshot(conn, as_of)
     registry = build_registry(snapshot, pushed_at=time.time())
