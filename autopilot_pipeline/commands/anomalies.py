@@ -198,15 +198,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         if subprocess.run([sys.executable, str(generator)], check=False).returncode != 0:
             raise AutopilotError(f"{generator} failed")
         labels = corpus_eval.read_labels(corpus)
-    err = Console(stderr=True)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("reading", total=len(labels))
-        series = []
-        for name, meta in labels.items():
-            series.append(corpus_eval.read_series(corpus, name, meta))
-            bar.advance(task)
-        bar.update(task, description="scoring", completed=0)
+    series = [corpus_eval.read_series(corpus, name, meta) for name, meta in labels.items()]
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scoring", total=len(series))
         report = corpus_eval.evaluate_corpus(
             series, evaluated_detector, args.threshold, progress=lambda _name: bar.advance(task)
         )

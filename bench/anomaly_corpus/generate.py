@@ -529,6 +529,7 @@ class Series:
     behaviour: str
     kind: str
     tags: tuple[str, ...]
+    interval_s: int  # the nominal sampling interval
     t: np.ndarray  # epoch seconds
     v: np.ndarray
     windows: tuple[tuple[int, int], ...]  # inclusive point indices
@@ -614,7 +615,7 @@ def make_series(
     tags = [behaviour] + ([kind] if kind != "none" else ["clean"])
     if behaviour == "irregular_sampling":
         tags.append("daily_season")
-    return Series(name, behaviour, kind, tuple(tags), t, v, tuple(windows), tuple(anomalies))
+    return Series(name, behaviour, kind, tuple(tags), step, t, v, tuple(windows), tuple(anomalies))
 
 
 def build_corpus(seed: int = DEFAULT_SEED) -> list[Series]:
@@ -653,7 +654,7 @@ def labels(corpus: list[Series], seed: int) -> dict:
             "behaviour": s.behaviour,
             "kind": s.kind,
             "tags": list(s.tags),
-            "interval_s": int(np.median(np.diff(s.t))),
+            "interval_s": s.interval_s,
             "points": int(s.t.size),
             "windows": [[str(iso[lo]), str(iso[hi])] for lo, hi in s.windows],
             "anomalies": [
