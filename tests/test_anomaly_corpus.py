@@ -85,9 +85,8 @@ def test_series_shapes_and_label_windows(corpus):
         if not s.windows:
             continue
         total = sum(hi - lo + 1 for lo, hi in s.windows)
-        assert 0.07 * n <= total <= 0.105 * n, (
-            s.name
-        )  # 10 % shared, less what clipping and dropped samples take
+        # 10 % shared among the windows, give or take clipping and (irregular series) dropped samples
+        assert 0.07 * n <= total <= 0.12 * n, s.name
         ends = [x for w in s.windows for x in w]
         assert ends == sorted(ends) and ends[0] >= 0.15 * n and ends[-1] < n, s.name
         for a, (lo, hi) in zip(s.anomalies, s.windows, strict=True):
