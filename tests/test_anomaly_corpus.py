@@ -4,6 +4,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -173,6 +174,23 @@ def test_evaluate_prints_tables_in_a_real_process(tmp_path):
     assert done.returncode == 0, done.stderr
     for heading in ("Behaviour", "Kind of incident", "Overall", "standard", "low FP", "low FN"):
         assert heading in done.stdout
+
+
+def test_evaluate_runs_the_corpus_generator_when_the_csvs_are_missing(capsys, tmp_path):
+    """A corpus directory may carry its own generate.py (as bench/anomaly_corpus does): missing CSVs are made
+    first, and what the generator prints does not spoil --json."""
+    _write_tiny_corpus(tmp_path / "made")
+    data = tmp_path / "made" / "data"
+    _write_tiny_corpus(tmp_path / "corpus")
+    shutil.rmtree(tmp_path / "corpus" / "data")
+    (tmp_path / "corpus" / "generate.py").write_text(
+        "import shutil, pathlib\n"
+        f"shutil.copytree({str(data)!r}, pathlib.Path(__file__).parent / 'data')\n"
+        "print('wrote 2 series')\n"
+    )
+    code, out, _ = _run(capsys, "--corpus", str(tmp_path / "corpus"), "--json")
+    assert code == 0 and json.loads(out)["overall"]["series"] == 2
+    assert (tmp_path / "corpus" / "data" / "calm.csv").is_file()
 
 
 @pytest.mark.parametrize(

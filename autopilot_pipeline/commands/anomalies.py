@@ -195,8 +195,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     generator = corpus / "generate.py"
     if corpus_eval.missing_csvs(corpus, labels) and generator.is_file():
         print(f"generating the corpus into {corpus / 'data'} ...", file=sys.stderr, flush=True)
-        if subprocess.run([sys.executable, str(generator)], check=False).returncode != 0:
-            raise AutopilotError(f"{generator} failed")
+        done = subprocess.run(
+            [sys.executable, str(generator)], stdout=subprocess.PIPE, text=True, check=False
+        )
+        print(done.stdout, end="", file=sys.stderr)  # stdout stays clean for --json
+        if done.returncode != 0:
+            raise AutopilotError(f"{generator} failed (exit {done.returncode})")
         labels = corpus_eval.read_labels(corpus)
     series = [corpus_eval.read_series(corpus, name, meta) for name, meta in labels.items()]
     columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
