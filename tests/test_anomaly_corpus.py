@@ -154,6 +154,7 @@ def test_evaluate_json_on_a_tiny_corpus(capsys, tmp_path):
     assert report["by_kind"]["none"]["score"]["standard"]["own"] is None  # nothing to normalise by
     assert report["by_kind"]["none"]["clean_episodes_per_1000"] is not None
     assert [s["name"] for s in report["series"]] == ["spiky", "calm"]
+    assert 0 < report["series"][0]["window_credit"][0] <= 1 and report["series"][1]["window_credit"] == []
     assert all(s["seconds"] >= 0 for s in report["series"])
 
 

@@ -243,6 +243,7 @@ def evaluate_corpus(
                 "seconds": round(it.seconds, 4),
                 "windows": st.n_windows,
                 "detected": sum(d is not None for d in st.detected),
+                "window_credit": [round(c, 3) for c in st.credit],  # 1 at a window's start, 0 when missed
                 "false_alarm_points": st.false_alarm_points,
                 "episodes": st.episodes,
                 "raw_standard": round(st.raw, 4),
