@@ -260,6 +260,8 @@ def best_threshold(curves: Sequence[SweepCurve], profile: Profile) -> tuple[floa
     """The one threshold, shared by every series, that maximises the normalised corpus score: (t, score)."""
     if not curves:
         raise ValueError("no series to sweep")
+    if any(not np.array_equal(c.thresholds, curves[0].thresholds) for c in curves):
+        raise ValueError("every series must be swept over the same thresholds")
     raw = np.sum([c.raw(profile) for c in curves], axis=0)
     n_windows = sum(c.n_windows for c in curves)
     k = int(np.argmax(raw))
