@@ -11,7 +11,10 @@ as 0/1 (the detector's own decision; it equals ``anomaly_score >= 0.5`` once eno
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from autopilot_pipeline.aiops import corpus_eval
 from autopilot_pipeline.aiops.anomaly import AnomalyConfig, score_series
 from autopilot_pipeline.errors import AutopilotError
 
@@ -62,6 +66,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="season length in samples (default: found from the data; 0: none)",
     )
     score.set_defaults(handler=_score)
+    evaluate = actions.add_parser(
+        "evaluate",
+        help="windowed (NAB) score of the detector on a labelled corpus, per behaviour and profile",
+        description=corpus_eval.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument(
+        "--corpus",
+        type=Path,
+        default=DEFAULT_CORPUS,
+        help="directory with labels.json and the series' CSVs (default: bench/anomaly_corpus of this checkout)",
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument(
+        "--threshold", type=float, default=None, help="alarm at anomaly_score >= X instead of is_anomaly"
+    )
+    evaluate.set_defaults(handler=_evaluate)
 
 
 def _read(path: Path) -> pl.DataFrame:
@@ -151,4 +172,47 @@ def _score(args: argparse.Namespace) -> int:
     out.write_csv(args.output)
     n_anom = int(scored["is_anomaly"].sum())
     print(f"scored {out.height} rows from {args.input} -> {args.output} ({n_anom} anomalies)")
+    return 0
+
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "bench" / "anomaly_corpus"
+
+
+def evaluated_detector(t_sec: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The detector `anomalies evaluate` measures: (anomaly_score, is_anomaly) per point. Swap detectors here."""
+    scored = score_series(pl.Series("timestamp", t_sec), values)
+    return scored["anomaly_score"].to_numpy(), scored["is_anomaly"].to_numpy()
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if args.threshold is not None and not math.isfinite(args.threshold):
+        raise AutopilotError("--threshold must be a finite number")
+    corpus = args.corpus
+    labels = corpus_eval.read_labels(corpus)
+    generator = corpus / "generate.py"
+    if corpus_eval.missing_csvs(corpus, labels) and generator.is_file():
+        print(f"generating the corpus into {corpus / 'data'} ...", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [sys.executable, str(generator)], stdout=subprocess.PIPE, text=True, check=False
+        )
+        print(done.stdout, end="", file=sys.stderr)  # stdout stays clean for --json
+        if done.returncode != 0:
+            raise AutopilotError(f"{generator} failed (exit {done.returncode})")
+        labels = corpus_eval.read_labels(corpus)
+    series = [corpus_eval.read_series(corpus, name, meta) for name, meta in labels.items()]
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("scoring", total=len(series))
+        report = corpus_eval.evaluate_corpus(
+            series, evaluated_detector, args.threshold, progress=lambda _name: bar.advance(task)
+        )
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    out = Console() if sys.stdout.isatty() else Console(width=160)  # a file or pipe gets whole rows
+    for table in corpus_eval.report_tables(report):
+        out.print(table)
     return 0
