@@ -1,0 +1,260 @@
+"""The calibration half of the detector: residuals -> tail probabilities -> one p-value -> alarm episodes.
+
+Four statistics of the forecast residuals look at four timescales:
+
+==========  ====================================================  =======================================
+name        statistic at point t                                  what it sees
+==========  ====================================================  =======================================
+point       the residual itself                                   spikes, dips, drops to zero, context
+short       mean residual over the last 5 points                  short level shifts, small bursts
+drift       mean residual of the slowest model, last 64 points    slow leaks, lost or changed season
+spread      log mean |residual| over the last 16 points           variance up; flatline (variance gone)
+==========  ====================================================  =======================================
+
+Each statistic's predictive distribution is the EMPIRICAL distribution of its own past values over a
+bounded memory (conformal style: how many past values were at least as extreme), refreshed block by
+block (every 16 to 256 points). Beyond the empirical range, a generalised Pareto tail fitted to the top
+exceedances (probability-weighted moments, shape clipped to [0, 0.5]) extrapolates, so early and extreme
+points get finite, meaningful p-values. The tail shape is never lighter than 1/k for k effective
+exceedances: that is the exact predictive tail of an exponential whose scale was estimated from k points
+(a Lomax), so with little history the detector is rightly cautious.
+
+The memory learns what recurs and forgets what was alarming: a statistic's value enters its reference
+only if it did not alarm; but a value at least as extreme as ``RECUR`` events' worth of past values
+(alarming or not) is recurring, not novel, and its p-value is floored at that empirical frequency. So a
+second and a third spike are caught, while bursts, toggles, edges and a new level become normal after a
+few occurrences.
+
+The one-sided p-values (both sides of each statistic, or only the metric's harmful side) are combined by
+Bonferroni: p = min(1, m x smallest), valid whatever their dependence. A point alarms when p < ``ALPHA``;
+alarms less than ``QUIET`` points apart form one episode, and only its first point is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ALPHA", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "statistics"]
+
+ALPHA = 1e-4
+"""The shipped threshold on the combined p-value. Chosen from the false-alarm budget, not from labels: at
+most one alarm episode per 2,000 normal points needs a per-point rate below 5e-4; 1e-4 leaves a factor of
+five for imperfect calibration (window statistics are correlated, tails are extrapolated)."""
+QUIET = 64
+"""Alarms closer than this many points belong to one episode (the longest statistic window)."""
+RECUR = 3
+"""Independent past occurrences that make an extreme value recurring (normal) rather than novel."""
+TAIL_FRAC, K_MIN, K_MAX = 0.05, 8, 200  # exceedances used for the tail: 5 % of the memory, 8 to 200
+MIN_REF = 16  # reference values a statistic needs before it scores
+_GRID = 33  # quantiles kept for the body of the distribution
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One statistic: its window, how its memory is thinned and how long the memory is (in points)."""
+
+    name: str
+    window: int
+    thin: int
+    span: int
+
+
+STATS = (
+    Stat("point", 1, 1, 2048),
+    Stat("short", 5, 2, 2048),
+    Stat("drift", 64, 8, 4096),
+    Stat("spread", 16, 4, 2048),
+)
+
+
+@dataclass
+class Calibrated:
+    """Per-point outputs of :func:`calibrate`, arrays of shape (time, series)."""
+
+    p: np.ndarray  # combined p-value (1 where not scored)
+    stat: np.ndarray  # index into STATS of the most significant statistic
+    side: np.ndarray  # +1 above / -1 below for that statistic
+    alarm: np.ndarray  # p < ALPHA
+    onset: np.ndarray  # first alarm of an episode
+
+
+def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
+    """Mean of the last ``w`` rows (fewer at the start); NaN rows (padding) stay NaN."""
+    if w == 1:
+        return a.copy()
+    z = np.nan_to_num(a)
+    c = np.vstack([np.zeros((1, a.shape[1])), np.cumsum(z, axis=0)])
+    i = np.arange(a.shape[0])
+    lo = np.maximum(i + 1 - w, 0)
+    out = (c[i + 1] - c[lo]) / (i + 1 - lo)[:, None]
+    return np.where(np.isnan(a), np.nan, out)
+
+
+def statistics(resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray) -> list[np.ndarray]:
+    """The four statistics of :data:`STATS`, each (time x series)."""
+    spread = np.log(_rolling_mean(np.abs(resid), STATS[3].window) + floor)
+    return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
+
+
+def _upper_p(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarray, eff: float) -> np.ndarray:
+    """P(next value >= q) from a sorted reference (valid values first, ``n`` per row) and a GPD tail.
+
+    ``srt`` (series x width), ``q`` (series x block), ``floor`` (series,) the smallest tail scale,
+    ``eff`` the fraction of reference values that are effectively independent."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _upper_p_raw(srt, n, q, floor, eff)
+
+
+def _upper_p_raw(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarray, eff: float) -> np.ndarray:
+    width = srt.shape[1]
+    nf = n.astype(np.float64)
+    k = np.clip(np.ceil(TAIL_FRAC * nf), K_MIN, K_MAX).astype(np.int64)
+    k = np.minimum(k, np.maximum(n - 1, 1))
+    kmax = int(k.max())
+    j = np.arange(kmax)[None, :]
+    top = np.take_along_axis(srt, np.clip(n[:, None] - 1 - j, 0, width - 1), axis=1)  # descending
+    in_k = j < k[:, None]
+    u = np.take_along_axis(srt, np.clip(n - 1 - k, 0, width - 1)[:, None], axis=1)[:, 0]
+    e = np.where(in_k, top - u[:, None], 0.0)
+    kf = k.astype(np.float64)
+    a0 = e.sum(axis=1) / kf
+    a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
+    den = a0 - 2 * a1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = np.where(den > 0, 2 - a0 / den, 0.5)
+    xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
+    sigma = np.maximum(a0 * (1 - xi), floor)
+    xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
+    excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
+    tail = (kf / (nf + 1))[:, None] * np.exp(-np.log1p(xi[:, None] * excess) / xi[:, None])
+    # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
+    seen = (top[:, None, : min(kmax, 8)] >= q[:, :, None]) & in_k[:, None, : min(kmax, 8)]
+    tail = np.maximum(tail, seen.sum(axis=2) / (nf + 1)[:, None])
+    # Body: linear interpolation of the empirical distribution between stored quantiles.
+    f = np.linspace(0.0, 1.0, _GRID)
+    gpos = np.rint(f[None, :] * (nf - 1)[:, None]).astype(np.int64)
+    grid = np.take_along_axis(srt, np.clip(gpos, 0, width - 1), axis=1)
+    below = (grid[:, None, :] < q[:, :, None]).sum(axis=2)
+    lo_i = np.clip(below - 1, 0, _GRID - 1)
+    hi_i = np.clip(below, 0, _GRID - 1)
+    g_lo = np.take_along_axis(grid, lo_i, axis=1)
+    g_hi = np.take_along_axis(grid, hi_i, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(g_hi > g_lo, (q - g_lo) / (g_hi - g_lo), 1.0)
+    cdf = np.where(below == 0, 0.0, f[lo_i] + np.clip(frac, 0, 1) * (f[hi_i] - f[lo_i]))
+    body = np.maximum(1.0 - cdf * nf[:, None] / (nf + 1)[:, None], (kf / (nf + 1))[:, None])
+    return np.where(q > u[:, None], np.minimum(tail, body), body)
+
+
+def _recurring(srt: np.ndarray, n: np.ndarray, extra: np.ndarray, c: int) -> np.ndarray:
+    """The c-th largest of the reference values plus ``extra`` (the excluded ones, NaN-padded)."""
+    width = srt.shape[1]
+    j = np.arange(c)[None, :]
+    top = np.take_along_axis(srt, np.clip(n[:, None] - 1 - j, 0, width - 1), axis=1)
+    top = np.where(j < n[:, None], top, -np.inf)
+    both = np.concatenate([top, np.where(np.isnan(extra), -np.inf, extra)], axis=1)
+    return -np.partition(-both, c - 1, axis=1)[:, c - 1] if both.shape[1] >= c else np.full(n.size, np.inf)
+
+
+def _side_p(
+    values: np.ndarray,
+    excluded: np.ndarray,
+    rows: np.ndarray,
+    q: np.ndarray,
+    floor: np.ndarray,
+    st: Stat,
+    since: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower p-values of the block's values ``q`` (series x block) against the reference rows;
+    per series only rows whose window lies after ``since`` (the start of the current season) count."""
+    ref = values[rows].T
+    exc = excluded[rows].T
+    ok = ~np.isnan(ref) & (rows[None, :] >= (since + st.window - 1)[:, None])
+    strict = np.where(ok & ~exc, ref, np.inf)
+    extra = np.where(ok & exc, ref, np.nan)
+    srt = np.sort(strict, axis=1)
+    n = (ok & ~exc).sum(axis=1)
+    n_all = ok.sum(axis=1).astype(np.float64)
+    eff = min(1.0, np.sqrt(st.thin / st.window))
+    c = max(1, int(np.ceil(RECUR * st.window / st.thin)))
+    # Upper side.
+    p_up = _upper_p(srt, n, q, floor, eff)
+    rec_up = _recurring(srt, n, extra, c)
+    # Lower side: the same on the negated values (valid values first, ascending).
+    width = srt.shape[1]
+    idx = (n[:, None] - 1 - np.arange(width)[None, :]) % width
+    neg = np.where(np.arange(width)[None, :] < n[:, None], -np.take_along_axis(srt, idx, axis=1), np.inf)
+    p_lo = _upper_p(neg, n, -q, floor, eff)
+    rec_lo = -_recurring(neg, n, -extra, c)
+    floor_p = (c / (n_all + 1))[:, None]
+    p_up = np.where(q <= rec_up[:, None], np.maximum(p_up, floor_p), p_up)
+    p_lo = np.where(q >= rec_lo[:, None], np.maximum(p_lo, floor_p), p_lo)
+    few = (n < MIN_REF)[:, None] | np.isnan(q)
+    return np.where(few, 1.0, p_up), np.where(few, 1.0, p_lo)
+
+
+def _blocks(start: int, t_len: int) -> list[tuple[int, int]]:
+    out, a = [], start
+    while a < t_len:
+        b = min(t_len, a + int(np.clip(a // 2, 16, 256)))
+        out.append((a, b))
+        a = b
+    return out
+
+
+def calibrate(
+    stats: list[np.ndarray],
+    floor: np.ndarray,
+    n0: int,
+    sides: list[tuple[int, int]],
+    regime: np.ndarray | None = None,
+) -> Calibrated:
+    """Combined p-values and alarm episodes from the statistics (time x series each).
+
+    ``sides`` lists the one-sided tests to use as (statistic index, +1 upper / -1 lower); ``floor``
+    (time x series) is the smallest meaningful residual, used as the smallest tail scale; ``regime``
+    (time x series) the row where the current forecasting regime (season) began: older residuals come
+    from other models and leave the memory."""
+    t_len, n_ser = stats[0].shape
+    m = len(sides)
+    p_out = np.ones((t_len, n_ser))
+    which = np.zeros((t_len, n_ser), dtype=np.int64)
+    excluded = [np.zeros((t_len, n_ser), dtype=bool) for _ in STATS]
+    alarm = np.zeros((t_len, n_ser), dtype=bool)
+    onset = np.zeros((t_len, n_ser), dtype=bool)
+    last = np.full(n_ser, -(10**9))
+    floors = [floor, floor, floor, np.full_like(floor, 0.02)]
+    for a, b in _blocks(n0, t_len):
+        side_p = []
+        for i, st in enumerate(STATS):
+            lo = max(st.window - 1, 2, a - st.span)
+            rows = np.arange(lo, a)
+            rows = rows[rows % st.thin == 0]
+            q = stats[i][a:b].T
+            fl = floors[i][max(a - 1, 0)]
+            if rows.size == 0:
+                side_p.append((np.ones_like(q), np.ones_like(q)))
+                continue
+            since = regime[a] if regime is not None else np.zeros(n_ser, dtype=np.int64)
+            side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since))
+        ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
+        best = np.argmin(ps, axis=0)
+        p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
+        p_out[a:b] = p_comb.T
+        which[a:b] = best.T
+        for i in range(len(STATS)):
+            own = [k for k, (si, _s) in enumerate(sides) if si == i]
+            if own:
+                excluded[i][a:b] = (m * ps[own].min(axis=0) < ALPHA).T
+        al = (p_comb < ALPHA).T
+        alarm[a:b] = al
+        for t in range(a, b):
+            hit = al[t - a]
+            if hit.any():
+                onset[t] = hit & (t - last > QUIET)
+                last = np.where(hit, t, last)
+    idx = np.array([s for s, _ in sides])[which]
+    sgn = np.array([d for _, d in sides])[which]
+    return Calibrated(p_out, idx, sgn, alarm, onset)
