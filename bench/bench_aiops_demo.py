@@ -26,7 +26,7 @@ import polars as pl  # noqa: E402
 from autopilot_pipeline.aiops import evaluation  # noqa: E402
 from autopilot_pipeline.aiops.detection import score_window  # noqa: E402
 from autopilot_pipeline.core import demo  # noqa: E402
-from autopilot_pipeline.core.anomaly import AnomalyConfig  # noqa: E402
+from autopilot_pipeline.aiops.detector import DetectorConfig  # noqa: E402
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 DATASETS = [(seed, days, 6) for seed in range(1, 13) for days in (7, 14)] + [(42, 7, 6)]
@@ -55,7 +55,7 @@ def detection() -> None:
             rep = evaluation.detection_report(
                 scores.filter(pl.col("is_anomaly")),
                 data.incidents,
-                span_start=first + timedelta(hours=AnomalyConfig().min_history),  # type: ignore[operator]
+                span_start=first + timedelta(hours=DetectorConfig().min_history),  # type: ignore[operator]
                 span_end=END,
                 components=comps,
             )

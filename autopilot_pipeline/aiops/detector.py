@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from autopilot_pipeline.aiops.detector_calib import ALPHA, QUIET, STATS, calibrate, statistics
+from autopilot_pipeline.aiops.detector_calib import ALPHA, QUIET, STATS, calibrate, onsets, statistics
 from autopilot_pipeline.aiops.detector_engine import forecast_residuals
 from autopilot_pipeline.core.anomaly import (
     _DEFAULT_DIRECTION,
@@ -51,6 +51,7 @@ __all__ = [
     "DetectorConfig",
     "confidence",
     "detect_anomalies",
+    "episode_starts",
     "metric_kind",
     "score_batch",
     "score_series",
@@ -67,8 +68,8 @@ class DetectorConfig:
     min_history: int = 30
     """Points that only start the state; their scores are 0."""
     direction: Direction = "both"
-    """Which deviations of the level count: both, only above (latency, errors) or only below (uptime).
-    Changes of spread (more variable, or flat) count in every direction."""
+    """Which deviations count: both, only above (latency, errors) or only below (uptime). A flatline
+    (variation gone) counts in every direction; more variation only with "both"."""
     period: int | None = None
     """Season length in samples; None finds it from the past, 0 disables seasonality."""
     alpha: float = ALPHA
@@ -91,8 +92,10 @@ class BatchScores:
 
 _SIDES: dict[str, list[tuple[int, int]]] = {
     "both": [(i, s) for i in range(4) for s in (1, -1)],
-    "up": [(0, 1), (1, 1), (2, 1), (3, 1), (3, -1)],
-    "down": [(0, -1), (1, -1), (2, -1), (3, 1), (3, -1)],
+    # One-sided metrics: their level tests on the harmful side, plus "stopped varying" (a stuck metric).
+    # More spread shows there as harmful excursions already; the harmless side of it is not an alarm.
+    "up": [(0, 1), (1, 1), (2, 1), (3, -1)],
+    "down": [(0, -1), (1, -1), (2, -1), (3, -1)],
 }
 
 
@@ -222,7 +225,16 @@ _SCHEMA = {
     "anomaly_score": pl.Float64,
     "robust_z": pl.Float64,
     "method": pl.String,
+    "alarm": pl.Boolean,
 }
+
+
+def episode_starts(alarm: pl.Expr, *, over: list[str], order: str = "bucket_start") -> pl.Expr:
+    """Polars expression: the first alarm of each episode (an alarm more than :data:`QUIET` rows after the
+    previous alarm of the same series), for a frame sorted by ``over`` then ``order``."""
+    row = pl.int_range(pl.len()).over(over)
+    prev = pl.when(alarm).then(row).otherwise(None).forward_fill().shift(1).over(over)
+    return alarm & (prev.is_null() | (row - prev > QUIET))
 
 
 def detect_anomalies(
@@ -244,8 +256,9 @@ def detect_anomalies(
     ``since`` keeps only rows at or after it (history before it still trains the detector).
 
     Columns: component, metric, timestamp, isAnomaly, confidence, reason, expectedValue, actualValue,
-    severity, anomaly_score, robust_z, method. ``isAnomaly`` is the first point of an alarm episode;
-    ``confidence`` is :func:`confidence` of the p-value (0.5 at the threshold).
+    severity, anomaly_score, robust_z, method, alarm. ``alarm`` marks every alarming point (p below the
+    threshold, or the ratio rule), ``isAnomaly`` the first of each episode of them; ``confidence`` is
+    :func:`confidence` of the p-value (0.5 at the threshold).
     """
     cfg = config or DetectorConfig()
     missing = {"component", "metric", "bucket_start", "value"} - set(frame.columns)
@@ -279,7 +292,7 @@ def detect_anomalies(
     rows = []
     for r in scored.iter_rows(named=True):
         label = _label(r["metric"])
-        ratio = r["ratio"] if r["isAnomaly"] and r["ratio"] is not None else None
+        ratio = r["ratio"] if r["alarm"] and r["ratio"] is not None else None
         conf = float(confidence(r["p"], cfg.alpha))
         expected = r["expected"] if r["expected"] is not None else float("nan")
         if r["by_ratio"]:
@@ -289,7 +302,7 @@ def detect_anomalies(
         else:
             reason = (
                 reason_text(r["stat"], r["z"], r["p"], r["value"], expected, label)
-                if r["isAnomaly"]
+                if r["alarm"]
                 else "Within normal range"
             )
             method = "tail_probability"
@@ -303,10 +316,11 @@ def detect_anomalies(
                 "reason": reason,
                 "expectedValue": r["expected"],
                 "actualValue": r["value"],
-                "severity": _severity(conf, ratio) if r["isAnomaly"] else "none",
+                "severity": _severity(conf, ratio) if r["alarm"] else "none",
                 "anomaly_score": r["score"],
                 "robust_z": r["z"],
                 "method": method,
+                "alarm": r["alarm"],
             }
         )
     return pl.DataFrame(rows, schema=_SCHEMA)
@@ -354,7 +368,6 @@ def _score_metric(
     values, grid, lengths, ci, pi = pack_long(part)
     res = score_batch(values, grid, lengths, cfg)
     expected = res.expected[pi, ci]
-    flag = res.is_anomaly[pi, ci]
     vals = part["value"].to_numpy()
     if ratio_multiple is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -363,7 +376,11 @@ def _score_metric(
     else:
         ratio = np.full(vals.size, np.nan)
         ratio_hit = np.zeros(vals.size, dtype=bool)
-    is_anom = flag | ratio_hit
+    alarm_m = res.alarm.copy()
+    alarm_m[pi, ci] |= ratio_hit
+    start, _ = onsets(alarm_m)
+    flag = res.alarm[pi, ci]
+    is_anom = start[pi, ci]
     keep = slice(None) if keep_all else np.flatnonzero(is_anom)
     return part.select("component", "metric", "bucket_start", "value")[keep].with_columns(
         z=pl.Series(res.z[pi, ci][keep]),
@@ -373,5 +390,6 @@ def _score_metric(
         stat=pl.Series(res.stat[pi, ci][keep]),
         ratio=pl.Series(ratio[keep]).fill_nan(None),
         isAnomaly=pl.Series(is_anom[keep]),
+        alarm=pl.Series((flag | ratio_hit)[keep]),
         by_ratio=pl.Series((ratio_hit & ~flag)[keep]),
     )

@@ -8,7 +8,7 @@ name        statistic at point t                                  what it sees
 point       the residual itself                                   spikes, dips, drops to zero, context
 short       mean residual over the last 5 points                  short level shifts, small bursts
 drift       mean residual of the slowest model, last 64 points    slow leaks, lost or changed season
-spread      log mean |residual| over the last 16 points           variance up; flatline (variance gone)
+spread      log mean |residual|, last 16 (less the largest)           variance up; flatline (variance gone)
 ==========  ====================================================  =======================================
 
 Each statistic's predictive distribution is the EMPIRICAL distribution of its own past values over a
@@ -35,8 +35,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.ndimage
 
-__all__ = ["ALPHA", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "statistics"]
+__all__ = ["ALPHA", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "onsets", "statistics"]
 
 ALPHA = 1e-4
 """The shipped threshold on the combined p-value. Chosen from the false-alarm budget, not from labels: at
@@ -92,9 +93,20 @@ def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
     return np.where(np.isnan(a), np.nan, out)
 
 
+def _rolling_trimmed_abs(a: np.ndarray, w: int) -> np.ndarray:
+    """Mean |a| over the last ``w`` rows without the largest one: one spike does not make a spread."""
+    m = np.abs(a)
+    mean = _rolling_mean(m, w)
+    filled = np.nan_to_num(m, nan=0.0)
+    top = scipy.ndimage.maximum_filter1d(filled, size=w, axis=0, origin=(w - 1) // 2, mode="constant")
+    cnt = np.minimum(np.arange(a.shape[0]) + 1, w)[:, None].astype(np.float64)
+    out = np.where(cnt > 1, (mean * cnt - top) / np.maximum(cnt - 1, 1), mean)
+    return np.maximum(out, 0.0)
+
+
 def statistics(resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray) -> list[np.ndarray]:
     """The four statistics of :data:`STATS`, each (time x series)."""
-    spread = np.log(_rolling_mean(np.abs(resid), STATS[3].window) + floor)
+    spread = np.log(_rolling_trimmed_abs(resid, STATS[3].window) + floor)
     return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
 
 
@@ -195,6 +207,19 @@ def _side_p(
     return np.where(few, 1.0, p_up), np.where(few, 1.0, p_lo)
 
 
+def onsets(alarm: np.ndarray, last: np.ndarray | None = None, row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """First alarms of episodes in ``alarm`` (time x series): an alarm more than :data:`QUIET` rows after
+    the previous one. ``last`` carries each series' previous alarm row (at ``row0`` and later rows)."""
+    t_len, n_ser = alarm.shape
+    prev = np.full(n_ser, -(10**9)) if last is None else last.copy()
+    out = np.zeros(alarm.shape, dtype=bool)
+    for t in np.flatnonzero(alarm.any(axis=1)):
+        hit = alarm[t]
+        out[t] = hit & (row0 + t - prev > QUIET)
+        prev = np.where(hit, row0 + t, prev)
+    return out, prev
+
+
 def _blocks(start: int, t_len: int) -> list[tuple[int, int]]:
     out, a = [], start
     while a < t_len:
@@ -250,11 +275,7 @@ def calibrate(
                 excluded[i][a:b] = (m * ps[own].min(axis=0) < ALPHA).T
         al = (p_comb < ALPHA).T
         alarm[a:b] = al
-        for t in range(a, b):
-            hit = al[t - a]
-            if hit.any():
-                onset[t] = hit & (t - last > QUIET)
-                last = np.where(hit, t, last)
+        onset[a:b], last = onsets(al, last, a)
     idx = np.array([s for s, _ in sides])[which]
     sgn = np.array([d for _, d in sides])[which]
     return Calibrated(p_out, idx, sgn, alarm, onset)

@@ -42,7 +42,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from autopilot_pipeline.aiops import evaluation
     from autopilot_pipeline.aiops.detection import score_window
-    from autopilot_pipeline.core.anomaly import AnomalyConfig
+    from autopilot_pipeline.aiops.detector import DetectorConfig
     from autopilot_pipeline.core.insights import json_safe
     from autopilot_pipeline.postgres import aiops as store
 
@@ -70,7 +70,7 @@ def _backtest(args: argparse.Namespace) -> int:
         server.release(db)
     first = series["bucket_start"].min()
     scores = score_window(series, first, counts=counts)  # type: ignore[arg-type]
-    scored_from = first + timedelta(hours=AnomalyConfig().min_history)  # type: ignore[operator]
+    scored_from = first + timedelta(hours=DetectorConfig().min_history)  # type: ignore[operator]
     detection = evaluation.detection_report(
         scores.filter(pl.col("is_anomaly")),
         incidents,
