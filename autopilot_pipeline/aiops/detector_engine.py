@@ -161,53 +161,65 @@ def forecast_residuals(
     valid_all = ~np.isnan(x)
     dense_rows = valid_all.all(axis=1)
 
+    # Per-row facts computed once, so the loop body is a short run of array operations.
+    active_all = per_at > 0
+    any_active = active_all.any(axis=1)
+    all_active = active_all.all(axis=1)
+    phase_all = grid % np.maximum(per_at, 1)
+    seas_f = is_seas[None, :].astype(np.float64)
+    seas_inf = np.where(is_seas, np.inf, 0.0)[None, :]
+    any_valid = valid_all.any(axis=1)
+    slow_idx = np.where(active_all, slow_seas, slow_plain)
     for t in range(t_len):
         if t in starts:
             for j, p in starts[t]:
-                g_past = grid[:t, j]
-                prof[j, :p], lvl = _initial_profile(x[:t, j], g_past, p)
+                prof[j, :p], lvl = _initial_profile(x[:t, j], grid[:t, j], p)
                 level[j, is_seas] = lvl
                 mae[j, is_seas] = mae[j, ~is_seas].min()
-        xt = x[t]
-        dense = bool(dense_rows[t])
-        valid = valid_all[t]
-        if not dense and not valid.any():
+        if not any_valid[t]:
             continue
-        p_now = per_at[t]
-        active = p_now > 0
-        ph = grid[t] % np.maximum(p_now, 1)
-        s_cur = np.where(active, prof[rows, ph], 0.0)
-        pred = level + np.where(is_seas[None, :], s_cur[:, None], 0.0)
+        xt = x[t]
+        seasonal = bool(any_active[t])
+        if seasonal:
+            active = active_all[t]
+            ph = phase_all[t]
+            s_cur = prof[rows, ph] if all_active[t] else np.where(active, prof[rows, ph], 0.0)
+            pred = level + s_cur[:, None] * seas_f
+            mae_sel = mae if all_active[t] else np.where(active[:, None], mae, mae + seas_inf)
+        else:
+            pred = level
+            mae_sel = mae + seas_inf
         r = xt[:, None] - pred
+        absr = np.abs(r)
         scale = np.maximum(mae * _MAE_TO_SD, floor[t][:, None])
-        usable = ~is_seas[None, :] | active[:, None]
-        best = np.argmin(np.where(usable, mae, np.inf), axis=1)
+        best = mae_sel.argmin(axis=1)
         resid[t] = r[rows, best]
         expected[t] = pred[rows, best]
-        slow[t] = r[rows, np.where(active, slow_seas, slow_plain)]
+        slow[t] = r[rows, slow_idx[t]]
 
         lim = HUBER_K * scale
-        rc = np.clip(r, -lim, lim)
+        rc = np.minimum(np.maximum(r, -lim), lim)
         new_level = level + a_row * rc
-        new_mae = mae + BETA * (np.minimum(np.abs(r), ERR_K * scale) - mae)
-        sgn = (r > RUN_K * scale).astype(np.float64) - (r < -RUN_K * scale)
+        new_mae = mae + BETA * (np.minimum(absr, ERR_K * scale) - mae)
+        sgn = np.sign(r) * (absr > RUN_K * scale)
         cont = sgn * run > 0
         desea = r + level
         run = np.where(cont, run + sgn, sgn)
         run_sum = np.where(cont, run_sum + desea, desea)
         run_mae = np.where(cont, run_mae, mae)
-        shift = (np.abs(run) >= RUN) & relevels
+        shift = np.abs(run) >= RUN
         if shift.any():
+            shift &= relevels
             new_level = np.where(shift, run_sum / np.maximum(np.abs(run), 1), new_level)
             new_mae = np.where(shift, run_mae, new_mae)
             run = np.where(shift, 0.0, run)
-        if dense:
+        if dense_rows[t]:
             level, mae = new_level, new_mae
         else:
-            v2 = valid[:, None]
+            v2 = valid_all[t][:, None]
             level = np.where(v2, new_level, level)
             mae = np.where(v2, new_mae, mae)
-        upd = active & valid
-        if upd.any():
+        if seasonal:
+            upd = active & valid_all[t]
             prof[rows[upd], ph[upd]] = s_cur[upd] + GAMMA * rc[upd, ref_seas]
     return Residuals(resid, expected, slow, floor, per_end, regime)
