@@ -140,7 +140,10 @@ def _upper_p_raw(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarra
     sigma = np.maximum(a0 * (1 - xi), floor)
     xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
     excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
-    tail = (kf / (nf + 1))[:, None] * np.exp(-np.log1p(xi[:, None] * excess) / xi[:, None])
+    # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts or a
+    # constant stretch, do not count, nor rounding noise below the floor), plus one for the new point.
+    beyond = ((top > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
+    tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(-np.log1p(xi[:, None] * excess) / xi[:, None])
     # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
     seen = (top[:, None, : min(kmax, 8)] >= q[:, :, None]) & in_k[:, None, : min(kmax, 8)]
     tail = np.maximum(tail, seen.sum(axis=2) / (nf + 1)[:, None])
@@ -250,7 +253,9 @@ def calibrate(
     alarm = np.zeros((t_len, n_ser), dtype=bool)
     onset = np.zeros((t_len, n_ser), dtype=bool)
     last = np.full(n_ser, -(10**9))
-    floors = [floor, floor, floor, np.full_like(floor, 0.02)]
+    # Smallest tail scale: a quarter of the data's quantum (the engine's floor is half of it), so a memory
+    # that never moved still gives a finite, small p-value to the first change of one quantum.
+    floors = [floor / 2, floor / 2, floor / 2, np.full_like(floor, 0.02)]
     for a, b in _blocks(n0, t_len):
         side_p = []
         for i, st in enumerate(STATS):
