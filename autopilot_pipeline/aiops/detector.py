@@ -13,7 +13,10 @@ Two halves, each its own module:
 
 ``anomaly_score`` = 1 - p, with p the combined p-value (full precision; 1 - p rounds to 1.0 below p ~ 1e-16).
 ``is_anomaly`` marks the first point of each alarm episode, an alarm being p < :data:`ALPHA` (one fixed
-threshold for every series; no per-series parameter). ``robust_z`` is the normal quantile with the same
+threshold for every series; no per-series parameter). After an alarm, alarms less than :data:`QUIET`
+points apart belong to the same episode: in that refractory period a point's score is held just below
+the threshold, so ``anomaly_score >= THRESHOLD`` is exactly ``is_anomaly`` (its p-value still shows in
+``robust_z``). ``robust_z`` is the normal quantile with the same
 two-sided tail probability, signed by the side that alarmed: a readable "how many sigmas".
 
 Causal: a point's score uses only points at or before it (the memory is refreshed block by block from
@@ -129,13 +132,17 @@ def score_batch(
     p[:n0] = 1.0
     z = -special.ndtri(np.clip(p, 1e-300, 1.0) / 2) * cal.side
     alarm = (p < cfg.alpha) & cal.alarm
+    onset = cal.onset & alarm
+    # Refractory period: inside an episode a point cannot raise a new alarm, so its score stays just below
+    # the threshold (its p-value and robust_z still say how unusual it is).
+    score = np.where(alarm & ~onset, np.minimum(1.0 - p, np.nextafter(1.0 - cfg.alpha, 0.0)), 1.0 - p)
     return BatchScores(
         p=p,
-        score=1.0 - p,
+        score=score,
         z=np.where(p < 1.0, z, 0.0),
         expected=res.expected,
         alarm=alarm,
-        is_anomaly=cal.onset & alarm,
+        is_anomaly=onset,
         stat=cal.stat,
         period=res.period,
     )
