@@ -126,7 +126,14 @@ def score_batch(
     n0 = max(int(cfg.min_history), 3)
     res = forecast_residuals(x, np.asarray(grid), np.asarray(lengths), n0, cfg.period)
     cal = calibrate(
-        statistics(res.resid, res.slow_resid, res.floor), res.floor, n0, _SIDES[cfg.direction], res.regime
+        statistics(res.resid, res.slow_resid, res.floor, res.scale),
+        res.floor,
+        n0,
+        _SIDES[cfg.direction],
+        res.regime,
+        values=x,
+        seasonal=res.seasonal,
+        alpha=cfg.alpha,
     )
     p = np.where(np.isnan(x), 1.0, cal.p)
     p[:n0] = 1.0

@@ -8,7 +8,7 @@ name        statistic at point t                                  what it sees
 point       the residual itself                                   spikes, dips, drops to zero, context
 short       mean residual over the last 5 points                  short level shifts, small bursts
 drift       mean residual of the slowest model, last 64 points    slow leaks, lost or changed season
-spread      log mean |residual|, last 16 (less the largest)           variance up; flatline (variance gone)
+spread      log mean clipped |residual|, last 16 points               variance up; flatline (variance gone)
 ==========  ====================================================  =======================================
 
 Each statistic's predictive distribution is the EMPIRICAL distribution of its own past values over a
@@ -35,7 +35,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage
 
 __all__ = ["ALPHA", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "onsets", "statistics"]
 
@@ -93,20 +92,12 @@ def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
     return np.where(np.isnan(a), np.nan, out)
 
 
-def _rolling_trimmed_abs(a: np.ndarray, w: int) -> np.ndarray:
-    """Mean |a| over the last ``w`` rows without the largest one: one spike does not make a spread."""
-    m = np.abs(a)
-    mean = _rolling_mean(m, w)
-    filled = np.nan_to_num(m, nan=0.0)
-    top = scipy.ndimage.maximum_filter1d(filled, size=w, axis=0, origin=(w - 1) // 2, mode="constant")
-    cnt = np.minimum(np.arange(a.shape[0]) + 1, w)[:, None].astype(np.float64)
-    out = np.where(cnt > 1, (mean * cnt - top) / np.maximum(cnt - 1, 1), mean)
-    return np.maximum(out, 0.0)
-
-
-def statistics(resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray) -> list[np.ndarray]:
-    """The four statistics of :data:`STATS`, each (time x series)."""
-    spread = np.log(_rolling_trimmed_abs(resid, STATS[3].window) + floor)
+def statistics(
+    resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray
+) -> list[np.ndarray]:
+    """The four statistics of :data:`STATS`, each (time x series). The spread clips each |residual| at
+    twice the forecaster's running scale (``scale``): a step or a spike is a level event, not a spread."""
+    spread = np.log(_rolling_mean(np.minimum(np.abs(resid), 2 * scale), STATS[3].window) + floor)
     return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
 
 
@@ -135,7 +126,7 @@ def _upper_p_raw(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarra
     a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
     den = a0 - 2 * a1
     with np.errstate(divide="ignore", invalid="ignore"):
-        xi = np.where(den > 0, 2 - a0 / den, 0.5)
+        xi = np.where(den > 0, 2 - a0 / den, np.where(a0 > 0, 0.5, 0.0))  # a0 = 0: no spread seen at all
     xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
     sigma = np.maximum(a0 * (1 - xi), floor)
     xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
@@ -143,7 +134,9 @@ def _upper_p_raw(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarra
     # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts or a
     # constant stretch, do not count, nor rounding noise below the floor), plus one for the new point.
     beyond = ((top > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
-    tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(-np.log1p(xi[:, None] * excess) / xi[:, None])
+    tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(
+        -np.log1p(xi[:, None] * excess) / xi[:, None]
+    )
     # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
     seen = (top[:, None, : min(kmax, 8)] >= q[:, :, None]) & in_k[:, None, : min(kmax, 8)]
     tail = np.maximum(tail, seen.sum(axis=2) / (nf + 1)[:, None])
@@ -210,6 +203,34 @@ def _side_p(
     return np.where(few, 1.0, p_up), np.where(few, 1.0, p_lo)
 
 
+OCC_SPAN = 512  # recent points whose values make a level "occupied"
+OCC_SHARE, OCC_MIN = 0.02, 10  # a level is recurring when at least 2 % (and 10) of them sat there
+
+
+def _occupied(values: np.ndarray, alarm: np.ndarray, floor: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Share of remembered non-alarming values near each value of the block (series x block), 0 where
+    that share is below ``OCC_SHARE``: the p-value floor for a value at a level the series sits at often.
+
+    "Near" is within max(one quantum, 5 % of the interquartile range). This is what makes the other level
+    of a toggle, the zero of a bursty counter or the bottom of a sawtooth normal however abrupt the step
+    to it, while a level never or rarely occupied (an outage's zero, a spike's height) stays novel."""
+    lo = max(0, a - OCC_SPAN)
+    mem = values[lo:a].T
+    keep = ~np.isnan(mem) & ~alarm[lo:a].T
+    srt = np.sort(np.where(keep, mem, np.inf), axis=1)
+    n = keep.sum(axis=1)
+    q = values[a:b].T
+    out = np.zeros(q.shape)
+    for j in np.flatnonzero(n >= OCC_MIN):
+        r = srt[j, : n[j]]
+        iqr = r[(3 * n[j]) // 4] - r[n[j] // 4]
+        h = max(2 * floor[a - 1, j], 0.05 * iqr)
+        cnt = np.searchsorted(r, q[j] + h, side="right") - np.searchsorted(r, q[j] - h, side="left")
+        share = cnt / (n[j] + 1.0)
+        out[j] = np.where((cnt >= OCC_MIN) & (share >= OCC_SHARE), share, 0.0)
+    return out
+
+
 def onsets(alarm: np.ndarray, last: np.ndarray | None = None, row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """First alarms of episodes in ``alarm`` (time x series): an alarm more than :data:`QUIET` rows after
     the previous one. ``last`` carries each series' previous alarm row (at ``row0`` and later rows)."""
@@ -238,13 +259,17 @@ def calibrate(
     n0: int,
     sides: list[tuple[int, int]],
     regime: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    seasonal: np.ndarray | None = None,
+    alpha: float = ALPHA,
 ) -> Calibrated:
     """Combined p-values and alarm episodes from the statistics (time x series each).
 
     ``sides`` lists the one-sided tests to use as (statistic index, +1 upper / -1 lower); ``floor``
     (time x series) is the smallest meaningful residual, used as the smallest tail scale; ``regime``
     (time x series) the row where the current forecasting regime (season) began: older residuals come
-    from other models and leave the memory."""
+    from other models and leave the memory. ``values`` (time x series), when given, enables the memory
+    of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`."""
     t_len, n_ser = stats[0].shape
     m = len(sides)
     p_out = np.ones((t_len, n_ser))
@@ -253,9 +278,9 @@ def calibrate(
     alarm = np.zeros((t_len, n_ser), dtype=bool)
     onset = np.zeros((t_len, n_ser), dtype=bool)
     last = np.full(n_ser, -(10**9))
-    # Smallest tail scale: a quarter of the data's quantum (the engine's floor is half of it), so a memory
-    # that never moved still gives a finite, small p-value to the first change of one quantum.
-    floors = [floor / 2, floor / 2, floor / 2, np.full_like(floor, 0.02)]
+    # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
+    # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
+    floors = [floor / 5, floor / 5, floor / 5, np.full_like(floor, 0.02)]
     for a, b in _blocks(n0, t_len):
         side_p = []
         for i, st in enumerate(STATS):
@@ -269,6 +294,12 @@ def calibrate(
                 continue
             since = regime[a] if regime is not None else np.zeros(n_ser, dtype=np.int64)
             side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since))
+        if values is not None:
+            occ = _occupied(values, alarm, floor, a, b)
+            if seasonal is not None:
+                occ = np.where(seasonal[a:b].T, 0.0, occ)
+            for i in (0, 1):  # the level tests: a value the series sits at often is not a novel level
+                side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
         ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
         best = np.argmin(ps, axis=0)
         p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
@@ -277,8 +308,8 @@ def calibrate(
         for i in range(len(STATS)):
             own = [k for k, (si, _s) in enumerate(sides) if si == i]
             if own:
-                excluded[i][a:b] = (m * ps[own].min(axis=0) < ALPHA).T
-        al = (p_comb < ALPHA).T
+                excluded[i][a:b] = (m * ps[own].min(axis=0) < alpha).T
+        al = (p_comb < alpha).T
         alarm[a:b] = al
         onset[a:b], last = onsets(al, last, a)
     idx = np.array([s for s, _ in sides])[which]

@@ -51,6 +51,8 @@ class Residuals:
     floor: np.ndarray  # smallest meaningful deviation (half the data's quantum, or a tiny fraction)
     period: np.ndarray  # season length per series at the end (0: none), shape (series,)
     regime: np.ndarray  # row at which the season in force at each point started (residuals before differ)
+    seasonal: np.ndarray  # the selected forecast at the point is a seasonal one
+    scale: np.ndarray  # the selected model's running scale (sd-equivalent of its mean absolute error)
 
 
 def _season_phases(
@@ -153,6 +155,8 @@ def forecast_residuals(
     resid = np.full(x.shape, np.nan)
     expected = np.full(x.shape, np.nan)
     slow = np.full(x.shape, np.nan)
+    chose_season = np.zeros(x.shape, dtype=bool)
+    scale_out = np.full(x.shape, np.nan)
     run = np.zeros((n_ser, n_mod))
     run_sum = np.zeros((n_ser, n_mod))
     run_mae = mae.copy()
@@ -194,6 +198,8 @@ def forecast_residuals(
         scale = np.maximum(mae * _MAE_TO_SD, floor[t][:, None])
         best = mae_sel.argmin(axis=1)
         resid[t] = r[rows, best]
+        chose_season[t] = best >= n_plain
+        scale_out[t] = scale[rows, best]
         expected[t] = pred[rows, best]
         slow[t] = r[rows, slow_idx[t]]
 
@@ -222,4 +228,4 @@ def forecast_residuals(
         if seasonal:
             upd = active & valid_all[t]
             prof[rows[upd], ph[upd]] = s_cur[upd] + GAMMA * rc[upd, ref_seas]
-    return Residuals(resid, expected, slow, floor, per_end, regime)
+    return Residuals(resid, expected, slow, floor, per_end, regime, chose_season, scale_out)
