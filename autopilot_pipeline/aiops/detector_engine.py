@@ -76,10 +76,16 @@ def _season_phases(
         if cols.size == 0:
             break
         if period is None:
-            span = np.maximum(grid[c - 1, cols] - grid[0, cols], 1)
-            new = detect_periods(x[:c, cols], current[cols])
-            # Periods are found in rows; seasons live on the sampling grid (gaps do not shift them).
-            new = np.rint(new * span / np.maximum(c - 1, 1)).astype(np.int64)
+            regular = grid[c - 1, cols] - grid[0, cols] == c - 1
+            new = np.zeros(cols.size, dtype=np.int64)
+            if regular.any():
+                new[regular] = detect_periods(x[:c, cols[regular]], current[cols[regular]])
+            for k in np.flatnonzero(~regular):
+                # Gaps: seasons live on the sampling grid, so look for them on the prefix interpolated to it.
+                j = cols[k]
+                slots = np.arange(grid[0, j], grid[c - 1, j] + 1)
+                filled = np.interp(slots, grid[:c, j], x[:c, j])
+                new[k] = detect_periods(filled[:, None], current[j : j + 1])[0]
         else:
             new = np.full(cols.size, int(period), dtype=np.int64)
         new = np.where((new >= 2) & (new <= MAX_PERIOD), new, 0)
@@ -100,9 +106,13 @@ def _initial_profile(x: np.ndarray, g: np.ndarray, p: int) -> tuple[np.ndarray, 
     base = np.convolve(np.pad(xs, (w // 2, w - 1 - w // 2), mode="edge"), kernel, mode="valid")
     cells = np.full((3, p), np.nan)
     cells[np.minimum((g[-1] - gs) // p, 2), gs % p] = xs - base
-    with np.errstate(all="ignore"):
-        prof = np.nanmedian(cells, axis=0) if np.isfinite(cells).any() else np.zeros(p)
-    prof = np.where(np.isfinite(prof), prof, 0.0)
+    seen = np.isfinite(cells).any(axis=0)
+    prof = np.zeros(p)
+    if seen.any():
+        prof[seen] = np.nanmedian(cells[:, seen], axis=0)
+        if not seen.all():  # slots inside a gap: interpolate around the cycle from their neighbours
+            at = np.flatnonzero(seen)
+            prof[~seen] = np.interp(np.flatnonzero(~seen), at, prof[seen], period=p)
     prof -= prof.mean()
     last = g > g[-1] - p
     return prof, float(np.median(x[last] - prof[g[last] % p]))
