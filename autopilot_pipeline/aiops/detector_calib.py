@@ -101,69 +101,87 @@ def statistics(
     return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
 
 
-def _upper_p(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarray, eff: float) -> np.ndarray:
-    """P(next value >= q) from a sorted reference (valid values first, ``n`` per row) and a GPD tail.
+def _oriented(srt: np.ndarray, n: np.ndarray, side: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """From a sorted reference (valid values first, ``n`` per row): its ``depth`` most extreme values on
+    ``side`` (+1 the largest, -1 the smallest, negated) in descending order, and ``_GRID`` quantiles of the
+    values so oriented, ascending. Working on the oriented values lets one tail formula serve both sides."""
+    width = srt.shape[1]
+    j = np.arange(depth)[None, :]
+    nm1 = (n - 1)[:, None]
+    f = np.linspace(0.0, 1.0, _GRID)[None, :]
+    if side > 0:
+        top = np.take_along_axis(srt, np.clip(nm1 - j, 0, width - 1), axis=1)
+        grid = np.take_along_axis(srt, np.clip(np.rint(f * nm1).astype(np.int64), 0, width - 1), axis=1)
+        return top, grid
+    top = -np.take_along_axis(srt, np.clip(np.broadcast_to(j, (srt.shape[0], depth)), 0, width - 1), axis=1)
+    grid = -np.take_along_axis(srt, np.clip(np.rint((1 - f) * nm1).astype(np.int64), 0, width - 1), axis=1)
+    return top, grid
 
-    ``srt`` (series x width), ``q`` (series x block), ``floor`` (series,) the smallest tail scale,
-    ``eff`` the fraction of reference values that are effectively independent."""
+
+def _tail_p(
+    top: np.ndarray, grid: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarray, eff: float
+) -> np.ndarray:
+    """P(next value >= q) (series x block) from the oriented parts of a reference (:func:`_oriented`).
+
+    Beyond u, the (k+1)-th largest value, a generalised Pareto tail (probability-weighted moments, shape in
+    [0, 0.5], never lighter than 1 / effective k); below it the empirical distribution, interpolated
+    between the stored quantiles. ``floor`` (series,) is the smallest tail scale, ``eff`` the share of
+    reference values that are effectively independent."""
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        return _upper_p_raw(srt, n, q, floor, eff)
-
-
-def _upper_p_raw(srt: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarray, eff: float) -> np.ndarray:
-    width = srt.shape[1]
-    nf = n.astype(np.float64)
-    k = np.clip(np.ceil(TAIL_FRAC * nf), K_MIN, K_MAX).astype(np.int64)
-    k = np.minimum(k, np.maximum(n - 1, 1))
-    kmax = int(k.max())
-    j = np.arange(kmax)[None, :]
-    top = np.take_along_axis(srt, np.clip(n[:, None] - 1 - j, 0, width - 1), axis=1)  # descending
-    in_k = j < k[:, None]
-    u = np.take_along_axis(srt, np.clip(n - 1 - k, 0, width - 1)[:, None], axis=1)[:, 0]
-    e = np.where(in_k, top - u[:, None], 0.0)
-    kf = k.astype(np.float64)
-    a0 = e.sum(axis=1) / kf
-    a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
-    den = a0 - 2 * a1
-    with np.errstate(divide="ignore", invalid="ignore"):
+        nf = n.astype(np.float64)
+        k = np.clip(np.ceil(TAIL_FRAC * nf), K_MIN, K_MAX).astype(np.int64)
+        k = np.minimum(k, np.maximum(n - 1, 1))
+        kf = k.astype(np.float64)
+        kmax = int(k.max())
+        j = np.arange(kmax)[None, :]
+        in_k = j < k[:, None]
+        u = np.take_along_axis(top, k[:, None], axis=1)[:, 0]
+        e = np.where(in_k, top[:, :kmax] - u[:, None], 0.0)
+        a0 = e.sum(axis=1) / kf
+        a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
+        den = a0 - 2 * a1
         xi = np.where(den > 0, 2 - a0 / den, np.where(a0 > 0, 0.5, 0.0))  # a0 = 0: no spread seen at all
-    xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
-    sigma = np.maximum(a0 * (1 - xi), floor)
-    xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
-    excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
-    # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts or a
-    # constant stretch, do not count, nor rounding noise below the floor), plus one for the new point.
-    beyond = ((top > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
-    tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(
-        -np.log1p(xi[:, None] * excess) / xi[:, None]
-    )
-    # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
-    seen = (top[:, None, : min(kmax, 8)] >= q[:, :, None]) & in_k[:, None, : min(kmax, 8)]
-    tail = np.maximum(tail, seen.sum(axis=2) / (nf + 1)[:, None])
-    # Body: linear interpolation of the empirical distribution between stored quantiles.
-    f = np.linspace(0.0, 1.0, _GRID)
-    gpos = np.rint(f[None, :] * (nf - 1)[:, None]).astype(np.int64)
-    grid = np.take_along_axis(srt, np.clip(gpos, 0, width - 1), axis=1)
-    below = (grid[:, None, :] < q[:, :, None]).sum(axis=2)
-    lo_i = np.clip(below - 1, 0, _GRID - 1)
-    hi_i = np.clip(below, 0, _GRID - 1)
-    g_lo = np.take_along_axis(grid, lo_i, axis=1)
-    g_hi = np.take_along_axis(grid, hi_i, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
+        sigma = np.maximum(a0 * (1 - xi), floor)
+        xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
+        excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
+        # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts
+        # or a constant stretch, do not count, nor rounding noise below the floor), plus the new point.
+        beyond = ((top[:, :kmax] > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
+        tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(
+            -np.log1p(xi[:, None] * excess) / xi[:, None]
+        )
+        # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
+        w = min(kmax, 8)
+        seen = ((top[:, None, :w] >= q[:, :, None]) & in_k[:, None, :w]).sum(axis=2)
+        tail = np.maximum(tail, seen / (nf + 1)[:, None])
+        # Body: binary search of q among the quantiles, then linear interpolation between them.
+        below = np.zeros(q.shape, dtype=np.int64)
+        step = 1 << (_GRID - 1).bit_length()
+        while step:
+            cand = below + step
+            ok = cand <= _GRID
+            val = np.take_along_axis(grid, np.clip(cand - 1, 0, _GRID - 1), axis=1)
+            below = np.where(ok & (val < q), cand, below)
+            step >>= 1
+        f = np.linspace(0.0, 1.0, _GRID)
+        lo_i = np.clip(below - 1, 0, _GRID - 1)
+        hi_i = np.clip(below, 0, _GRID - 1)
+        g_lo = np.take_along_axis(grid, lo_i, axis=1)
+        g_hi = np.take_along_axis(grid, hi_i, axis=1)
         frac = np.where(g_hi > g_lo, (q - g_lo) / (g_hi - g_lo), 1.0)
-    cdf = np.where(below == 0, 0.0, f[lo_i] + np.clip(frac, 0, 1) * (f[hi_i] - f[lo_i]))
-    body = np.maximum(1.0 - cdf * nf[:, None] / (nf + 1)[:, None], (kf / (nf + 1))[:, None])
-    return np.where(q > u[:, None], np.minimum(tail, body), body)
+        cdf = np.where(below == 0, 0.0, f[lo_i] + np.clip(frac, 0, 1) * (f[hi_i] - f[lo_i]))
+        body = np.maximum(1.0 - cdf * nf[:, None] / (nf + 1)[:, None], (kf / (nf + 1))[:, None])
+        return np.where(q > u[:, None], np.minimum(tail, body), body)
 
 
-def _recurring(srt: np.ndarray, n: np.ndarray, extra: np.ndarray, c: int) -> np.ndarray:
-    """The c-th largest of the reference values plus ``extra`` (the excluded ones, NaN-padded)."""
-    width = srt.shape[1]
+def _recurring(top: np.ndarray, n: np.ndarray, extra: np.ndarray, c: int) -> np.ndarray:
+    """The c-th largest of the oriented reference (its ``top`` values) together with ``extra``, the
+    excluded values (oriented, -inf where none)."""
     j = np.arange(c)[None, :]
-    top = np.take_along_axis(srt, np.clip(n[:, None] - 1 - j, 0, width - 1), axis=1)
-    top = np.where(j < n[:, None], top, -np.inf)
-    both = np.concatenate([top, np.where(np.isnan(extra), -np.inf, extra)], axis=1)
-    return -np.partition(-both, c - 1, axis=1)[:, c - 1] if both.shape[1] >= c else np.full(n.size, np.inf)
+    head = np.where(j < n[:, None], top[:, :c], -np.inf)
+    both = np.concatenate([head, extra], axis=1)
+    return -np.partition(-both, c - 1, axis=1)[:, c - 1]
 
 
 def _side_p(
@@ -180,27 +198,27 @@ def _side_p(
     ref = values[rows].T
     exc = excluded[rows].T
     ok = ~np.isnan(ref) & (rows[None, :] >= (since + st.window - 1)[:, None])
-    strict = np.where(ok & ~exc, ref, np.inf)
-    extra = np.where(ok & exc, ref, np.nan)
-    srt = np.sort(strict, axis=1)
-    n = (ok & ~exc).sum(axis=1)
+    strict = ok & ~exc
+    srt = np.sort(np.where(strict, ref, np.inf), axis=1)
+    n = strict.sum(axis=1)
     n_all = ok.sum(axis=1).astype(np.float64)
     eff = min(1.0, np.sqrt(st.thin / st.window))
     c = max(1, int(np.ceil(RECUR * st.window / st.thin)))
-    # Upper side.
-    p_up = _upper_p(srt, n, q, floor, eff)
-    rec_up = _recurring(srt, n, extra, c)
-    # Lower side: the same on the negated values (valid values first, ascending).
-    width = srt.shape[1]
-    idx = (n[:, None] - 1 - np.arange(width)[None, :]) % width
-    neg = np.where(np.arange(width)[None, :] < n[:, None], -np.take_along_axis(srt, idx, axis=1), np.inf)
-    p_lo = _upper_p(neg, n, -q, floor, eff)
-    rec_lo = -_recurring(neg, n, -extra, c)
     floor_p = (c / (n_all + 1))[:, None]
-    p_up = np.where(q <= rec_up[:, None], np.maximum(p_up, floor_p), p_up)
-    p_lo = np.where(q >= rec_lo[:, None], np.maximum(p_lo, floor_p), p_lo)
+    # Excluded values are few: keep only the memory rows where some series has one.
+    gone = ok & exc
+    cols = np.flatnonzero(gone.any(axis=0))
+    extra = np.where(gone[:, cols], ref[:, cols], np.nan)
+    depth = max(min(K_MAX, int(np.ceil(TAIL_FRAC * n.max()))) + 1, K_MIN + 1, c)
+    out = []
+    for side in (1, -1):
+        top, grid = _oriented(srt, n, side, depth)
+        oq = side * q
+        p = _tail_p(top, grid, n, oq, floor, eff)
+        rec = _recurring(top, n, np.nan_to_num(side * extra, nan=-np.inf), c)
+        out.append(np.where(oq <= rec[:, None], np.maximum(p, floor_p), p))
     few = (n < MIN_REF)[:, None] | np.isnan(q)
-    return np.where(few, 1.0, p_up), np.where(few, 1.0, p_lo)
+    return np.where(few, 1.0, out[0]), np.where(few, 1.0, out[1])
 
 
 OCC_SPAN = 512  # recent points whose values make a level "occupied"
