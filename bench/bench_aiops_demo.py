@@ -24,8 +24,8 @@ from datetime import UTC, datetime, timedelta  # noqa: E402
 import polars as pl  # noqa: E402
 
 from autopilot_pipeline.aiops import evaluation  # noqa: E402
-from autopilot_pipeline.aiops.anomaly import AnomalyConfig  # noqa: E402
 from autopilot_pipeline.aiops.detection import score_window  # noqa: E402
+from autopilot_pipeline.aiops.detector import DetectorConfig  # noqa: E402
 from autopilot_pipeline.demo.generator import DemoData, generate  # noqa: E402
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
@@ -55,7 +55,7 @@ def detection() -> None:
             rep = evaluation.detection_report(
                 scores.filter(pl.col("is_anomaly")),
                 data.incidents,
-                span_start=first + timedelta(hours=AnomalyConfig().min_history),  # type: ignore[operator]
+                span_start=first + timedelta(hours=DetectorConfig().min_history),  # type: ignore[operator]
                 span_end=END,
                 components=comps,
             )

@@ -51,17 +51,20 @@ def test_every_incident_is_detected_with_at_most_one_false_alarm_per_component_w
 
 
 def test_the_seed_rule_alone_would_flood_and_the_gate_keeps_the_bursts(demo_week):
-    data, series, _ = demo_week
+    data, series, scores = demo_week
     counts = evaluation.counts_from_health(data.health_log)
     ungated = score_window(series, series["bucket_start"].min(), counts=counts, alpha=float("inf"))
-    report = evaluation.detection_report(
-        ungated.filter(pl.col("is_anomaly")),
-        data.incidents,
-        span_start=series["bucket_start"].min() + timedelta(hours=30),
-        span_end=END,
-        components=6,
-    )
-    assert report.false_alarms_per_component_week > 5  # "3x baseline" on ~1 error an hour is noise
+    span = {
+        "span_start": series["bucket_start"].min() + timedelta(hours=30),
+        "span_end": END,
+        "components": 6,
+    }
+    loose = evaluation.detection_report(ungated.filter(pl.col("is_anomaly")), data.incidents, **span)
+    gated = evaluation.detection_report(scores.filter(pl.col("is_anomaly")), data.incidents, **span)
+    # Alarms come in episodes (at most one per series per QUIET hours), so the flood of "3x baseline" on
+    # ~1 error an hour shows as several times the gated false-alarm episodes, each a page.
+    assert loose.false_alarms >= 5 and loose.false_alarms >= 3 * max(gated.false_alarms, 1)
+    assert gated.detected == loose.detected == 5
 
 
 def test_degradation_risk_rises_before_the_outage(demo_week):

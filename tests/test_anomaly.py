@@ -1,4 +1,5 @@
-"""The causal anomaly detector: score mapping, causality, each anomaly kind, the seed shape and the CLI."""
+"""The causal anomaly detector the pipeline uses (aiops.detector): its contract (score, causality, each
+anomaly kind, the seed shape) and the CLI. Behaviour-by-behaviour tests are in test_detector.py."""
 
 from __future__ import annotations
 
@@ -11,15 +12,9 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.signal import lfilter
 
-from autopilot_pipeline.aiops.anomaly import (
-    AnomalyConfig,
-    _detect_periods,
-    score_batch,
-    score_series,
-    score_to_z,
-    z_to_score,
-)
-from autopilot_pipeline.aiops.findings import detect_anomalies
+from autopilot_pipeline.aiops import detector
+from autopilot_pipeline.aiops.detector import DetectorConfig, detect_anomalies, score_batch, score_series
+from autopilot_pipeline.aiops.detector_season import detect_periods
 from autopilot_pipeline.cli import main
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
@@ -34,18 +29,20 @@ def _noise(n: int, seed: int = 0, level: float = 100.0, sd: float = 2.0) -> np.n
 
 
 def _flags(values: np.ndarray, step: timedelta = timedelta(minutes=5), **cfg) -> pl.DataFrame:
-    return score_series(_times(values.size, step), values, AnomalyConfig(**cfg))
+    return score_series(_times(values.size, step), values, DetectorConfig(**cfg))
 
 
 # ------------------------------------------------------------------------------------------ the score map
 
 
-def test_score_is_half_at_threshold_monotone_and_bounded() -> None:
-    z = np.linspace(0, 100, 2001)
-    s = z_to_score(z, 4.5, 4.0)
-    assert s[0] == 0.0 and np.all(np.diff(s) > 0) and np.all((s >= 0) & (s < 1))
-    assert_allclose(z_to_score(4.5, 4.5, 4.0), 0.5)
-    assert_allclose(score_to_z(s[1:], 4.5, 4.0), z[1:], rtol=1e-9)
+def test_confidence_is_half_at_threshold_monotone_and_bounded() -> None:
+    """The old Hill map of a robust z is gone: anomaly_score is 1 - p. The seed's confidence keeps its
+    reading (0.5 at the decision threshold, rising with the evidence) as a map of p / alpha."""
+    p = np.logspace(-30, 0, 301)
+    c = detector.confidence(p)
+    assert np.all(np.diff(c) < 0) and np.all((c > 0) & (c < 1))
+    assert_allclose(detector.confidence(detector.ALPHA), 0.5)
+    assert detector.THRESHOLD == 1 - detector.ALPHA
 
 
 # ------------------------------------------------------------------------------------------- causality
@@ -70,7 +67,7 @@ def test_series_in_a_batch_do_not_affect_each_other() -> None:
     x = _noise(600, 1)
     alone = score_batch(x[:, None])
     both = score_batch(np.column_stack([x, _noise(600, 2) * 50]))
-    assert np.array_equal(alone.score[:, 0], both.score[:, 0])
+    assert_allclose(alone.p[:, 0], both.p[:, 0], rtol=1e-9)  # up to SIMD rounding of exp/log
 
 
 # ------------------------------------------------------------------------------------- what it detects
@@ -90,7 +87,7 @@ def test_spike_detected_without_false_alarms() -> None:
     flagged = np.flatnonzero(out["is_anomaly"].to_numpy())
     assert 2000 in flagged
     assert flagged.size <= 3
-    assert out["reason"][2000].startswith("Value is ") and "above normal" in out["reason"][2000]
+    assert out["reason"][2000].startswith("Value is far above its expected value")
 
 
 def test_level_shift_flagged_briefly_then_adopted() -> None:
@@ -103,11 +100,12 @@ def test_level_shift_flagged_briefly_then_adopted() -> None:
 
 
 def test_variance_change_detected() -> None:
+    """One episode (the old detector flagged several points of the same change)."""
     x = _noise(3000, 7)
     x[2000:2100] += np.random.default_rng(8).normal(0, 12, 100)
     flag = _flags(x)["is_anomaly"].to_numpy()
-    assert flag[2000:2100].sum() >= 3
-    assert flag[:2000].sum() <= 2
+    assert flag[2000:2100].sum() == 1
+    assert flag[:2000].sum() == 0
 
 
 def test_seasonal_context_anomaly_detected() -> None:
@@ -170,7 +168,7 @@ def test_period_detection() -> None:
             rng.normal(size=i.size),
         ]
     )
-    found = _detect_periods(cols).tolist()
+    found = detect_periods(cols).tolist()
     assert found[0] == 24 and abs(found[1] - 288) <= 2 and found[2:] == [0, 0]
 
 
@@ -179,9 +177,9 @@ def test_pinned_scores_on_fixed_data() -> None:
     x = _noise(1000, 42)
     x[900] += 12
     out = _flags(x)
-    assert_allclose(out["robust_z"][900], 6.3049929, rtol=1e-6)
-    assert_allclose(out["anomaly_score"][900], 0.7939755, rtol=1e-6)
-    assert_allclose(out["expected_value"][900], 99.447489, rtol=1e-6)
+    assert_allclose(out["robust_z"][900], 4.3946664, rtol=1e-6)  # a 6-sigma spike, p ~ 1.1e-5 after 8 tests
+    assert_allclose(out["anomaly_score"][900], 0.99998891, rtol=1e-8)
+    assert_allclose(out["expected_value"][900], 99.452887, rtol=1e-6)
     assert out["is_anomaly"].sum() == 1
 
 
@@ -221,9 +219,7 @@ def test_detect_anomalies_seed_shape_and_kinds() -> None:
         assert ("uptime_pct", T0 + timedelta(hours=320)) in hits
         assert mine.height <= 6
     row = found.filter((pl.col("metric") == "p95_ms") & (pl.col("component") == "api")).row(0, named=True)
-    assert (
-        row["reason"].startswith("Response time is ") and "standard deviations above normal" in row["reason"]
-    )
+    assert row["reason"].startswith("Response time is far above its expected value (850 vs ")
     assert row["actualValue"] == 850.0 and 100 < row["expectedValue"] < 250
     assert row["severity"] in {"high", "critical"}
 
@@ -235,7 +231,7 @@ def test_error_ratio_rule_three_times_baseline() -> None:
     v = np.clip(0.02 + np.random.default_rng(21).normal(0, 0.01, n), 0, 1)
     v[150] = 0.07
     frame = pl.DataFrame({"component": "api", "metric": "error_ratio", "bucket_start": ts, "value": v})
-    found = detect_anomalies(frame, AnomalyConfig(threshold=20.0))
+    found = detect_anomalies(frame, DetectorConfig(alpha=1e-300))  # the tail test alone would not alarm
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["method"] == "error_ratio" and "x the baseline" in row["reason"]

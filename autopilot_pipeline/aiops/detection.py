@@ -1,4 +1,4 @@
-"""Anomaly scoring of the hourly health series: the causal core detector plus a significance gate for the
+"""Anomaly scoring of the hourly health series: the causal detector (:mod:`.detector`) plus a significance gate for the
 two proportions, error ratio and uptime. Pure (polars, numpy, scipy): no database, no Dagster.
 
 Why the gate: the seed's rule "error rate above 3x baseline" is meaningless on sparse counts. With ~80 events
@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from autopilot_pipeline.aiops.anomaly import AnomalyConfig, Direction
-from autopilot_pipeline.aiops.findings import detect_anomalies, metric_kind
+from autopilot_pipeline.aiops.anomaly import Direction
+from autopilot_pipeline.aiops.detector import DetectorConfig, detect_anomalies, episode_starts, metric_kind
 
 __all__ = [
     "COUNTS_SCHEMA",
@@ -38,7 +38,6 @@ DEFAULT_ALPHA = 1e-3
 #: metric -> how its expected value becomes the expected failure rate of one trial
 PROPORTIONS = {"error_ratio": "ratio", "uptime_pct": "percent_up", "degraded_ratio": "ratio"}
 _NOT_ANOMALY_CAP = 0.4999  # a non-anomaly's confidence stays below the 0.5 decision point
-_READABLE_Z = 100.0
 
 TS = pl.Datetime("us", "UTC")
 SCORE_SCHEMA: dict[str, pl.DataType] = {
@@ -97,7 +96,7 @@ def score_window(
     window_start: datetime,
     *,
     counts: pl.DataFrame | None = None,
-    config: AnomalyConfig | None = None,
+    config: DetectorConfig | None = None,
     alpha: float = DEFAULT_ALPHA,
     floor: float = 0.01,
     directions: dict[str, Direction] | None = None,
@@ -148,7 +147,7 @@ def score_window(
         p0,
     )
     p_value = np.where(kind.is_not_null().to_numpy(), p_value, np.nan)
-    gated = scored["is_anomaly"].to_numpy() & ~np.isnan(p_value) & (p_value >= alpha)
+    gated = scored["alarm"].to_numpy() & ~np.isnan(p_value) & (p_value >= alpha)
     out = scored.with_columns(
         pl.Series("p_value", p_value).fill_nan(None),
         pl.Series("_gated", gated),
@@ -169,21 +168,12 @@ def score_window(
         pl.col("_p0").round_sig_figs(3),
         pl.col("p_value").round_sig_figs(2),
     )
-    # A flat series (uptime at 100 %) has a tiny scale, so its first dip is "382716049 standard deviations"
-    # away: true but unreadable. Beyond 100, say the values instead.
-    label = pl.col("reason").str.split(" is ").list.first()
-    side = pl.when(pl.col("robust_z") > 0).then(pl.lit("above")).otherwise(pl.lit("below"))
-    plain = pl.format(
-        "{} is {} vs {} expected: far {} its normal range",
-        label,
-        pl.col("actual_value").round_sig_figs(4),
-        pl.col("expected_value").round_sig_figs(4),
-        side,
+    # An episode starts at its first alarm that survives the gate (a gated blip must not swallow the outage
+    # that follows it).
+    out = out.sort("component", "metric", "bucket_start").with_columns(
+        episode_starts(pl.col("alarm") & ~pl.col("_gated"), over=["component", "metric"]).alias("is_anomaly")
     )
-    huge = (pl.col("method") == "robust_z") & pl.col("is_anomaly") & (pl.col("robust_z").abs() > _READABLE_Z)
-    out = out.with_columns(pl.when(huge).then(plain).otherwise("reason").alias("reason"))
     out = out.with_columns(
-        pl.when("_gated").then(False).otherwise("is_anomaly").alias("is_anomaly"),
         pl.when("_gated").then(pl.lit("none")).otherwise("severity").alias("severity"),
         pl.when("_gated").then(quiet).otherwise("reason").alias("reason"),
         pl.when("_gated")

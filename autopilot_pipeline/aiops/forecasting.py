@@ -5,7 +5,8 @@ The core forecaster (ETS with Gaussian errors) estimates its noise from everythi
 probability of *every* later forecast with it: on the demo data, components that had an incident carried a
 "failure likely" of 0.8-0.99 for the rest of the week. Robust forecasting practice (e.g. ``tsclean`` in R's
 forecast package) replaces past outliers before fitting. Here, points the causal detector scored
-``min_score`` or more (0.2: a robust |z| of about 3 in the harmful direction) are replaced by the detector's
+``min_score`` or more (0.99: a combined tail probability below 1 %, about a |z| of 3 in the harmful direction
+for one of the detector's five tests) are replaced by the detector's
 expected value, except in the most recent ``keep_recent_hours``: a problem developing now is forecast as it
 is. Both the outliers and their replacements come from the causal detector, so the prediction at an origin
 still uses only data before it. Measured effect in docs/AI_OPS_GUIDE.md ("Failure prediction in the
@@ -26,7 +27,7 @@ __all__ = ["CLEAN_MIN_SCORE", "KEEP_RECENT_HOURS", "clean_history", "predict_at"
 
 HOUR = timedelta(hours=1)
 KEEP_RECENT_HOURS = 6
-CLEAN_MIN_SCORE = 0.2
+CLEAN_MIN_SCORE = 0.99
 TS = pl.Datetime("us", "UTC")
 
 
@@ -65,10 +66,11 @@ def clean_history(
 ) -> pl.DataFrame:
     """``series`` (component, metric, bucket_start, value) with past outliers replaced by the detector's
     expected value; a boolean ``cleaned`` column marks them. ``scores`` has component, metric,
-    bucket_start, anomaly_score, expected_value (from :func:`score_window`). A point is an outlier when it
-    scored ``min_score`` or more, or continues such a point's excursion (see :func:`_excursions`)."""
+    bucket_start, anomaly_score, expected_value, robust_z (from :func:`score_window`). A point is an outlier
+    when it scored ``min_score`` or more and deviates on the side that alarmed, or continues such a point's
+    excursion (see :func:`_excursions`)."""
     keys = ["component", "metric", "bucket_start"]
-    flags = scores.select(*keys, "anomaly_score", "expected_value").cast({"bucket_start": TS})
+    flags = scores.select(*keys, "anomaly_score", "expected_value", "robust_z").cast({"bucket_start": TS})
     joined = (
         series.cast({"bucket_start": TS})
         .join(flags, on=keys, how="left")
@@ -76,7 +78,10 @@ def clean_history(
         .with_columns(pl.struct("component", "metric").rank("dense").alias("_sid"))
     )
     deviation = (joined["value"] - joined["expected_value"]).fill_null(np.nan).to_numpy()
-    flagged = (joined["anomaly_score"].fill_null(0.0) >= min_score).to_numpy()
+    # A window statistic keeps alarming for a few points after an outlier: only a point that deviates on
+    # the side that alarmed is itself an outlier.
+    side = np.sign(joined["robust_z"].fill_null(0.0).to_numpy())
+    flagged = (joined["anomaly_score"].fill_null(0.0) >= min_score).to_numpy() & (np.sign(deviation) == side)
     outlier = _excursions(deviation, flagged, joined["_sid"].to_numpy(), carry)
     old = (joined["bucket_start"] < origin - keep_recent_hours * HOUR).to_numpy()
     replace = outlier & old & joined["expected_value"].is_not_null().to_numpy()

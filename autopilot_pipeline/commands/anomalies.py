@@ -5,7 +5,8 @@ Input: a CSV with columns ``timestamp`` and ``value`` (others are ignored). Time
 Values may be empty, ``NaN``, ``NA`` or ``null``: such rows are not scored (score 0).
 Output: one row per input row, in input order: ``timestamp,value,anomaly_score,is_anomaly`` with the
 timestamp and value exactly as given, ``anomaly_score`` in [0, 1] at full precision and ``is_anomaly``
-as 0/1 (the detector's own decision; it equals ``anomaly_score >= 0.5`` once enough history exists).
+as 0/1: the detector's own decision, the first point of each alarm episode (alarm: ``anomaly_score``
+above the threshold, i.e. a tail probability below 1e-4).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 import polars as pl
 
 from autopilot_pipeline.aiops import corpus_eval
-from autopilot_pipeline.aiops.anomaly import AnomalyConfig, score_series
+from autopilot_pipeline.aiops.detector import THRESHOLD, DetectorConfig, score_series
 from autopilot_pipeline.errors import AutopilotError
 
 _MISSING = {"", "nan", "na", "n/a", "null", "none"}
@@ -40,12 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     score.add_argument("input", type=Path, help="CSV with columns timestamp,value")
     score.add_argument("output", type=Path, help="where to write the scored CSV")
-    defaults = AnomalyConfig()
+    defaults = DetectorConfig()
     score.add_argument(
         "--threshold",
         type=float,
-        default=defaults.threshold,
-        help=f"robust z that makes an anomaly (default {defaults.threshold})",
+        default=THRESHOLD,
+        help=f"anomaly_score (1 - tail probability) that makes an alarm (default {THRESHOLD})",
     )
     score.add_argument(
         "--min-history",
@@ -150,15 +151,15 @@ def _score(args: argparse.Namespace) -> int:
     df = _read(args.input)
     t_sec = _parse_timestamps(df["timestamp"], args.input)
     values = _parse_values(df["value"], args.input)
+    if not math.isfinite(args.threshold) or not 0 < args.threshold < 1:
+        raise AutopilotError("--threshold must be between 0 and 1 (an anomaly_score)")
     cfg = replace(
-        AnomalyConfig(),
-        threshold=args.threshold,
+        DetectorConfig(),
+        alpha=1.0 - args.threshold,
         min_history=args.min_history,
         direction=args.direction,
         period=args.period,
     )
-    if not math.isfinite(cfg.threshold) or cfg.threshold <= 0:
-        raise AutopilotError("--threshold must be a positive number")
     scored = score_series(pl.Series("timestamp", t_sec), values, cfg)
     out = pl.DataFrame(
         {

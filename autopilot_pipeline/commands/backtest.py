@@ -41,8 +41,8 @@ def _backtest(args: argparse.Namespace) -> int:
     import polars as pl
 
     from autopilot_pipeline.aiops import evaluation, store
-    from autopilot_pipeline.aiops.anomaly import AnomalyConfig
     from autopilot_pipeline.aiops.detection import score_window
+    from autopilot_pipeline.aiops.detector import DetectorConfig
     from autopilot_pipeline.aiops.insights import json_safe
 
     if args.margin_hours < 0:
@@ -69,7 +69,7 @@ def _backtest(args: argparse.Namespace) -> int:
         server.release(db)
     first = series["bucket_start"].min()
     scores = score_window(series, first, counts=counts)  # type: ignore[arg-type]
-    scored_from = first + timedelta(hours=AnomalyConfig().min_history)  # type: ignore[operator]
+    scored_from = first + timedelta(hours=DetectorConfig().min_history)  # type: ignore[operator]
     detection = evaluation.detection_report(
         scores.filter(pl.col("is_anomaly")),
         incidents,

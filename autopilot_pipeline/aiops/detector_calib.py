@@ -1,0 +1,338 @@
+"""The calibration half of the detector: residuals -> tail probabilities -> one p-value -> alarm episodes.
+
+Four statistics of the forecast residuals look at four timescales:
+
+==========  ====================================================  =======================================
+name        statistic at point t                                  what it sees
+==========  ====================================================  =======================================
+point       the residual itself                                   spikes, dips, drops to zero, context
+short       mean residual over the last 5 points                  short level shifts, small bursts
+drift       mean residual of the slowest model, last 64 points    slow leaks, lost or changed season
+spread      log mean clipped |residual|, last 16 points               variance up; flatline (variance gone)
+==========  ====================================================  =======================================
+
+Each statistic's predictive distribution is the EMPIRICAL distribution of its own past values over a
+bounded memory (conformal style: how many past values were at least as extreme), refreshed block by
+block (every 16 to 256 points). Beyond the empirical range, a generalised Pareto tail fitted to the top
+exceedances (probability-weighted moments, shape clipped to [0, 0.5]) extrapolates, so early and extreme
+points get finite, meaningful p-values. The tail shape is never lighter than 1/k for k effective
+exceedances: that is the exact predictive tail of an exponential whose scale was estimated from k points
+(a Lomax), so with little history the detector is rightly cautious.
+
+The memory learns what recurs and forgets what was alarming: a statistic's value enters its reference
+only if it did not alarm; but a value at least as extreme as ``RECUR`` events' worth of past values
+(alarming or not) is recurring, not novel, and its p-value is floored at that empirical frequency. So a
+second and a third spike are caught, while bursts, toggles, edges and a new level become normal after a
+few occurrences.
+
+The one-sided p-values (both sides of each statistic, or only the metric's harmful side) are combined by
+Bonferroni: p = min(1, m x smallest), valid whatever their dependence. A point alarms when p < ``ALPHA``;
+alarms less than ``QUIET`` points apart form one episode, and only its first point is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ALPHA", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "onsets", "statistics"]
+
+ALPHA = 1e-4
+"""The shipped threshold on the combined p-value. Chosen from the false-alarm budget, not from labels: at
+most one alarm episode per 2,000 normal points needs a per-point rate below 5e-4; 1e-4 leaves a factor of
+five for imperfect calibration (window statistics are correlated, tails are extrapolated)."""
+QUIET = 64
+"""Alarms closer than this many points belong to one episode (the longest statistic window)."""
+RECUR = 3
+"""Independent past occurrences that make an extreme value recurring (normal) rather than novel."""
+TAIL_FRAC, K_MIN, K_MAX = 0.05, 8, 200  # exceedances used for the tail: 5 % of the memory, 8 to 200
+MIN_REF = 16  # reference values a statistic needs before it scores
+_GRID = 33  # quantiles kept for the body of the distribution
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One statistic: its window, how its memory is thinned and how long the memory is (in points)."""
+
+    name: str
+    window: int
+    thin: int
+    span: int
+
+
+STATS = (
+    Stat("point", 1, 1, 2048),
+    Stat("short", 5, 2, 2048),
+    Stat("drift", 64, 8, 4096),
+    Stat("spread", 16, 4, 2048),
+)
+
+
+@dataclass
+class Calibrated:
+    """Per-point outputs of :func:`calibrate`, arrays of shape (time, series)."""
+
+    p: np.ndarray  # combined p-value (1 where not scored)
+    stat: np.ndarray  # index into STATS of the most significant statistic
+    side: np.ndarray  # +1 above / -1 below for that statistic
+    alarm: np.ndarray  # p < ALPHA
+    onset: np.ndarray  # first alarm of an episode
+
+
+def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
+    """Mean of the last ``w`` rows (fewer at the start); NaN rows (padding) stay NaN."""
+    if w == 1:
+        return a.copy()
+    z = np.nan_to_num(a)
+    c = np.vstack([np.zeros((1, a.shape[1])), np.cumsum(z, axis=0)])
+    i = np.arange(a.shape[0])
+    lo = np.maximum(i + 1 - w, 0)
+    out = (c[i + 1] - c[lo]) / (i + 1 - lo)[:, None]
+    return np.where(np.isnan(a), np.nan, out)
+
+
+def statistics(
+    resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray
+) -> list[np.ndarray]:
+    """The four statistics of :data:`STATS`, each (time x series). The spread clips each |residual| at
+    twice the forecaster's running scale (``scale``): a step or a spike is a level event, not a spread."""
+    spread = np.log(_rolling_mean(np.minimum(np.abs(resid), 2 * scale), STATS[3].window) + floor)
+    return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
+
+
+def _oriented(srt: np.ndarray, n: np.ndarray, side: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """From a sorted reference (valid values first, ``n`` per row): its ``depth`` most extreme values on
+    ``side`` (+1 the largest, -1 the smallest, negated) in descending order, and ``_GRID`` quantiles of the
+    values so oriented, ascending. Working on the oriented values lets one tail formula serve both sides."""
+    width = srt.shape[1]
+    j = np.arange(depth)[None, :]
+    nm1 = (n - 1)[:, None]
+    f = np.linspace(0.0, 1.0, _GRID)[None, :]
+    if side > 0:
+        top = np.take_along_axis(srt, np.clip(nm1 - j, 0, width - 1), axis=1)
+        grid = np.take_along_axis(srt, np.clip(np.rint(f * nm1).astype(np.int64), 0, width - 1), axis=1)
+        return top, grid
+    top = -np.take_along_axis(srt, np.clip(np.broadcast_to(j, (srt.shape[0], depth)), 0, width - 1), axis=1)
+    grid = -np.take_along_axis(srt, np.clip(np.rint((1 - f) * nm1).astype(np.int64), 0, width - 1), axis=1)
+    return top, grid
+
+
+def _tail_p(
+    top: np.ndarray, grid: np.ndarray, n: np.ndarray, q: np.ndarray, floor: np.ndarray, eff: float
+) -> np.ndarray:
+    """P(next value >= q) (series x block) from the oriented parts of a reference (:func:`_oriented`).
+
+    Beyond u, the (k+1)-th largest value, a generalised Pareto tail (probability-weighted moments, shape in
+    [0, 0.5], never lighter than 1 / effective k); below it the empirical distribution, interpolated
+    between the stored quantiles. ``floor`` (series,) is the smallest tail scale, ``eff`` the share of
+    reference values that are effectively independent."""
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        nf = n.astype(np.float64)
+        k = np.clip(np.ceil(TAIL_FRAC * nf), K_MIN, K_MAX).astype(np.int64)
+        k = np.minimum(k, np.maximum(n - 1, 1))
+        kf = k.astype(np.float64)
+        kmax = int(k.max())
+        j = np.arange(kmax)[None, :]
+        in_k = j < k[:, None]
+        u = np.take_along_axis(top, k[:, None], axis=1)[:, 0]
+        e = np.where(in_k, top[:, :kmax] - u[:, None], 0.0)
+        a0 = e.sum(axis=1) / kf
+        a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
+        den = a0 - 2 * a1
+        xi = np.where(den > 0, 2 - a0 / den, np.where(a0 > 0, 0.5, 0.0))  # a0 = 0: no spread seen at all
+        xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
+        sigma = np.maximum(a0 * (1 - xi), floor)
+        xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
+        excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
+        # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts
+        # or a constant stretch, do not count, nor rounding noise below the floor), plus the new point.
+        beyond = ((top[:, :kmax] > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
+        tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(
+            -np.log1p(xi[:, None] * excess) / xi[:, None]
+        )
+        # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
+        w = min(kmax, 8)
+        seen = ((top[:, None, :w] >= q[:, :, None]) & in_k[:, None, :w]).sum(axis=2)
+        tail = np.maximum(tail, seen / (nf + 1)[:, None])
+        # Body: binary search of q among the quantiles, then linear interpolation between them.
+        below = np.zeros(q.shape, dtype=np.int64)
+        step = 1 << (_GRID - 1).bit_length()
+        while step:
+            cand = below + step
+            ok = cand <= _GRID
+            val = np.take_along_axis(grid, np.clip(cand - 1, 0, _GRID - 1), axis=1)
+            below = np.where(ok & (val < q), cand, below)
+            step >>= 1
+        f = np.linspace(0.0, 1.0, _GRID)
+        lo_i = np.clip(below - 1, 0, _GRID - 1)
+        hi_i = np.clip(below, 0, _GRID - 1)
+        g_lo = np.take_along_axis(grid, lo_i, axis=1)
+        g_hi = np.take_along_axis(grid, hi_i, axis=1)
+        frac = np.where(g_hi > g_lo, (q - g_lo) / (g_hi - g_lo), 1.0)
+        cdf = np.where(below == 0, 0.0, f[lo_i] + np.clip(frac, 0, 1) * (f[hi_i] - f[lo_i]))
+        body = np.maximum(1.0 - cdf * nf[:, None] / (nf + 1)[:, None], (kf / (nf + 1))[:, None])
+        return np.where(q > u[:, None], np.minimum(tail, body), body)
+
+
+def _recurring(top: np.ndarray, n: np.ndarray, extra: np.ndarray, c: int) -> np.ndarray:
+    """The c-th largest of the oriented reference (its ``top`` values) together with ``extra``, the
+    excluded values (oriented, -inf where none)."""
+    j = np.arange(c)[None, :]
+    head = np.where(j < n[:, None], top[:, :c], -np.inf)
+    both = np.concatenate([head, extra], axis=1)
+    return -np.partition(-both, c - 1, axis=1)[:, c - 1]
+
+
+def _side_p(
+    values: np.ndarray,
+    excluded: np.ndarray,
+    rows: np.ndarray,
+    q: np.ndarray,
+    floor: np.ndarray,
+    st: Stat,
+    since: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower p-values of the block's values ``q`` (series x block) against the reference rows;
+    per series only rows whose window lies after ``since`` (the start of the current season) count."""
+    ref = values[rows].T
+    exc = excluded[rows].T
+    ok = ~np.isnan(ref) & (rows[None, :] >= (since + st.window - 1)[:, None])
+    strict = ok & ~exc
+    srt = np.sort(np.where(strict, ref, np.inf), axis=1)
+    n = strict.sum(axis=1)
+    n_all = ok.sum(axis=1).astype(np.float64)
+    eff = min(1.0, np.sqrt(st.thin / st.window))
+    c = max(1, int(np.ceil(RECUR * st.window / st.thin)))
+    floor_p = (c / (n_all + 1))[:, None]
+    # Excluded values are few: keep only the memory rows where some series has one.
+    gone = ok & exc
+    cols = np.flatnonzero(gone.any(axis=0))
+    extra = np.where(gone[:, cols], ref[:, cols], np.nan)
+    depth = max(min(K_MAX, int(np.ceil(TAIL_FRAC * n.max()))) + 1, K_MIN + 1, c)
+    out = []
+    for side in (1, -1):
+        top, grid = _oriented(srt, n, side, depth)
+        oq = side * q
+        p = _tail_p(top, grid, n, oq, floor, eff)
+        rec = _recurring(top, n, np.nan_to_num(side * extra, nan=-np.inf), c)
+        out.append(np.where(oq <= rec[:, None], np.maximum(p, floor_p), p))
+    few = (n < MIN_REF)[:, None] | np.isnan(q)
+    return np.where(few, 1.0, out[0]), np.where(few, 1.0, out[1])
+
+
+OCC_SPAN = 512  # recent points whose values make a level "occupied"
+OCC_SHARE, OCC_MIN = 0.02, 10  # a level is recurring when at least 2 % (and 10) of them sat there
+
+
+def _occupied(values: np.ndarray, alarm: np.ndarray, floor: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Share of remembered non-alarming values near each value of the block (series x block), 0 where
+    that share is below ``OCC_SHARE``: the p-value floor for a value at a level the series sits at often.
+
+    "Near" is within max(one quantum, 5 % of the interquartile range). This is what makes the other level
+    of a toggle, the zero of a bursty counter or the bottom of a sawtooth normal however abrupt the step
+    to it, while a level never or rarely occupied (an outage's zero, a spike's height) stays novel."""
+    lo = max(0, a - OCC_SPAN)
+    mem = values[lo:a].T
+    keep = ~np.isnan(mem) & ~alarm[lo:a].T
+    srt = np.sort(np.where(keep, mem, np.inf), axis=1)
+    n = keep.sum(axis=1)
+    q = values[a:b].T
+    out = np.zeros(q.shape)
+    for j in np.flatnonzero(n >= OCC_MIN):
+        r = srt[j, : n[j]]
+        iqr = r[(3 * n[j]) // 4] - r[n[j] // 4]
+        h = max(2 * floor[a - 1, j], 0.05 * iqr)
+        cnt = np.searchsorted(r, q[j] + h, side="right") - np.searchsorted(r, q[j] - h, side="left")
+        share = cnt / (n[j] + 1.0)
+        out[j] = np.where((cnt >= OCC_MIN) & (share >= OCC_SHARE), share, 0.0)
+    return out
+
+
+def onsets(alarm: np.ndarray, last: np.ndarray | None = None, row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """First alarms of episodes in ``alarm`` (time x series): an alarm more than :data:`QUIET` rows after
+    the previous one. ``last`` carries each series' previous alarm row (at ``row0`` and later rows)."""
+    t_len, n_ser = alarm.shape
+    prev = np.full(n_ser, -(10**9)) if last is None else last.copy()
+    out = np.zeros(alarm.shape, dtype=bool)
+    for t in np.flatnonzero(alarm.any(axis=1)):
+        hit = alarm[t]
+        out[t] = hit & (row0 + t - prev > QUIET)
+        prev = np.where(hit, row0 + t, prev)
+    return out, prev
+
+
+def _blocks(start: int, t_len: int) -> list[tuple[int, int]]:
+    out, a = [], start
+    while a < t_len:
+        b = min(t_len, a + int(np.clip(a // 2, 16, 256)))
+        out.append((a, b))
+        a = b
+    return out
+
+
+def calibrate(
+    stats: list[np.ndarray],
+    floor: np.ndarray,
+    n0: int,
+    sides: list[tuple[int, int]],
+    regime: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    seasonal: np.ndarray | None = None,
+    alpha: float = ALPHA,
+) -> Calibrated:
+    """Combined p-values and alarm episodes from the statistics (time x series each).
+
+    ``sides`` lists the one-sided tests to use as (statistic index, +1 upper / -1 lower); ``floor``
+    (time x series) is the smallest meaningful residual, used as the smallest tail scale; ``regime``
+    (time x series) the row where the current forecasting regime (season) began: older residuals come
+    from other models and leave the memory. ``values`` (time x series), when given, enables the memory
+    of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`."""
+    t_len, n_ser = stats[0].shape
+    m = len(sides)
+    p_out = np.ones((t_len, n_ser))
+    which = np.zeros((t_len, n_ser), dtype=np.int64)
+    excluded = [np.zeros((t_len, n_ser), dtype=bool) for _ in STATS]
+    alarm = np.zeros((t_len, n_ser), dtype=bool)
+    onset = np.zeros((t_len, n_ser), dtype=bool)
+    last = np.full(n_ser, -(10**9))
+    # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
+    # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
+    floors = [floor / 5, floor / 5, floor / 5, np.full_like(floor, 0.02)]
+    for a, b in _blocks(n0, t_len):
+        side_p = []
+        for i, st in enumerate(STATS):
+            lo = max(st.window - 1, 2, a - st.span)
+            rows = np.arange(lo, a)
+            rows = rows[rows % st.thin == 0]
+            q = stats[i][a:b].T
+            fl = floors[i][max(a - 1, 0)]
+            if rows.size == 0:
+                side_p.append((np.ones_like(q), np.ones_like(q)))
+                continue
+            since = regime[a] if regime is not None else np.zeros(n_ser, dtype=np.int64)
+            side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since))
+        if values is not None:
+            occ = _occupied(values, alarm, floor, a, b)
+            if seasonal is not None:
+                occ = np.where(seasonal[a:b].T, 0.0, occ)
+            for i in (0, 1):  # the level tests: a value the series sits at often is not a novel level
+                side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
+        ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
+        best = np.argmin(ps, axis=0)
+        p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
+        p_out[a:b] = p_comb.T
+        # The reason names the shortest timescale that alarms (a spike is a spike, though its 5-point mean
+        # may be rarer still), else the most significant test.
+        hit = m * ps < alpha
+        which[a:b] = np.where(hit.any(axis=0), np.argmax(hit, axis=0), best).T
+        for i in range(len(STATS)):
+            own = [k for k, (si, _s) in enumerate(sides) if si == i]
+            if own:
+                excluded[i][a:b] = (m * ps[own].min(axis=0) < alpha).T
+        al = (p_comb < alpha).T
+        alarm[a:b] = al
+        onset[a:b], last = onsets(al, last, a)
+    idx = np.array([s for s, _ in sides])[which]
+    sgn = np.array([d for _, d in sides])[which]
+    return Calibrated(p_out, idx, sgn, alarm, onset)
