@@ -15,7 +15,8 @@ better how uncertainty grows with the horizon than a formula does, so they are u
    current local scale times these trajectories: simulated paths with bootstrapped historical errors, so the
    spread at each horizon hour and the dependence between hours are the ones the model showed.
 3. **Risk** = share of paths whose maximum (minimum for "below") crosses the threshold within the horizon (a
-   path probability, not a per-hour marginal), mapped through an isotonic calibration; the 80 % and 95 %
+   path probability, not a per-hour marginal; kernel-smoothed over the path extremes), mapped through a
+   logistic (Platt) recalibration of its log-odds; the 80 % and 95 %
    intervals are per-hour quantiles of the paths, widened or narrowed by a per-hour factor. Both the map and
    the factors are fitted on the calibration part of the failure corpus and reported on its held-out part
    (:mod:`aiops.risk_backtest`); the fitted values ship in ``risk_calibration.json``.
@@ -30,18 +31,23 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import polars as pl
+from scipy import special
 
 from autopilot_pipeline.aiops.seasons import DAY, WEEK, detect_seasons
 
 __all__ = [
     "CALIBRATION_FILE",
+    "Assessment",
     "HORIZON",
     "Calibration",
     "RiskForecast",
+    "assess",
     "crossed",
     "fit_calibration",
     "load_calibration",
@@ -55,6 +61,7 @@ BURN = 48  # first hours of the history: the filter's start-up, no error traject
 SCALE_WINDOW = 96
 MIN_TRAJECTORIES = 48
 LEVELS = (0.8, 0.95)
+EPS = 1e-6
 CALIBRATION_FILE = Path(__file__).with_name("risk_calibration.json")
 
 
@@ -63,7 +70,7 @@ CALIBRATION_FILE = Path(__file__).with_name("risk_calibration.json")
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per-hour interval factors and the isotonic map from raw path share to risk."""
+    """Per-hour interval factors and the recalibration map (as knots) from raw risk to stated risk."""
 
     widen_80: np.ndarray
     widen_95: np.ndarray
@@ -124,6 +131,29 @@ def _widen_factor(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -
     return float(grid[int(np.argmin(np.abs(cover - level)))])
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def _platt_knots(raw: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Logistic recalibration ``risk = sigmoid(a logit(raw) + b)`` (Platt scaling on the log-odds),
+    fitted by maximum likelihood and tabulated as knots for :meth:`Calibration.risk`. Two parameters
+    move less between data sets than an isotonic step function fitted on a few thousand forecasts."""
+    from scipy.optimize import minimize
+
+    x = _logit(raw)
+
+    def nll(ab: np.ndarray) -> float:
+        z = ab[0] * x + ab[1]
+        return float(np.sum(np.logaddexp(0.0, z) - event * z))
+
+    a, b = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9}).x
+    grid = special.expit(np.linspace(_logit(np.array([EPS]))[0], _logit(np.array([1 - EPS]))[0], 400))
+    knots = special.expit(a * _logit(grid) + b)
+    return np.concatenate([[0.0], grid, [1.0]]), np.concatenate([[0.0], knots, [1.0]])
+
+
 def fit_calibration(
     raw: np.ndarray,
     event: np.ndarray,
@@ -133,33 +163,29 @@ def fit_calibration(
     fitted_on: str,
     targets_met: bool = False,
 ) -> Calibration:
-    """Fit the calibration from replayed forecasts.
+    """Fit the calibration from replayed forecasts: Platt scaling of the risk, per-hour interval factors.
 
     ``raw``/``event``: (N,) raw path shares and whether the threshold was crossed. ``residual``: (N, H)
     realised (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of
     the scaled errors, the interval ends before widening.
     """
-    from scipy.optimize import isotonic_regression
-
-    order = np.argsort(raw, kind="stable")
-    x = np.asarray(raw, dtype=np.float64)[order]
-    fitted = isotonic_regression(np.asarray(event, dtype=np.float64)[order]).x
-    ux, first = np.unique(x, return_index=True)
-    uy = np.array([fitted[i:j].mean() for i, j in zip(first, [*first[1:], x.size], strict=True)])
-    if ux[0] > 0:
-        ux, uy = np.concatenate([[0.0], ux]), np.concatenate([[uy[0]], uy])
-    if ux[-1] < 1:
-        ux, uy = np.concatenate([ux, [1.0]]), np.concatenate([uy, [uy[-1]]])
+    ux, uy = _platt_knots(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
     h = residual.shape[1]
-    w80 = np.array([_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)])
-    w95 = np.array([_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)])
+    w80 = np.array(
+        [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
+    )
+    w95 = np.array(
+        [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
+    )
     return Calibration(w80, w95, ux, uy, fitted_on, targets_met)
 
 
 # ---------------------------------------------------------------------------------------------- model
 
 
-def _ets_params(y: np.ndarray, season: int | None) -> tuple[float, float, float, float, float, float, np.ndarray]:
+def _ets_params(
+    y: np.ndarray, season: int | None
+) -> tuple[float, float, float, float, float, float, np.ndarray]:
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
     kw: dict = {"error": "add", "trend": "add", "damped_trend": True, "initialization_method": "heuristic"}
@@ -257,9 +283,24 @@ class RiskForecast:
         hi = self.mean + self.scale * w * hi_q
         return np.clip(lo, *self.bounds), np.clip(hi, *self.bounds)
 
-    def raw_risk(self, threshold: float, direction: Direction) -> float:
+    def path_share(self, threshold: float, direction: Direction) -> float:
         """Share of paths that cross ``threshold`` at some hour of the horizon."""
         return float(crossed(self.paths(), threshold, direction).any(axis=1).mean())
+
+    def raw_risk(self, threshold: float, direction: Direction) -> float:
+        """The share of paths crossing ``threshold`` at some hour, kernel-smoothed over the paths' extremes.
+
+        Each path's maximum (minimum for "below") counts as a Gaussian kernel around it (Silverman's
+        bandwidth), so the risk falls off smoothly with the distance to the threshold instead of being
+        exactly 0 for every threshold beyond the most extreme of a few hundred paths."""
+        paths = self.paths()
+        ext = paths.max(axis=1) if direction == "above" else -paths.min(axis=1)
+        thr = threshold if direction == "above" else -threshold
+        sd = float(np.std(ext))
+        iqr = float(np.subtract(*np.quantile(ext, [0.75, 0.25])))
+        spread = min(sd, iqr / 1.349) if iqr > 0 else sd
+        bw = max(0.9 * spread * ext.size ** (-0.2), 1e-9 * max(self.scale, 1e-12))
+        return float(special.ndtr((ext - thr) / bw).mean())
 
 
 def crossed(values: np.ndarray, threshold: float, direction: Direction) -> np.ndarray:
@@ -313,6 +354,47 @@ def risk_forecast(
     z = z[np.all(np.isfinite(z), axis=1)]
     if z.shape[0] < MIN_TRAJECTORIES:
         return _naive(y, h, bounds)
-    return RiskForecast(
-        method, found, fc[-1], max(float(scale[-1]), floor), z, int(n), float(y[-1]), bounds
+    return RiskForecast(method, found, fc[-1], max(float(scale[-1]), floor), z, int(n), float(y[-1]), bounds)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The failure risk of one series: the stated risk, the raw one, the forecast and its band."""
+
+    risk: float
+    raw_risk: float
+    forecast: RiskForecast
+    frame: pl.DataFrame  # bucket_start, forecast, lower_80, upper_80, lower_95, upper_95
+    calibrated: bool  # the calibration's targets held on the held-out corpus
+
+
+def assess(
+    history: pl.DataFrame,
+    threshold: float,
+    direction: Direction,
+    *,
+    horizon: int = HORIZON,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+    calibration: Calibration | None = None,
+) -> Assessment:
+    """The 24-hour failure risk of an hourly ``history`` (bucket_start, value on a complete hourly grid)."""
+    cal = calibration or load_calibration()
+    y = history["value"].to_numpy().astype(np.float64)
+    fc = risk_forecast(y, horizon, bounds=bounds)
+    raw = fc.raw_risk(threshold, direction)
+    lo80, hi80 = fc.interval(0.8, cal)
+    lo95, hi95 = fc.interval(0.95, cal)
+    last_t = history["bucket_start"][-1]
+    frame = pl.DataFrame(
+        {
+            "bucket_start": pl.datetime_range(
+                last_t + timedelta(hours=1), last_t + timedelta(hours=horizon), "1h", eager=True
+            ),
+            "forecast": np.clip(fc.mean, *bounds),
+            "lower_80": np.minimum(lo80, np.clip(fc.mean, *bounds)),
+            "upper_80": np.maximum(hi80, np.clip(fc.mean, *bounds)),
+            "lower_95": np.minimum(np.minimum(lo95, lo80), np.clip(fc.mean, *bounds)),
+            "upper_95": np.maximum(np.maximum(hi95, hi80), np.clip(fc.mean, *bounds)),
+        }
     )
+    return Assessment(float(cal.risk(raw)), raw, fc, frame, cal.targets_met)

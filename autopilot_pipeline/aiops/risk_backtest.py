@@ -49,7 +49,9 @@ def load_corpus(directory: Path) -> list[dict]:
     """The manifest's series with their values (``failures.json`` + one ``timestamp,value`` CSV each)."""
     manifest = directory / "failures.json"
     if not manifest.exists():
-        raise ValueError(f"no failures.json in {directory}: generate one with bench/anomaly_corpus/failures.py")
+        raise ValueError(
+            f"no failures.json in {directory}: generate one with bench/anomaly_corpus/failures.py"
+        )
     out = []
     for entry in json.loads(manifest.read_text())["series"]:
         values = pl.read_csv(directory / entry["file"])["value"].cast(pl.Float64).to_numpy()
@@ -74,12 +76,15 @@ def replay_series(
     y = np.asarray(series["values"], dtype=np.float64)
     thr, direction = float(series["threshold"]), series["direction"]
     hit = crossed(y, thr, direction)
-    rows: dict[str, list] = {k: [] for k in ("origin", "raw", "event", "clim", "residual", "quantiles")}
+    rows: dict[str, list] = {
+        k: [] for k in ("origin", "raw", "share", "event", "clim", "residual", "quantiles")
+    }
     for o in range(warmup_hours, y.size - HORIZON + 1, step_hours):
         fc = risk_forecast(y[max(0, o - history_hours) : o])
         fut = y[o : o + HORIZON]
         rows["origin"].append(o)
         rows["raw"].append(fc.raw_risk(thr, direction))
+        rows["share"].append(fc.path_share(thr, direction))
         rows["event"].append(bool(hit[o : o + HORIZON].any()))
         rows["clim"].append(_climatology(hit[:o], HORIZON))
         rows["residual"].append((fut - fc.mean) / fc.scale)
@@ -183,7 +188,11 @@ def corpus_backtest(
     ``replays``: the output of :func:`replay_corpus` with the same arguments, when already computed."""
     if replays is None:
         replays = replay_corpus(
-            corpus, warmup_hours=warmup_hours, history_hours=history_hours, step_hours=step_hours, workers=workers
+            corpus,
+            warmup_hours=warmup_hours,
+            history_hours=history_hours,
+            step_hours=step_hours,
+            workers=workers,
         )
     by_split: dict[str, list] = {"calibration": [], "heldout": []}
     by_set: dict[tuple[str, str], list] = {}
@@ -211,7 +220,9 @@ def corpus_backtest(
     )
     checks = {
         **{
-            f"brierSkill_{k}": bool(sets[k]["brierSkill"] > TARGET_SKILL[k]) for k in TARGET_SKILL if k in sets
+            f"brierSkill_{k}": bool(sets[k]["brierSkill"] > TARGET_SKILL[k])
+            for k in TARGET_SKILL
+            if k in sets
         },
         "reliability": bool(worst_decile <= TARGET_DECILE),
         "coverage80": bool(np.all(np.abs(c80 - 0.8) <= TARGET_COVERAGE)),
@@ -255,7 +266,11 @@ def reliability_png(report: CorpusReport, path: Path) -> Path:
         part = report.reliability.filter(pl.col("set") == name)
         if part.height:
             ax.plot(
-                part["statedRisk"], part["observed"], color=color, marker=marker, lw=1.2,
+                part["statedRisk"],
+                part["observed"],
+                color=color,
+                marker=marker,
+                lw=1.2,
                 label=f"{name} ({int(part['n'].sum())} forecasts)",
             )
     held = report.summary["heldout"]

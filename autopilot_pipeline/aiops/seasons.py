@@ -66,7 +66,6 @@ def detect_seasons(y: np.ndarray, *, min_acf: float = MIN_ACF) -> tuple[int, ...
         d = seasonal_acf(y, DAY, (DAY // 2, DAY))
         if d[DAY] >= min_acf and d[DAY] >= d[DAY // 2] + 0.1:
             found.append(DAY)
-    if y.size >= 2 * WEEK + DAY:
-        if weekly_ratio(y) < WEEKLY_GAIN:
-            found.append(WEEK)
+    if y.size >= 2 * WEEK + DAY and weekly_ratio(y) < WEEKLY_GAIN:
+        found.append(WEEK)
     return tuple(found)

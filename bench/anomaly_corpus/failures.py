@@ -146,7 +146,13 @@ def trend_season(rng: np.random.Generator, p: dict) -> np.ndarray:
         k += int(rng.uniform(5, 9) * 24)
     growth = rate * i * (1 + 0.6 * (_daily(rng, n) + 1) / 2) / 1.3
     amp = 100 * _u(rng, p["amplitude"]) / 6
-    y = 40 + growth - cleanup + amp * _daily(rng, n) + _ar1(rng, n, _u(rng, p["ar"]), 100 * _u(rng, p["noise"]) / 4)
+    y = (
+        40
+        + growth
+        - cleanup
+        + amp * _daily(rng, n)
+        + _ar1(rng, n, _u(rng, p["ar"]), 100 * _u(rng, p["noise"]) / 4)
+    )
     return y
 
 
@@ -247,9 +253,13 @@ def write(out_dir: Path, per_set: int = 4) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--per-set", type=int, default=4, help="series per (split, behaviour, set); default 4")
+    parser.add_argument(
+        "--per-set", type=int, default=4, help="series per (split, behaviour, set); default 4"
+    )
     args = parser.parse_args()
     if args.per_set < 1:
         parser.error("--per-set must be >= 1")
