@@ -171,13 +171,18 @@ def fit_calibration(
     """
     ux, uy = _platt_knots(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
     h = residual.shape[1]
-    w80 = np.array(
-        [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
-    )
-    w95 = np.array(
-        [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
-    )
-    return Calibration(w80, w95, ux, uy, fitted_on, targets_met)
+    w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
+    w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
+    return Calibration(_smooth(np.array(w80)), _smooth(np.array(w95)), ux, uy, fitted_on, targets_met)
+
+
+def _smooth(w: np.ndarray) -> np.ndarray:
+    """Centred 3-hour mean of per-hour factors: neighbouring hours share most of their errors, so the
+    hour-to-hour wiggle of factors fitted hour by hour is sampling noise."""
+    if w.size < 3:
+        return w
+    padded = np.concatenate([[w[0]], w, [w[-1]]])
+    return np.convolve(padded, np.ones(3) / 3, mode="valid")
 
 
 # ---------------------------------------------------------------------------------------------- model

@@ -41,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-calibration", action="store_true", help="skip the forecast calibration replay")
     parser.add_argument(
-        "--corpus", type=Path, metavar="DIR", help="backtest the failure risk on a failure-series corpus instead"
+        "--corpus",
+        type=Path,
+        metavar="DIR",
+        help="backtest the failure risk on a failure-series corpus instead",
     )
     parser.add_argument(
         "--png",
@@ -49,19 +52,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=Path("docs/img/failure_risk_reliability.png"),
         help="with --corpus: where to write the reliability diagram (default docs/img/failure_risk_reliability.png)",
     )
-    parser.add_argument("--step-hours", type=int, default=24, help="with --corpus: hours between origins (24)")
+    parser.add_argument(
+        "--step-hours", type=int, default=24, help="with --corpus: hours between origins (24)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="with --corpus: processes for the replay (1)")
     parser.add_argument(
-        "--save-calibration", type=Path, metavar="FILE", help="with --corpus: write the fitted calibration (JSON)"
+        "--save-calibration",
+        type=Path,
+        metavar="FILE",
+        help="with --corpus: write the fitted calibration (JSON)",
     )
     parser.set_defaults(handler=_backtest)
 
 
 def _backtest(args: argparse.Namespace) -> int:
     if args.corpus is not None:
-        from autopilot_pipeline.commands.risk_report import corpus_backtest_command
-
-        return corpus_backtest_command(args)
+        return _corpus_backtest(args)
     import polars as pl
 
     from autopilot_pipeline.aiops import evaluation
@@ -148,4 +154,29 @@ def _backtest(args: argparse.Namespace) -> int:
             f"Brier {c.brier:.4f} vs climatology {c.brier_climatology:.4f} (skill {c.brier_skill:+.2f}); "
             f"warnings >= 0.5: {c.warned_events} before a crossing, {c.false_warnings} false"
         )
+    return 0
+
+
+def _corpus_backtest(args: argparse.Namespace) -> int:
+    """``--corpus DIR``: the failure-risk backtest (no database)."""
+    from autopilot_pipeline.aiops import risk_backtest, risk_report
+    from autopilot_pipeline.core.insights import json_safe
+
+    if not args.corpus.is_dir():
+        raise AutopilotError(f"--corpus {args.corpus}: not a directory")
+    if args.step_hours < 1 or args.workers < 1:
+        raise AutopilotError("--step-hours and --workers must be >= 1")
+    try:
+        corpus = risk_backtest.load_corpus(args.corpus)
+        report = risk_backtest.corpus_backtest(corpus, step_hours=args.step_hours, workers=args.workers)
+    except (ValueError, KeyError, OSError) as exc:
+        raise AutopilotError(f"--corpus {args.corpus}: {exc}") from exc
+    png = risk_backtest.reliability_png(report, args.png)
+    if args.save_calibration:
+        args.save_calibration.write_text(json.dumps(report.calibration.to_dict(), indent=1) + "\n")
+    summary = {**report.summary, "reliabilityPng": str(png)}
+    if args.json:
+        print(json.dumps(json_safe({"failureRisk": summary}), indent=2))
+    else:
+        print(risk_report.render(summary, str(png), str(args.save_calibration or "") or None))
     return 0
