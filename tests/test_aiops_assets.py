@@ -408,7 +408,7 @@ def test_analyze_matches_the_assets_and_reads_well(aiops_db, db, capsys, monkeyp
     code, out, _ = _cli(
         capsys, monkeypatch, aiops_db[0], "analyze", "predict_failures", "--as-of", END.isoformat()
     )
-    assert code == 0 and "uncalibrated" in out and "risk scores" in out.lower()
+    assert code == 0 and "Failure risk scores" in out  # not a probability until the targets hold
     code, out, _ = _cli(
         capsys, monkeypatch, aiops_db[0], "analyze", "generate_insights", "--as-of", END.isoformat()
     )

@@ -287,7 +287,11 @@ def predict_failures(
     ``frame`` has component, metric, bucket_start, value (any sampling; hourly means are forecast).
     Metrics without a threshold (see :func:`threshold_for`) or with fewer than ``min_hours`` hours are
     skipped. Each dict: prediction, probability, timeframe, recommendations, plus component, metric,
-    threshold, direction, method, lastValue, expectedCrossingAt, historyPoints and the forecast band.
+    threshold, direction, method, lastValue, expectedCrossingAt, historyPoints and the forecast band, and
+    riskScore (= probability), riskName ("risk score" until the corpus targets hold, see aiops/risk.py),
+    rawRisk (before calibration) and the detected seasons. The risk and the band come from
+    :func:`aiops.risk.assess` (empirical error trajectories, detected seasons); ``n_paths`` and ``seed``
+    only concern :func:`failure_probability` and are kept for callers.
     ``workers`` > 1 fits the series in that many processes (each fit is independent; results identical).
     """
     groups = [c for c in ("component", "metric") if c in frame.columns]
@@ -322,9 +326,11 @@ def predict_failures(
         direction, thr = rule
         if part.select(pl.col("bucket_start").dt.truncate("1h").n_unique()).item() < min_hours:
             continue
-        fc = forecast(part, horizon_hours, bounds=_bounds_for(metric))
-        prob = failure_probability(fc, thr, direction, n_paths=n_paths, seed=seed)
-        crossing = fc.frame.filter(
+        from autopilot_pipeline.aiops.risk import assess  # the empirical model (aiops/risk.py)
+
+        a = assess(hourly(part), thr, direction, horizon=horizon_hours, bounds=_bounds_for(metric))
+        fc, prob = a.forecast, a.risk
+        crossing = a.frame.filter(
             (pl.col("forecast") > thr) if direction == "above" else (pl.col("forecast") < thr)
         )
         kind = metric_kind(metric)
@@ -357,11 +363,15 @@ def predict_failures(
             "lastValue": fc.last_value,
             "expectedCrossingAt": crossing["bucket_start"][0].isoformat() if crossing.height else None,
             "historyPoints": fc.history_points,
+            "riskScore": prob,
+            "riskName": "probability" if a.calibrated else "risk score",
+            "rawRisk": a.raw_risk,
+            "seasons": list(fc.seasons),
         }
         if include_forecast:
             item["forecast"] = [
                 {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-                for row in fc.frame.iter_rows(named=True)
+                for row in a.frame.iter_rows(named=True)
             ]
         out.append(item)
     out.sort(key=lambda d: (-d["probability"], d["component"], d["metric"]))

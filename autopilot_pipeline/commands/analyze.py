@@ -7,7 +7,7 @@ demo`` does). ``--json`` prints ``{"task", "asOf", "result"}`` with ``result`` i
 edge function's answer); otherwise a readable summary. Nothing is written unless ``--save`` (then the
 results replace the rows of that analysis time, as the assets do). The LLM narrative of generate_insights
 uses OPENAI_API_KEY / OPENAI_BASE_URL / AUTOPILOT_OPENAI_MODEL when set (answers are cached in Postgres).
-Failure probabilities are uncalibrated risk scores: see docs/AI_OPS_GUIDE.md.
+Failure "probabilities" are risk scores until the failure-risk targets hold: see docs/AI_OPS_GUIDE.md.
 """
 
 from __future__ import annotations
@@ -139,9 +139,10 @@ def _print_anomalies(result: list[dict], as_of: datetime) -> None:
 
 
 def _print_predictions(result: list[dict], as_of: datetime) -> None:
+    name = "probabilities" if result and result[0].get("riskName") == "probability" else "risk scores"
     print(
-        f"Failure risk scores for the 24 hours after {as_of:%Y-%m-%d %H:%M} UTC "
-        "(uncalibrated; see docs/AI_OPS_GUIDE.md):"
+        f"Failure {name} for the 24 hours after {as_of:%Y-%m-%d %H:%M} UTC "
+        "(see docs/AI_OPS_GUIDE.md, 'Failure risk'):"
     )
     if not result:
         print("  no series with a failure threshold and enough history")

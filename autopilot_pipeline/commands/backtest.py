@@ -1,5 +1,5 @@
-"""``autopilot backtest [--json] [--margin-hours 1] [--no-calibration]``: score the AI-ops analytics against
-the demo's ground truth (``demo.incidents``), causally, on the hourly health tables.
+"""``autopilot backtest [--json] [--margin-hours 1] [--no-calibration] [--corpus DIR ...]``: score the AI-ops
+analytics against the demo's ground truth (``demo.incidents``), causally, on the hourly health tables.
 
 * anomaly detection over the whole span: incidents detected (an anomaly on the incident's component in an
   hour overlapping [start - margin, end + margin]) and false alarms per component-week (anomalous hours
@@ -7,6 +7,11 @@ the demo's ground truth (``demo.incidents``), causally, on the hourly health tab
 * failure-risk lead time before each degradation's outage (hourly replays of the 24 h before it);
 * forecast calibration: interval coverage (80 %/95 %) and the Brier score of the 24-hour crossing
   probability against climatology, replayed every 6 hours (``--no-calibration`` skips this slower part).
+
+With ``--corpus DIR`` (a failure-series corpus written by ``bench/anomaly_corpus/failures.py``) it backtests the
+24-hour failure risk instead, without a database: the calibration is fitted on the corpus' calibration split
+and reported on its held-out split (Brier skill vs climatology for common and rare crossings, reliability by
+decile with a PNG diagram, 80 %/95 % interval coverage at every horizon hour); see aiops/risk_backtest.py.
 
 Run it after ``autopilot demo`` (or ``generate-demo-data`` and a health backfill). Figures from these runs
 are in docs/AI_OPS_GUIDE.md; none of the methods was tuned to these labels.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, server
@@ -34,10 +40,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--margin-hours", type=float, default=1.0, help="tolerance around each incident window (default 1)"
     )
     parser.add_argument("--no-calibration", action="store_true", help="skip the forecast calibration replay")
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        metavar="DIR",
+        help="backtest the failure risk on a failure-series corpus instead",
+    )
+    parser.add_argument(
+        "--png",
+        type=Path,
+        default=Path("docs/img/failure_risk_reliability.png"),
+        help="with --corpus: where to write the reliability diagram (default docs/img/failure_risk_reliability.png)",
+    )
+    parser.add_argument(
+        "--step-hours", type=int, default=24, help="with --corpus: hours between origins (24)"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="with --corpus: processes for the replay (1)")
+    parser.add_argument(
+        "--save-calibration",
+        type=Path,
+        metavar="FILE",
+        help="with --corpus: write the fitted calibration (JSON)",
+    )
     parser.set_defaults(handler=_backtest)
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    if args.corpus is not None:
+        return _corpus_backtest(args)
     import polars as pl
 
     from autopilot_pipeline.aiops import evaluation, store
@@ -123,4 +153,29 @@ def _backtest(args: argparse.Namespace) -> int:
             f"Brier {c.brier:.4f} vs climatology {c.brier_climatology:.4f} (skill {c.brier_skill:+.2f}); "
             f"warnings >= 0.5: {c.warned_events} before a crossing, {c.false_warnings} false"
         )
+    return 0
+
+
+def _corpus_backtest(args: argparse.Namespace) -> int:
+    """``--corpus DIR``: the failure-risk backtest (no database)."""
+    from autopilot_pipeline.aiops import risk_backtest, risk_report
+    from autopilot_pipeline.core.insights import json_safe
+
+    if not args.corpus.is_dir():
+        raise AutopilotError(f"--corpus {args.corpus}: not a directory")
+    if args.step_hours < 1 or args.workers < 1:
+        raise AutopilotError("--step-hours and --workers must be >= 1")
+    try:
+        corpus = risk_backtest.load_corpus(args.corpus)
+        report = risk_backtest.corpus_backtest(corpus, step_hours=args.step_hours, workers=args.workers)
+    except (ValueError, KeyError, OSError) as exc:
+        raise AutopilotError(f"--corpus {args.corpus}: {exc}") from exc
+    png = risk_backtest.reliability_png(report, args.png)
+    if args.save_calibration:
+        args.save_calibration.write_text(json.dumps(report.calibration.to_dict(), indent=1) + "\n")
+    summary = {**report.summary, "reliabilityPng": str(png)}
+    if args.json:
+        print(json.dumps(json_safe({"failureRisk": summary}), indent=2))
+    else:
+        print(risk_report.render(summary, str(png), str(args.save_calibration or "") or None))
     return 0

@@ -1,0 +1,57 @@
+"""Text of the failure-risk corpus backtest (``autopilot backtest --corpus DIR``). Pure.
+
+Until every target holds on the held-out split, the text calls the number a "risk score", not a
+probability (issue 14)."""
+
+from __future__ import annotations
+
+import math
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %" if math.isfinite(x) else "n/a"
+
+
+def _mark(ok: bool) -> str:
+    return "✓" if ok else "✗"
+
+
+def render(summary: dict, png: str | None = None, saved: str | None = None) -> str:
+    """The readable report of :func:`risk_backtest.corpus_backtest`'s summary."""
+    from autopilot_pipeline.aiops import risk_backtest
+
+    s = summary
+    name, held, checks = s["scoreName"], s["heldout"], s["targets"]
+    lines = [
+        f"Failure {name} (24 h) on the held-out corpus: {s['series']['heldout']} series, "
+        f"{held['all']['predictions']} forecasts (calibration fitted on {s['series']['calibration']} other series)"
+    ]
+    for kind, target in risk_backtest.TARGET_SKILL.items():
+        if kind not in held:
+            continue
+        v = held[kind]
+        lines.append(
+            f"  {kind} crossings (base rate {_pct(v['baseRate'])}): Brier {v['brier']:.4f} vs climatology "
+            f"{v['brierClimatology']:.4f}, skill {v['brierSkill']:+.3f} (target > {target}) "
+            f"{_mark(checks.get('brierSkill_' + kind, False))}; uncalibrated skill {v['brierSkillUncalibrated']:+.3f}"
+        )
+    lines.append(
+        f"  reliability by decile of the stated {name} (worst gap {100 * held['worstDecileGap']:.1f} points, "
+        f"target <= 5 where n >= {risk_backtest.MIN_DECILE}) {_mark(checks['reliability'])}"
+    )
+    for r in held["all"]["reliability"]:
+        lines.append(
+            f"    {r['decile']}  n={r['n']:<5} stated {_pct(r['statedRisk']):>7}  observed {_pct(r['observed']):>7}"
+        )
+    for level, key in ((80, "coverage80"), (95, "coverage95")):
+        cov = held[f"{key}ByHour"]
+        lines.append(
+            f"  {level} % interval coverage by horizon hour: min {_pct(min(cov))} (h{cov.index(min(cov)) + 1}), "
+            f"max {_pct(max(cov))} (h{cov.index(max(cov)) + 1}), target {level} ± 2 points {_mark(checks[key])}"
+        )
+    if png:
+        lines.append(f"  reliability diagram: {png}")
+    if saved:
+        lines.append(f"  calibration written to {saved}")
+    lines.append(f"All targets met: {'yes' if s['targetsMet'] else 'no'} (the output says '{name}')")
+    return "\n".join(lines)

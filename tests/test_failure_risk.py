@@ -1,0 +1,241 @@
+"""Failure risk (aiops/risk.py): seasons, the empirical predictive distribution, calibration against a known
+crossing probability, interval coverage, causality, and the corpus backtest end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from numpy.testing import assert_allclose
+
+from autopilot_pipeline import cli
+from autopilot_pipeline.aiops import risk, risk_backtest
+from autopilot_pipeline.aiops.seasons import detect_seasons
+from autopilot_pipeline.core.forecast import predict_failures
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+def _daily(n: int, seed: int, weekend: float = 1.0, ar: float = 0.5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    noise = np.zeros(n)
+    for k in range(1, n):
+        noise[k] = ar * noise[k - 1] + rng.normal(0, 2.0)
+    quiet = np.where((i // 24) % 7 >= 5, weekend, 1.0)
+    return 100 + quiet * (20 * np.sin(2 * np.pi * i / 24) + 30) + noise
+
+
+def test_seasons_are_detected_not_assumed() -> None:
+    rng = np.random.default_rng(0)
+    assert detect_seasons(_daily(504, 1)) == (24,)
+    assert detect_seasons(_daily(504, 2, weekend=0.4)) == (24, 168)
+    assert detect_seasons(np.cumsum(rng.normal(0, 1, 504))) == ()
+    assert detect_seasons(rng.normal(0, 1, 504)) == ()
+    assert detect_seasons(_daily(300, 3, weekend=0.4)) == (24,)  # under two weeks: no weekly claim
+
+
+def test_ets_recursion_matches_statsmodels_forecast() -> None:
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+
+    y = _daily(300, 4)
+    for season in (24, None):
+        kw = {"seasonal": "add", "seasonal_periods": season} if season else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = ETSModel(
+                y, error="add", trend="add", damped_trend=True, initialization_method="heuristic", **kw
+            ).fit(disp=False, maxiter=200)
+        assert_allclose(risk._ets_paths(y, season, 24)[-1], res.forecast(24), rtol=1e-9)
+
+
+def _walk_truth(d: float, sd: float, h: int = 24, n: int = 200_000) -> float:
+    """P(max of a Gaussian random walk over h steps > d), by Monte Carlo (the discrete reflection principle
+    has no closed form; its continuous limit 2 (1 - Phi(d / (sd sqrt h))) is an upper bound)."""
+    steps = np.random.default_rng(99).normal(0, sd, (n, h))
+    return float((np.cumsum(steps, axis=1).max(axis=1) > d).mean())
+
+
+def test_crossing_risk_of_a_random_walk_matches_the_known_probability() -> None:
+    """One random walk: the raw risk at thresholds 1, 2 and 3 sd*sqrt(24) above the last value."""
+    sd = 1.0
+    y = 50 + np.cumsum(np.random.default_rng(5).normal(0, sd, 504))
+    fc = risk.risk_forecast(y)
+    assert fc.seasons == ()
+    for k in (0.5, 1.0, 2.0):
+        d = k * sd * np.sqrt(24)
+        truth = _walk_truth(d, sd)
+        assert abs(fc.raw_risk(y[-1] + d, "above") - truth) < 0.08, (k, truth)
+        assert abs(fc.raw_risk(y[-1] - d, "below") - truth) < 0.08, (k, truth)
+    assert fc.raw_risk(y[-1] + 20 * sd * np.sqrt(24), "above") < 1e-6
+
+
+def test_stated_risk_matches_crossing_frequency_over_many_walks() -> None:
+    """Calibration in the large: over 120 independent walks, with thresholds whose true crossing probability
+    is known (about 0.3), the mean stated risk matches the observed crossing frequency and the truth."""
+    sd, n = 1.0, 240
+    d = 1.1 * sd * np.sqrt(24)
+    truth = _walk_truth(d, sd)
+    stated, events = [], []
+    for seed in range(120):
+        y = np.cumsum(np.random.default_rng(1000 + seed).normal(0, sd, n + 24))
+        fc = risk.risk_forecast(y[:n])
+        stated.append(fc.raw_risk(y[n - 1] + d, "above"))
+        events.append(bool((y[n:] > y[n - 1] + d).any()))
+    assert abs(np.mean(stated) - truth) < 0.05, (np.mean(stated), truth)
+    assert abs(np.mean(events) - np.mean(stated)) < 0.12  # binomial s.e. of 120 events: about 0.04
+
+
+def test_platt_calibration_recovers_a_known_miscalibration() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.uniform(0.001, 0.999, 20_000)
+    truth = 1 / (1 + np.exp(-(0.6 * np.log(raw / (1 - raw)) - 0.4)))  # an over-confident, biased score
+    event = rng.uniform(size=raw.size) < truth
+    h = 24
+    cal = risk.fit_calibration(raw, event, np.zeros((raw.size, h)), np.ones((raw.size, 4, h)), fitted_on="t")
+    grid = np.linspace(0.02, 0.98, 25)
+    want = 1 / (1 + np.exp(-(0.6 * np.log(grid / (1 - grid)) - 0.4)))
+    assert np.max(np.abs(cal.risk(grid) - want)) < 0.03
+    assert np.all(np.diff(cal.risk(np.linspace(0, 1, 101))) >= 0)
+
+
+def test_intervals_cover_nominally_at_every_horizon_on_seasonal_data() -> None:
+    """Uncalibrated empirical intervals on AR(1) + daily season: coverage near nominal at each hour."""
+    y = _daily(24 * 40, 7)
+    ident = risk.Calibration.identity()
+    in80 = np.zeros(24)
+    in95 = np.zeros(24)
+    origins = range(504, y.size - 24, 12)
+    for o in origins:
+        fc = risk.risk_forecast(y[o - 504 : o])
+        fut = y[o : o + 24]
+        lo, hi = fc.interval(0.8, ident)
+        in80 += (fut >= lo) & (fut <= hi)
+        lo, hi = fc.interval(0.95, ident)
+        in95 += (fut >= lo) & (fut <= hi)
+    n = len(origins)
+    assert np.all(np.abs(in80 / n - 0.8) < 0.2) and abs(in80.sum() / (24 * n) - 0.8) < 0.07
+    assert np.all(in95 / n > 0.8) and abs(in95.sum() / (24 * n) - 0.95) < 0.04
+
+
+def test_replay_is_causal() -> None:
+    """Changing the values after an origin changes nothing the model stated at that origin."""
+    y = _daily(24 * 30, 8)
+    series = {"values": y, "threshold": 160.0, "direction": "above"}
+    other = {**series, "values": np.concatenate([y[:600], y[600:] + 40.0])}
+    a = risk_backtest.replay_series(series, warmup_hours=504, history_hours=504, step_hours=48)
+    b = risk_backtest.replay_series(other, warmup_hours=504, history_hours=504, step_hours=48)
+    before = a["origin"] <= 600
+    assert before.sum() >= 2 and (~before).any()
+    for key in ("raw", "share", "clim", "quantiles"):
+        assert_allclose(a[key][before], b[key][before])
+    assert not np.allclose(a["raw"][~before], b["raw"][~before])
+
+
+def test_predict_failures_keeps_the_seed_shape_and_adds_risk_fields() -> None:
+    n = 24 * 22
+    hours = [T0 + timedelta(hours=k) for k in range(n)]
+    y = _daily(n, 9) / 2  # peaks near 90-95
+    preds = predict_failures(
+        pl.DataFrame({"component": "db", "metric": "cpu_pct", "bucket_start": hours, "value": y})
+    )
+    (p,) = preds
+    assert list(p)[:4] == ["prediction", "probability", "timeframe", "recommendations"]
+    assert p["riskScore"] == p["probability"] and p["riskName"] in ("risk score", "probability")
+    assert p["seasons"] == [24] and p["method"] == "ETS(A,Ad,A)24"
+    assert 0.0 <= p["rawRisk"] <= 1.0 and len(p["forecast"]) == 24
+    f = p["forecast"][0]
+    assert f["lower_95"] <= f["lower_80"] <= f["forecast"] <= f["upper_80"] <= f["upper_95"]
+
+
+def _corpus(tmp_path: Path) -> Path:
+    out = tmp_path / "corpus"
+    subprocess.run(
+        [sys.executable, str(ROOT / "bench/anomaly_corpus/failures.py"), "--out", str(out), "--per-set", "1"],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def test_corpus_generator_is_deterministic_and_declares_its_split(tmp_path: Path) -> None:
+    out = _corpus(tmp_path)
+    again = tmp_path / "again"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench/anomaly_corpus/failures.py"),
+            "--out",
+            str(again),
+            "--per-set",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    m = json.loads((out / "failures.json").read_text())
+    assert (out / "failures.json").read_text() == (again / "failures.json").read_text()
+    assert {s["split"] for s in m["series"]} == {"calibration", "heldout"}
+    assert m["splits"]["calibration"]["seed"] != m["splits"]["heldout"]["seed"]
+    rare = [s for s in m["series"] if s["set"] == "rare"]
+    assert rare and all(s["designed_day_share"] <= 0.2 for s in rare)
+    first = m["series"][0]["file"]
+    assert (out / first).read_text() == (again / first).read_text()
+
+
+def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, capsys) -> None:
+    corpus = _corpus(tmp_path)
+    png = tmp_path / "img" / "reliability.png"
+    saved = tmp_path / "cal.json"
+    code = cli.main(
+        [
+            "backtest",
+            "--corpus",
+            str(corpus),
+            "--png",
+            str(png),
+            "--step-hours",
+            "168",
+            "--json",
+            "--save-calibration",
+            str(saved),
+        ]
+    )
+    out, _err = capsys.readouterr()
+    assert code == 0
+    report = json.loads(out)["failureRisk"]
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    held = report["heldout"]
+    assert len(held["coverage80ByHour"]) == 24 and len(held["coverage95ByHour"]) == 24
+    assert {"common", "rare", "all"} <= set(held) and held["all"]["predictions"] == report["series"][
+        "heldout"
+    ] * 3
+    assert report["scoreName"] == ("probability" if report["targetsMet"] else "risk score")
+    assert risk.load_calibration(saved).widen_80.size == 24
+    code = cli.main(["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168"])
+    out, _err = capsys.readouterr()
+    assert code == 0 and ("Failure risk score" in out or "Failure probability" in out)
+    assert "Brier" in out and "coverage by horizon hour" in out
+
+
+def test_backtest_corpus_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    code = cli.main(["backtest", "--corpus", str(tmp_path / "missing")])
+    _out, err = capsys.readouterr()
+    assert code == 2 and err.startswith("autopilot: error:") and len(err.strip().splitlines()) == 1
+    code = cli.main(["backtest", "--corpus", str(tmp_path)])
+    _out, err = capsys.readouterr()
+    assert code == 2 and "failures.json" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("bad", [[1.0, 2.0], [1.0, float("nan"), 2.0, 3.0]])
+def test_bad_history_is_a_clear_error(bad: list[float]) -> None:
+    with pytest.raises(ValueError, match="at least 3 finite"):
+        risk.risk_forecast(np.array(bad))
