@@ -159,7 +159,7 @@ def _backtest(args: argparse.Namespace) -> int:
 def _corpus_backtest(args: argparse.Namespace) -> int:
     """``--corpus DIR``: the failure-risk backtest (no database)."""
     from autopilot_pipeline.aiops import risk_backtest, risk_report
-    from autopilot_pipeline.core.insights import json_safe
+    from autopilot_pipeline.aiops.insights import json_safe
 
     if not args.corpus.is_dir():
         raise AutopilotError(f"--corpus {args.corpus}: not a directory")
