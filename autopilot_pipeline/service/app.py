@@ -161,7 +161,9 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
                 return _unavailable(str(exc))
             except psycopg.errors.UndefinedTable:
                 return _unavailable("database schema is not migrated: run `autopilot db migrate`")
-            except Exception as exc:  # a bug: one line in the log, no traceback, nothing internal to the client
+            except (
+                Exception
+            ) as exc:  # a bug: one line in the log, no traceback, nothing internal to the client
                 log.error("%s %s failed: %s", request.method, request.url.path, redact(type(exc).__name__))
                 return _error(500, "internal error")
 
@@ -226,6 +228,7 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
         Route("/healthz", guarded(healthz, protected=False), methods=["GET"]),
         Route("/readyz", guarded(readyz, protected=False), methods=["GET"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

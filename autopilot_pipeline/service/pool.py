@@ -26,7 +26,9 @@ class DatabaseUnavailable(Exception):
 
 
 class ConnectionPool:
-    def __init__(self, url: str, size: int = 4, connect_timeout_s: int = 3, statement_timeout_ms: int = 30_000):
+    def __init__(
+        self, url: str, size: int = 4, connect_timeout_s: int = 3, statement_timeout_ms: int = 30_000
+    ):
         self._url = urls.libpq_url(url)
         self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue()
         self._slots = threading.BoundedSemaphore(size)
