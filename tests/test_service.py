@@ -38,6 +38,7 @@ from autopilot_pipeline.integrations.pushgateway import EXTRA_METRICS, SEED_METR
 from autopilot_pipeline.postgres import migrate
 from autopilot_pipeline.postgres.demo_load import load_demo_data
 from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
+from autopilot_pipeline.service import auth
 
 from .conftest import TEMPLATE, _create_database, _drop_database
 
@@ -453,8 +454,16 @@ def test_sigterm_stops_cleanly(stoppable: tuple[EmbeddedPostgres, str], tmp_path
     assert "Finished server process" in log and "Traceback" not in log
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "::"])
-def test_refuses_a_public_address_without_a_secret(host: str) -> None:
+def test_loopback_rule() -> None:
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"):
+        auth.check_bind(host, None)
+    for host in ("0.0.0.0", "::", "192.0.2.1", "example.com", ""):
+        with pytest.raises(ValueError, match="refusing to listen"):
+            auth.check_bind(host, None)
+        auth.check_bind(host, SECRET)
+
+
+def test_serve_refuses_a_public_address_without_a_secret() -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -462,7 +471,7 @@ def test_refuses_a_public_address_without_a_secret(host: str) -> None:
             "autopilot_pipeline.cli",
             "serve",
             "--host",
-            host,
+            "0.0.0.0",
             "--port",
             str(_free_port()),
         ],
@@ -476,3 +485,40 @@ def test_refuses_a_public_address_without_a_secret(host: str) -> None:
     assert (
         done.stderr.startswith("autopilot: error: refusing to listen on") and "Traceback" not in done.stderr
     )
+
+
+# ------------------------------------------------------------------------------------------------ examples
+
+
+def test_github_actions_example_calls_every_task_every_6_hours() -> None:
+    import yaml
+
+    text = (ROOT / "examples/github-actions/autopilot-ai-ops.yml").read_text()
+    workflow = yaml.safe_load(text)
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert triggers["schedule"] == [{"cron": "0 */6 * * *"}] and "workflow_dispatch" in triggers
+    steps = workflow["jobs"]["ai-analysis"]["steps"]
+    called = {task for task in tasks.TASKS for step in steps if f'"task":"{task}"' in step.get("run", "")}
+    assert called == set(tasks.TASKS)
+    assert "${{ secrets.AUTOPILOT_SECRET }}" in text and "${{ secrets.AI_OPS_URL }}" in text
+    assert all(
+        "x-autopilot-sign: $AUTOPILOT_SECRET" in s["run"] for s in steps if '"task"' in s.get("run", "")
+    )
+
+
+def test_prometheus_scrape_example_is_valid(tmp_path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    secret_file = tmp_path / "autopilot_secret"
+    secret_file.write_text(SECRET)
+    text = (ROOT / "examples/prometheus/scrape-autopilot-exporter.yml").read_text()
+    assert "/etc/prometheus/autopilot_secret" in text and "../../prometheus/alerts.yml" in text
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        text.replace("/etc/prometheus/autopilot_secret", str(secret_file)).replace(
+            "../../prometheus/alerts.yml", str(ROOT / "prometheus/alerts.yml")
+        )
+    )
+    checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
