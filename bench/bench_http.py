@@ -102,6 +102,11 @@ def main() -> int:
     parser.add_argument("--state", type=Path, required=True, help="AUTOPILOT_STATE_DIR (embedded Postgres)")
     parser.add_argument("--duration", type=int, default=20, help="seconds per wrk run (default 20)")
     parser.add_argument("--connections", type=int, default=8, help="requests in flight (default 8)")
+    parser.add_argument(
+        "--cache-seconds",
+        default="2",
+        help="the service's --cache-seconds (default 2; 0: every request reads)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("bench_http: wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -116,7 +121,16 @@ def main() -> int:
             return 1
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    server = _cli("serve", "--port", str(port), "--no-access-log", env=env, stdout=subprocess.DEVNULL)
+    server = _cli(
+        "serve",
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--cache-seconds",
+        args.cache_seconds,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
     results: dict[str, dict[str, float]] = {}
     try:
         deadline = time.monotonic() + 120
@@ -156,7 +170,7 @@ def main() -> int:
         server.wait(60)
     print(
         f"\nmachine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}; "
-        f"wrk -t1 -c{args.connections}, {args.duration} s per headline run"
+        f"wrk -t1 -c{args.connections}, {args.duration} s per headline run, --cache-seconds {args.cache_seconds}"
     )
     ok = True
     for name, (floor, ceiling) in TARGETS.items():
