@@ -7,8 +7,9 @@ task's answer as the AI-ops assets stored it (``asOf`` is that analysis time), o
 tables are materialized.
 
 Every failure is a one-line JSON ``{"error": ...}``: 400 bad input, 401 (no detail), 405, 413 over 64 KiB,
-503 with ``Retry-After`` while the database is down or nothing is materialized yet, 500 for a bug (logged
-as one line with the exception's type, never a traceback or a secret).
+503 with ``Retry-After`` while the database is down, nothing is materialized yet or another fresh
+computation runs (one at a time), 500 for a bug (logged as one line with the exception's type, never a
+traceback or a secret).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from autopilot_pipeline.aiops import tasks
+from autopilot_pipeline.aiops.pipeline import resolve_as_of
 from autopilot_pipeline.core.insights import json_safe
-from autopilot_pipeline.errors import redact
 from autopilot_pipeline.postgres import migrate
 from autopilot_pipeline.service import auth
 from autopilot_pipeline.service.exposition import Exposition
@@ -142,6 +143,7 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
     pool = pool or ConnectionPool(config.database_url, size=config.pool_size)
     exposition = Exposition(pool, ttl_s=config.cache_seconds)
     answers = _Answers(config.cache_seconds)
+    fresh_slot = threading.Lock()
 
     def guarded(
         endpoint: Callable[[Request], Awaitable[Response]], protected: bool = True
@@ -156,6 +158,7 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
             except TooLarge:
                 return _error(413, f"body over {MAX_BODY_BYTES // 1024} KiB")
             except DatabaseUnavailable:
+                log.warning("%s %s: database unreachable", request.method, request.url.path)
                 return _unavailable("database unreachable")
             except NotReady as exc:
                 return _unavailable(str(exc))
@@ -164,7 +167,7 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
             except (
                 Exception
             ) as exc:  # a bug: one line in the log, no traceback, nothing internal to the client
-                log.error("%s %s failed: %s", request.method, request.url.path, redact(type(exc).__name__))
+                log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
                 return _error(500, "internal error")
 
         return handle
@@ -176,8 +179,6 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
     def _analyze(task: str, fresh: bool) -> bytes:
         def work(conn: psycopg.Connection) -> bytes:
             if fresh:
-                from autopilot_pipeline.aiops.pipeline import resolve_as_of
-
                 return _answer_body(tasks.compute(conn, task, resolve_as_of(conn)), fresh=True)
             as_of = tasks.latest_times(conn)[task]
             if as_of is None:
@@ -192,7 +193,17 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
             answers.put(task, as_of, body)
             return body
 
-        return pool.run(work)
+        if not fresh:
+            return pool.run(work)
+        # A fresh answer takes seconds of CPU: one at a time, so callers cannot starve the stored answers.
+        if not fresh_slot.acquire(blocking=False):
+            raise NotReady(
+                'another fresh computation is running: retry, or omit "fresh" for the stored answer'
+            )
+        try:
+            return pool.run(work)
+        finally:
+            fresh_slot.release()
 
     async def analyzer(request: Request) -> Response:
         task, fresh = parse_request(await _read_body(request))
