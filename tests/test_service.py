@@ -44,8 +44,10 @@ from .conftest import TEMPLATE, _create_database, _drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-" + uuid.uuid4().hex
-# The data ends at the current hour, so the exporter's "latest hour" gauges have values now.
+# The data ends at the current hour, so the exporter's gauges (each component's hour within the last two
+# hours) have values now; set by the demo_db fixture, which keeps clear of the hour's last minutes.
 END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+HOUR_MARGIN = timedelta(minutes=3)
 EXPORTER = "/functions/v1/metrics-exporter"
 ANALYZER = "/functions/v1/ai-ops-analyzer"
 SEED_KEYS = {
@@ -122,6 +124,12 @@ def serve(db_url: str, log: Path, *args: str, secret: str | None = SECRET) -> Se
 def demo_db(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Four days of demo data for three components ending at the current hour, the hourly health tables
     materialized and one aiops_job run at that hour (as ``autopilot demo`` leaves them)."""
+    global END
+    now = datetime.now(UTC)
+    next_hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    if next_hour - now < HOUR_MARGIN:  # the exporter's window would move under the module's feet
+        time.sleep((next_hour - now).total_seconds() + 1)
+    END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     name = f"autopilot_service_{uuid.uuid4().hex[:12]}"
     url = _create_database(pg_server, name, template=TEMPLATE)
     with pytest.MonkeyPatch.context() as env:

@@ -122,7 +122,7 @@ def _start_api(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Pope
     if not os.environ.get(auth.SECRET_ENV, "").strip() and not auth.is_loopback(host):
         host = "127.0.0.1"
         print(f"HTTP API on 127.0.0.1 only: set {auth.SECRET_ENV} to serve it on {args.host}")
-    port = args.api_port if host != "127.0.0.1" else _port_or_free(args.api_port)
+    port = _port_or_free(args.api_port) if auth.is_loopback(host) else args.api_port
     command = [sys.executable, "-m", "autopilot_pipeline.cli", "serve", "--host", host, "--port", str(port)]
     process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, env=env, preexec_fn=_reset_signals)
     print(f"HTTP API: http://{host}:{port}/functions/v1/ai-ops-analyzer and /functions/v1/metrics-exporter")
