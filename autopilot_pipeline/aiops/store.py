@@ -30,6 +30,7 @@ __all__ = [
     "cache_put",
     "data_end",
     "health_facts",
+    "latest_analyses",
     "latest_analysis",
     "read_anomalies",
     "read_counts",
@@ -311,6 +312,23 @@ def latest_analysis(conn: psycopg.Connection, kind: str, as_of: datetime) -> dat
         (as_of,),
     ).fetchone()
     return row[0] if row else None
+
+
+_LATEST_ANALYSES = """
+SELECT (SELECT scored_at FROM analytics.anomalies WHERE bucket_start < %(now)s
+        ORDER BY bucket_start DESC LIMIT 1),
+       (SELECT max(analyzed_at) FROM analytics.trends WHERE analyzed_at <= %(now)s),
+       (SELECT max(predicted_at) FROM analytics.failure_predictions WHERE predicted_at <= %(now)s),
+       (SELECT max(generated_at) FROM analytics.insights WHERE generated_at <= %(now)s)
+"""
+
+
+def latest_analyses(conn: psycopg.Connection, now: datetime) -> dict[str, datetime | None]:
+    """The latest analysis time of anomalies, trends, predictions and insights at or before ``now``, in one
+    index-only round trip (the anomalies' time is the ``scored_at`` of the newest scored hour)."""
+    row = conn.execute(_LATEST_ANALYSES, {"now": now}).fetchone()
+    assert row is not None
+    return dict(zip(("anomalies", "trends", "predictions", "insights"), row, strict=True))
 
 
 def read_insights(conn: psycopg.Connection, generated_at: datetime | None = None) -> dict | None:

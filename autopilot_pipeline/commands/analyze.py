@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +21,8 @@ import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, server
+from autopilot_pipeline.tasks import TASKS
 
-TASKS = ("detect_anomalies", "predict_failures", "analyze_trends", "generate_insights", "optimize_system")
 _SHOWN = 20
 
 
@@ -56,67 +54,6 @@ def _parse_as_of(text: str | None) -> datetime | None:
     if moment.tzinfo is None:
         raise AutopilotError(f"--as-of {text!r} has no time zone (e.g. 2026-03-04T15:00:00+00:00)")
     return moment
-
-
-# ------------------------------------------------------------------------------------------------- tasks
-
-
-def _detect(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]:
-    from autopilot_pipeline.aiops.detection import seed_anomalies
-    from autopilot_pipeline.aiops.pipeline import run_anomalies
-
-    return seed_anomalies(run_anomalies(conn, as_of, write=save).scores)
-
-
-def _predict(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]:
-    from autopilot_pipeline.aiops.pipeline import run_predictions
-
-    return run_predictions(conn, as_of, write=save).predictions
-
-
-def _trends(conn: psycopg.Connection, as_of: datetime, save: bool) -> list[dict]:
-    from autopilot_pipeline.aiops.pipeline import run_trends, trend_dicts
-
-    return trend_dicts(run_trends(conn, as_of, write=save).trends)
-
-
-def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
-    from autopilot_pipeline.aiops import pipeline
-    from autopilot_pipeline.aiops.llm import LLMSettings
-    from autopilot_pipeline.profiling.store.recommendations import optimize_system
-
-    anomalies = pipeline.run_anomalies(conn, as_of, write=save)
-    trends = pipeline.run_trends(conn, as_of, write=save)
-    predictions = pipeline.run_predictions(conn, as_of, write=save)
-    report = pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions)
-    run = pipeline.run_insights(
-        conn,
-        as_of,
-        llm=LLMSettings.from_env(os.environ),
-        anomalies=anomalies.anomalies,
-        trends=trends.trends,
-        predictions=predictions.predictions,
-        optimizations=report,
-        write=save,
-    )
-    return {**run.insights, "_llm": run.llm}
-
-
-def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool) -> dict:
-    from autopilot_pipeline.aiops import pipeline
-    from autopilot_pipeline.profiling.store.recommendations import optimize_system
-
-    predictions = pipeline.run_predictions(conn, as_of, write=save)
-    return pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions)
-
-
-_RUN: dict[str, Callable[[psycopg.Connection, datetime, bool], Any]] = {
-    "detect_anomalies": _detect,
-    "predict_failures": _predict,
-    "analyze_trends": _trends,
-    "generate_insights": _insights,
-    "optimize_system": _optimize,
-}
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -203,6 +140,7 @@ def _print_optimizations(result: dict) -> None:
 def _analyze(args: argparse.Namespace) -> int:
     from autopilot_pipeline.aiops.insights import json_safe
     from autopilot_pipeline.aiops.pipeline import resolve_as_of
+    from autopilot_pipeline.tasks import compute
 
     requested = _parse_as_of(args.as_of)
     db = server.resolve()
@@ -215,12 +153,12 @@ def _analyze(args: argparse.Namespace) -> int:
                 )
             as_of = resolve_as_of(conn, requested)
             try:
-                result = _RUN[args.task](conn, as_of, args.save)
+                answer = compute(conn, args.task, as_of, args.save)
             except psycopg.Error as exc:
                 raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
     finally:
         server.release(db)
-    llm = result.pop("_llm", None) if isinstance(result, dict) else None
+    result, llm = answer.result, answer.llm
     if args.json:
         print(
             json.dumps(json_safe({"task": args.task, "asOf": as_of.isoformat(), "result": result}), indent=2)

@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also start a Pushgateway and Prometheus on 127.0.0.1 (Debian's prometheus and "
         "prometheus-pushgateway must be installed) and push the metrics there",
     )
+    dev.add_argument(
+        "--api-port",
+        type=int,
+        default=8000,
+        help="port of the HTTP API (`autopilot serve`) started beside the UI (default 8000, else a free one)",
+    )
+    dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
     dev.set_defaults(handler=run)
 
 
@@ -107,6 +114,31 @@ def _port_or_free(port: int) -> int:
             return free_port()
 
 
+def _start_api(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
+    """``autopilot serve`` beside the UI, on the UI's address (loopback when no AUTOPILOT_SECRET is set)."""
+    from autopilot_pipeline.service import auth
+
+    host = args.host
+    if not os.environ.get(auth.SECRET_ENV, "").strip() and not auth.is_loopback(host):
+        host = "127.0.0.1"
+        print(f"HTTP API on 127.0.0.1 only: set {auth.SECRET_ENV} to serve it on {args.host}")
+    port = _port_or_free(args.api_port) if auth.is_loopback(host) else args.api_port
+    command = [sys.executable, "-m", "autopilot_pipeline.cli", "serve", "--host", host, "--port", str(port)]
+    process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, env=env, preexec_fn=_reset_signals)
+    print(f"HTTP API: http://{host}:{port}/functions/v1/ai-ops-analyzer and /functions/v1/metrics-exporter")
+    return process
+
+
+def _stop_api(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()  # uvicorn finishes open requests and exits
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def run(args: argparse.Namespace) -> int:
     _check_port_free(args.host, args.port)
     db = server.resolve()
@@ -138,7 +170,9 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     url = f"http://{args.host}:{args.port}"
+    api = None
     try:
+        api = None if args.no_api else _start_api(args, env)
         if _wait_ready(url, process):
             print(f"Dagster UI: {url}  (database {urls.display(db.url)}) — Ctrl-C stops everything")
         code = process.wait()
@@ -147,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("stopping Dagster…", file=sys.stderr)
     finally:
+        _stop_api(api)
         _stop(process)
         if stack is not None:
             stack.stop()

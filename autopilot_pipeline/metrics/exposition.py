@@ -172,7 +172,7 @@ class _SnapshotCollector(Collector):
         yield firing
         yield GaugeMetricFamily(
             "autopilot_last_success_timestamp_seconds",
-            "Unix time of the last successful metrics push",
+            "Unix time the values were last read from the tables (push or scrape)",
             value=self.pushed_at,
         )
         if s.anomalies_total is not None:

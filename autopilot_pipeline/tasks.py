@@ -1,0 +1,143 @@
+"""The seed's five AI-ops tasks by name, computed fresh or read back from the latest materialization.
+
+``autopilot analyze TASK`` computes (:func:`compute`); the HTTP analyzer serves what the AI-ops assets stored
+(:func:`stored`) and computes only when asked. Both go through :mod:`autopilot_pipeline.aiops.pipeline` and
+:mod:`autopilot_pipeline.aiops.store` (and optimize_system through the profiling store's open
+recommendations), so every door answers with the same code and the same JSON shape:
+a list for detect_anomalies, predict_failures and analyze_trends, an object for generate_insights and
+optimize_system (``{"totalOptimizations", "optimizations": [...], "estimatedImpact"}``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+import psycopg
+
+from autopilot_pipeline.aiops import pipeline, store
+from autopilot_pipeline.aiops.detection import seed_anomalies
+from autopilot_pipeline.aiops.llm import LLMOutcome, LLMSettings
+from autopilot_pipeline.profiling.store.recommendations import optimize_system
+
+__all__ = ["TASKS", "TaskResult", "compute", "latest_times", "stored"]
+
+TASKS = ("detect_anomalies", "predict_failures", "analyze_trends", "generate_insights", "optimize_system")
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """A task's answer: ``result`` in the seed's shape, the analysis time it describes (None when nothing is
+    stored yet) and, for generate_insights, what the LLM did."""
+
+    task: str
+    as_of: datetime | None
+    result: Any
+    llm: LLMOutcome | None = None
+
+
+# ------------------------------------------------------------------------------------------------- fresh
+
+
+def _detect(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+    scores = pipeline.run_anomalies(conn, as_of, write=save).scores
+    return TaskResult("detect_anomalies", as_of, seed_anomalies(scores))
+
+
+def _predict(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+    return TaskResult(
+        "predict_failures", as_of, pipeline.run_predictions(conn, as_of, write=save).predictions
+    )
+
+
+def _trends(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+    trends = pipeline.run_trends(conn, as_of, write=save).trends
+    return TaskResult("analyze_trends", as_of, pipeline.trend_dicts(trends))
+
+
+def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+    anomalies = pipeline.run_anomalies(conn, as_of, write=save)
+    trends = pipeline.run_trends(conn, as_of, write=save)
+    predictions = pipeline.run_predictions(conn, as_of, write=save)
+    report = pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions)
+    run = pipeline.run_insights(
+        conn,
+        as_of,
+        llm=LLMSettings.from_env(os.environ),
+        anomalies=anomalies.anomalies,
+        trends=trends.trends,
+        predictions=predictions.predictions,
+        optimizations=report,
+        write=save,
+    )
+    return TaskResult("generate_insights", as_of, run.insights, run.llm)
+
+
+def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+    predictions = pipeline.run_predictions(conn, as_of, write=save)
+    return TaskResult(
+        "optimize_system",
+        as_of,
+        pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions),
+    )
+
+
+_COMPUTE: dict[str, Callable[[psycopg.Connection, datetime, bool], TaskResult]] = {
+    "detect_anomalies": _detect,
+    "predict_failures": _predict,
+    "analyze_trends": _trends,
+    "generate_insights": _insights,
+    "optimize_system": _optimize,
+}
+
+
+def compute(conn: psycopg.Connection, task: str, as_of: datetime, save: bool = False) -> TaskResult:
+    """Run ``task`` at analysis time ``as_of`` as the assets do; with ``save``, replace its stored rows."""
+    return _COMPUTE[task](conn, as_of, save)
+
+
+# ------------------------------------------------------------------------------------------------ stored
+
+# task -> the analysis whose time dates its stored answer (optimize_system reads the stored predictions)
+_DATED_BY = {
+    "detect_anomalies": "anomalies",
+    "predict_failures": "predictions",
+    "analyze_trends": "trends",
+    "generate_insights": "insights",
+    "optimize_system": "predictions",
+}
+
+
+def latest_times(conn: psycopg.Connection, now: datetime | None = None) -> dict[str, datetime | None]:
+    """The latest stored analysis time of each task at or before ``now``, in one cheap round trip."""
+    times = store.latest_analyses(conn, now or datetime.now(UTC))
+    return {task: times[kind] for task, kind in _DATED_BY.items()}
+
+
+def stored(conn: psycopg.Connection, task: str, as_of: datetime | None) -> TaskResult:
+    """``task``'s answer as the AI-ops assets stored it at analysis time ``as_of`` (from
+    :func:`latest_times`); nothing is computed but optimize_system's summary of the open recommendations."""
+    if task == "detect_anomalies":
+        if as_of is None:
+            return TaskResult(task, None, [])
+        start = as_of - pipeline.AiopsSettings().scored_hours * pipeline.HOUR
+        return TaskResult(task, as_of, seed_anomalies(store.read_anomalies(conn, start, as_of)))
+    if task == "predict_failures":
+        return TaskResult(task, as_of, store.read_predictions(conn, as_of) if as_of else [])
+    if task == "analyze_trends":
+        trends = store.read_trends(conn, as_of) if as_of else pl.DataFrame(schema=store.TREND_COLUMNS)
+        return TaskResult(
+            task, as_of, pipeline.trend_dicts(trends.sort("window_hours", "component", "metric"))
+        )
+    if task == "generate_insights":
+        return TaskResult(task, as_of, store.read_insights(conn, as_of) if as_of else None)
+    if task == "optimize_system":
+        predictions = store.read_predictions(conn, as_of) if as_of else []
+        return TaskResult(
+            task, as_of, pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions)
+        )
+    raise ValueError(f"unknown task {task!r}")
