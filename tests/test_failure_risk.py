@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from autopilot_pipeline.core.forecast import predict_failures
 from numpy.testing import assert_allclose
 
 from autopilot_pipeline import cli
 from autopilot_pipeline.aiops import risk, risk_backtest
+from autopilot_pipeline.aiops.forecast import predict_failures
 from autopilot_pipeline.aiops.seasons import detect_seasons
 
 ROOT = Path(__file__).resolve().parents[1]
