@@ -22,6 +22,7 @@ from autopilot_pipeline.postgres import profiling as prof
 from autopilot_pipeline.resources import PostgresResource
 
 from . import profiling_workload as w
+from .extensions import require_extension
 from .conftest import TEMPLATE
 
 EXPECTED = {f"missing_index:{s.missing[0]}({','.join(s.missing[1])})" for s in w.SHAPES if s.missing}
@@ -84,6 +85,7 @@ def shop18(pg_server: str, shop18_template: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def shop15_template(pg15_server: str) -> Iterator[str]:
+    require_extension(pg15_server, "hypopg")  # the PG 15 tests are the HypoPG ones
     yield from _shop_template(pg15_server, "shop15_template", None)
 
 
