@@ -22,8 +22,8 @@ from autopilot_pipeline.postgres import profiling as prof
 from autopilot_pipeline.resources import PostgresResource
 
 from . import profiling_workload as w
-from .extensions import require_extension
 from .conftest import TEMPLATE
+from .extensions import require_extension
 
 EXPECTED = {f"missing_index:{s.missing[0]}({','.join(s.missing[1])})" for s in w.SHAPES if s.missing}
 # Our small workload is fast; analyze every query (the defaults skip those under 10 ms) and call any
