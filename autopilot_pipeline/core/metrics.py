@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from autopilot_pipeline.core.health import FUTURE_TOLERANCE
+from autopilot_pipeline.core.health import FUTURE_TOLERANCE, normalise_components
 
 SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Int64(),
@@ -17,7 +17,8 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
 
 
 def validate_samples(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """Split samples into (clean, quarantined-with-reason, counts per reason)."""
+    """Split samples into (clean, quarantined-with-reason, counts per reason); component names trimmed."""
+    raw = normalise_components(raw)
     value = pl.col("value")
     reason = (
         pl.when(pl.col("metric_name").is_null() | (pl.col("metric_name") == ""))
