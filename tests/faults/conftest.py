@@ -54,3 +54,64 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "state"
+
+
+class Receiver:
+    """A real webhook endpoint on 127.0.0.1 that records every POST body *as soon as it is read* (so a
+    request answered late, or never, still counts) and answers from ``script``: an int status, or
+    ``("sleep", seconds)`` to answer 200 only after that long; empty script: 200."""
+
+    def __init__(self) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.bodies: list[dict] = []
+        self.script: list[object] = []
+        self.received = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.bodies.append(json.loads(body))
+                receiver.received.set()
+                answer = receiver.script.pop(0) if receiver.script else 200
+                if isinstance(answer, tuple):
+                    import time
+
+                    time.sleep(answer[1])
+                    answer = 200
+                try:
+                    self.send_response(int(answer))
+                    if answer == 429:
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    self.wfile.write(b"ok" if answer == 200 else b"error")
+                except OSError:
+                    pass  # the client gave up waiting
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/services/T0/B0/secret"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def texts(self) -> list[str]:
+        return [b["text"] for b in self.bodies]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
