@@ -2,7 +2,9 @@
 
 import re
 
-_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+]+://[^:/@\s]+):[^@\s]*@", re.IGNORECASE)
+# user:password@ up to the LAST '@' of the token: a password may itself contain '@' (or ':' and '/').
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+.\-]+://[^:/@\s]*):[^\s]*@", re.IGNORECASE)
+_PASSWORD_IN_CONNINFO = re.compile(r"(?P<key>\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 class AutopilotError(Exception):
@@ -10,5 +12,6 @@ class AutopilotError(Exception):
 
 
 def redact(text: str) -> str:
-    """Replace passwords in any database URL inside ``text`` with ``***``."""
-    return _PASSWORD_IN_URL.sub(r"\g<scheme>:***@", text)
+    """Replace passwords in any database URL or libpq conninfo inside ``text`` with ``***``."""
+    text = _PASSWORD_IN_URL.sub(r"\g<scheme>:***@", text)
+    return _PASSWORD_IN_CONNINFO.sub(r"\g<key>***", text)

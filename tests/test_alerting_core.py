@@ -144,7 +144,7 @@ def test_restart_from_saved_state_continues_identically() -> None:
     ("kwargs", "fragment"),
     [
         ({"condition": "~", "threshold": 1}, "unknown condition"),
-        ({"condition": ">", "threshold": float("nan")}, "threshold must be a number"),
+        ({"condition": ">", "threshold": float("nan")}, "threshold must be a finite number"),
         ({"condition": ">", "threshold": 1, "duration": timedelta(minutes=-1)}, "duration must be >= 0"),
         ({"condition": ">", "threshold": 1, "keep_firing_for": timedelta(-1)}, "keep_firing_for"),
         ({"condition": ">", "threshold": 1, "no_data": "panic"}, "no-data policy"),

@@ -40,6 +40,7 @@ from autopilot_pipeline.profiling.store.statements import (
 
 from . import profiling_workload as w
 from .conftest import TEMPLATE
+from .extensions import require_extension
 
 EXPECTED = {f"missing_index:{s.missing[0]}({','.join(s.missing[1])})" for s in w.SHAPES if s.missing}
 # Our small workload is fast; analyze every query (the defaults skip those under 10 ms) and call any
@@ -101,6 +102,7 @@ def shop18(pg_server: str, shop18_template: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def shop15_template(pg15_server: str) -> Iterator[str]:
+    require_extension(pg15_server, "hypopg")  # the PG 15 tests are the HypoPG ones
     yield from _shop_template(pg15_server, "shop15_template", None)
 
 

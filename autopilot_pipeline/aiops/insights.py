@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from autopilot_pipeline.aiops.findings import metric_kind
+from autopilot_pipeline.slack_text import escape
 
 __all__ = [
     "GOOD_MESSAGE",
@@ -408,16 +409,16 @@ def slack_message(insights: Mapping[str, Any]) -> dict[str, str]:
     icon = {"good": ":large_green_circle:", "warning": ":large_orange_circle:", "critical": ":red_circle:"}
     lines = [
         f"🤖 *AI Ops Analysis Complete* {icon.get(insights['health'], '')} health: *{insights['health']}*",
-        insights["summary"],
+        escape(insights["summary"]),
     ]
     mig = insights["migrations"]
     if mig["total"]:
         lines.append(
             f"Migrations: {mig['total']} ({mig['failed']} failed, success rate {mig['successRate']})"
         )
-    lines += [f"• {r}" for r in insights["recommendations"]]
+    lines += [f"• {escape(r)}" for r in insights["recommendations"]]  # names from the data: escaped
     if insights.get("aiAnalysis"):
-        lines.append(f"_AI analysis:_ {insights['aiAnalysis']}")
+        lines.append(f"_AI analysis:_ {escape(insights['aiAnalysis'])}")
     text = "\n".join(lines)
     if len(text) > _SLACK_LIMIT:
         text = text[: _SLACK_LIMIT - 1] + "…"

@@ -184,7 +184,10 @@ def _custom(inputs: MetricInputs, names: list[str]) -> pl.DataFrame:
     if not names:
         return pl.DataFrame(schema=VALUES_SCHEMA)
     window = _within(inputs.samples, "sampled_at", inputs.now, SAMPLE_STALENESS)
-    clean, _bad, _counts = metrics.validate_samples(window.filter(pl.col("metric_name").is_in(names)))
+    clean, _bad, _counts = metrics.validate_samples(
+        window.filter(pl.col("metric_name").is_in(names)),
+        keep_non_finite=True,  # Prometheus semantics
+    )
     return (
         clean.sort("sampled_at", "id")
         .group_by("metric_name", pl.col("source").alias("component"))

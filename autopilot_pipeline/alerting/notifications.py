@@ -7,13 +7,19 @@ ends if it is still firing; a resolution that happened inside a window is never 
 
 Grouping: everything pending at one moment goes into one message, a section per (kind, rule) listing the
 components, so an outage across 20 components is one message. Very large batches are split every
-:data:`MAX_GROUPS_PER_MESSAGE` sections. A message is marked sent only after Slack accepted it; if the
-webhook is down the rows stay pending (with the error) and the next call retries them, so nothing is
-lost, and a crash between sending and marking can at worst repeat a message.
+:data:`MAX_GROUPS_PER_MESSAGE` sections.
+
+Delivery: each message's notifications are recorded in ``automation.alert_notifications`` and committed
+before the POST (the ledger in ``alerting.store``). Slack accepted it: the rows are marked notified. It
+certainly did not arrive (connection refused, 429, 5xx after the client's capped retries): the rows stay
+pending with the error and the next pass sends them, so nothing is lost. It was sent but not answered
+(a slow receiver, a reset), or the notifier died mid-send: logged, marked notified, never resent, so
+Slack never shows a message twice. Every user-supplied name is escaped (``<!channel>`` pings nobody).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +30,7 @@ import psycopg
 from autopilot_pipeline.alerting import store
 from autopilot_pipeline.alerting import suppressions as supp
 from autopilot_pipeline.integrations.slack import SlackWebhook
+from autopilot_pipeline.slack_text import escape
 
 __all__ = [
     "DEFAULT_REPEAT",
@@ -45,6 +52,7 @@ _SECTIONS = {  # kind -> (order, heading)
     "resolved": (2, ":large_green_circle: *RESOLVED*"),
 }
 _SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +76,7 @@ def _num(value: float | None) -> str:
 
 
 def _line(kind: str, row: dict[str, Any]) -> str:
-    name = f"`{row['component']}`"
+    name = f"`{escape(row['component'])}`"
     if kind == "resolved":
         return (
             f"• {name} fired {_clock(row['fired_at'])}, resolved {_clock(row['resolved_at'])} "
@@ -81,8 +89,8 @@ def _group_text(kind: str, rows: list[dict[str, Any]]) -> str:
     first = rows[0]
     n = len(rows)
     rule = (
-        f"{_SECTIONS[kind][1]} *{first['rule_name']}* · {first['severity']} · "
-        f"{first['metric_name']} {first['condition']} {_num(first['threshold'])}"
+        f"{_SECTIONS[kind][1]} *{escape(first['rule_name'])}* · {escape(first['severity'])} · "
+        f"{escape(first['metric_name'])} {escape(first['condition'])} {_num(first['threshold'])}"
         f"{' for ' + str(first['duration_minutes']) + ' min' if first['duration_minutes'] else ''}"
         f" · {n} component{'s' if n != 1 else ''}"
     )
@@ -138,6 +146,7 @@ class NotificationReport:
     resolved_notified: int = 0
     muted: int = 0
     still_pending: int = 0
+    unconfirmed: int = 0  # sent without an answer (or mid-send when a notifier died): logged, not resent
     error: str | None = None
     note: str | None = None
 
@@ -148,39 +157,105 @@ def send_pending_notifications(
     now: datetime | None = None,
     default_repeat: timedelta = DEFAULT_REPEAT,
     max_age: timedelta = MAX_AGE,
+    logger: logging.Logger | None = None,
 ) -> NotificationReport:
-    """Send what is pending at ``now`` to ``webhook`` (None: Slack not configured, nothing is sent)."""
+    """Send what is pending at ``now`` to ``webhook`` (None: Slack not configured, nothing is sent).
+
+    ``conn`` must be in autocommit mode: records are committed before each POST.
+    """
+    logger = logger or log
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if not store.try_lock_notifications(conn):
+        return NotificationReport(note="another notifier is running")
+    try:
+        return _send(conn, webhook, now, default_repeat, max_age, logger)
+    finally:
+        store.unlock_notifications(conn)
+
+
+def _settle_interrupted(conn: psycopg.Connection, logger: logging.Logger) -> int:
+    """Records a dead notifier left ``sending``: maybe posted, so marked notified, never resent."""
+    left = store.interrupted_notifications(conn)
+    for due_at in {d for _, _, d in left}:
+        at = [(h, t) for h, t, d in left if d == due_at]
+        store.mark_notified(
+            conn, [h for h, t in at if t != "resolved"], [h for h, t in at if t == "resolved"], due_at
+        )
+    if left:
+        logger.warning(
+            f"{len(left)} Slack notification(s) were being sent when a notifier stopped; "
+            "they may have been posted and are not resent"
+        )
+    return len(left)
+
+
+def _send(
+    conn: psycopg.Connection,
+    webhook: SlackWebhook | None,
+    now: datetime,
+    default_repeat: timedelta,
+    max_age: timedelta,
+    logger: logging.Logger,
+) -> NotificationReport:
     with conn.transaction():
-        if not store.lock_notifier(conn):
-            return NotificationReport(note="another notifier is running")
+        recovered = _settle_interrupted(conn, logger)
         pending = store.read_pending_notifications(conn, now, default_repeat, max_age)
         if pending.height == 0:
-            return NotificationReport()
+            return NotificationReport(unconfirmed=recovered)
         if webhook is None:
             return NotificationReport(
-                still_pending=pending.height, note="SLACK_WEBHOOK_URL is not set: notifications stay pending"
+                still_pending=pending.height,
+                unconfirmed=recovered,
+                note="SLACK_WEBHOOK_URL is not set: notifications stay pending",
             )
         active = supp.active(store.read_suppressions(conn), now)
         muted = [rid for rid in pending["rule_id"].unique().to_list() if supp.muting(active, rid) is not None]
         deliverable = pending.filter(~pl.col("rule_id").is_in(muted))
-        sent = firing = resolved = 0
-        error = None
-        for message in build_messages(deliverable):
-            delivery = webhook.post(message.payload())
-            if not delivery.ok:
-                error = delivery.error
-                store.mark_failed(conn, [*message.firing_ids, *message.resolved_ids], error or "failed")
-                break
-            store.mark_notified(conn, message.firing_ids, message.resolved_ids, now)
-            sent += 1
-            firing += len(message.firing_ids)
-            resolved += len(message.resolved_ids)
+        repeats = set(deliverable.filter(pl.col("notified_at").is_not_null())["id"].to_list())
+        messages = build_messages(deliverable)
+        recorded = [
+            store.record_notification(
+                conn,
+                [i for i in m.firing_ids if i not in repeats],
+                [i for i in m.firing_ids if i in repeats],
+                m.resolved_ids,
+                now,
+            )
+            for m in messages
+        ]
+    # committed: every notification is on record before anything is sent
+    sent = firing = resolved = unconfirmed = 0
+    error = None
+    for message, message_id in zip(messages, recorded, strict=True):
+        delivery = webhook.post(message.payload())
+        ids = [*message.firing_ids, *message.resolved_ids]
+        with conn.transaction():
+            if delivery.ok or delivery.uncertain:
+                status = "sent" if delivery.ok else "unconfirmed"
+                store.settle_notification(conn, message_id, status, delivery.attempts, delivery.error)
+                store.mark_notified(conn, message.firing_ids, message.resolved_ids, now)
+            else:
+                store.settle_notification(conn, message_id, "failed", delivery.attempts, delivery.error)
+                store.mark_failed(conn, ids, delivery.error or "failed")
+        if delivery.uncertain:
+            logger.warning(f"{delivery.error} ({len(ids)} alert notification(s))")
+            unconfirmed += len(ids)
+            continue
+        if not delivery.ok:
+            error = delivery.error
+            with conn.transaction():  # the rest was never sent: settle their records as failed too
+                for later in recorded[recorded.index(message_id) + 1 :]:
+                    store.settle_notification(conn, later, "failed", 0, "not sent: an earlier message failed")
+            break
+        sent += 1
+        firing += len(message.firing_ids)
+        resolved += len(message.resolved_ids)
     return NotificationReport(
         messages_sent=sent,
         firing_notified=firing,
         resolved_notified=resolved,
         muted=pending.height - deliverable.height,
-        still_pending=deliverable.height - firing - resolved,
+        still_pending=deliverable.height - firing - resolved - unconfirmed,
+        unconfirmed=unconfirmed + recovered,
         error=error,
     )

@@ -99,8 +99,9 @@ def rule_problem(
     """Why a rule cannot be evaluated, or None; the one validator behind :class:`Rule` and the batch."""
     if condition not in Condition._value2member_map_:
         return f"unknown condition {condition!r} (expected one of {', '.join(c.value for c in Condition)})"
-    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or math.isnan(threshold):
-        return f"threshold must be a number, got {threshold!r}"
+    # Finite only: a threshold of +-Inf (or NaN) makes a rule that always or never holds, a typo rather than intent.
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool) or not math.isfinite(threshold):
+        return f"threshold must be a finite number, got {threshold!r}"
     if duration is None or duration < _ZERO:
         return f"duration must be >= 0, got {duration}"
     if keep_firing_for is None or keep_firing_for < _ZERO:
@@ -108,8 +109,8 @@ def rule_problem(
     if no_data not in NoDataPolicy._value2member_map_:
         return f"unknown no-data policy {no_data!r} (expected ok, keep_last or alert)"
     if recovery_threshold is not None:
-        if not isinstance(recovery_threshold, int | float) or math.isnan(recovery_threshold):
-            return f"recovery threshold must be a number, got {recovery_threshold!r}"
+        if not isinstance(recovery_threshold, int | float) or not math.isfinite(recovery_threshold):
+            return f"recovery threshold must be a finite number, got {recovery_threshold!r}"
         if condition in (Condition.EQ, Condition.NE):
             return f"a recovery threshold needs an ordering condition, not {condition!r}"
         side = "<=" if condition in (Condition.GT, Condition.GE) else ">="

@@ -87,8 +87,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read(path: Path) -> pl.DataFrame:
+    if path.is_dir():
+        raise AutopilotError(f"{path} is a folder; give the CSV file to score")
     if not path.is_file():
         raise AutopilotError(f"{path}: no such file")
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError as exc:
+        raise AutopilotError(f"cannot read {path}: permission denied; check its permissions") from exc
     if path.stat().st_size == 0:
         raise AutopilotError(f"{path} is empty (expected a header timestamp,value and data rows)")
     try:
@@ -148,6 +155,10 @@ def _parse_timestamps(raw: pl.Series, path: Path) -> np.ndarray:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.output.is_dir():  # before the work, not after it
+        raise AutopilotError(
+            f"{args.output} is a folder; give the output file, e.g. {args.output / 'scores.csv'}"
+        )
     df = _read(args.input)
     t_sec = _parse_timestamps(df["timestamp"], args.input)
     values = _parse_values(df["value"], args.input)

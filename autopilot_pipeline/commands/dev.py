@@ -24,11 +24,16 @@ from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, fr
 from autopilot_pipeline.postgres import migrate, server, urls
 
 STOP_TIMEOUT_S = 30
+PROXY_ENV = "AUTOPILOT_UI_PROXY"  # the authenticating proxy in front of the UI (README "Exposing the UI")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     dev = subparsers.add_parser("dev", help="start the Dagster UI and daemon (schedules and sensors run)")
-    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    dev.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; the UI has no login: see README before changing it)",
+    )
     dev.add_argument("--port", type=int, default=3000, help="UI port (default 3000)")
     dev.add_argument(
         "--with-prometheus",
@@ -44,6 +49,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
     dev.set_defaults(handler=run)
+
+
+def exposure_warning(host: str, proxy: str | None) -> str | None:
+    """A warning when the unauthenticated UI would be reachable from other machines without a proxy."""
+    import ipaddress
+
+    if proxy or host in ("localhost", ""):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name other than localhost: may resolve to anything
+    return (
+        f"autopilot: warning: the Dagster UI has no authentication and will listen on {host}, reachable "
+        "from other machines: anyone who reaches it can launch runs. Put it behind an authenticating proxy "
+        f"(README, 'Exposing the UI') and set {PROXY_ENV} to the proxy's URL, or keep --host 127.0.0.1."
+    )
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -140,6 +163,9 @@ def _stop_api(process: subprocess.Popen | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    warning = exposure_warning(args.host, os.environ.get(PROXY_ENV, "").strip() or None)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     _check_port_free(args.host, args.port)
     db = server.resolve()
     migrate.migrate(db.url)

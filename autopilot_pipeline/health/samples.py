@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from autopilot_pipeline.health.tables import FUTURE_TOLERANCE
+from autopilot_pipeline.health.tables import FUTURE_TOLERANCE, normalise_components
 
 SAMPLE_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.Int64(),
@@ -16,13 +16,21 @@ SAMPLE_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def validate_samples(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """Split samples into (clean, quarantined-with-reason, counts per reason)."""
+def validate_samples(
+    raw: pl.DataFrame, keep_non_finite: bool = False
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """Split samples into (clean, quarantined-with-reason, counts per reason); component names trimmed.
+
+    ``keep_non_finite`` keeps NaN and +-Inf values: the alert engine compares them as Prometheus does
+    (a gauge at +Inf is above every threshold), while the hourly averages must not see them.
+    """
+    raw = normalise_components(raw)
     value = pl.col("value")
+    missing = value.is_null() if keep_non_finite else value.is_null() | value.is_nan() | value.is_infinite()
     reason = (
         pl.when(pl.col("metric_name").is_null() | (pl.col("metric_name") == ""))
         .then(pl.lit("missing metric name"))
-        .when(value.is_null() | value.is_nan() | value.is_infinite())
+        .when(missing)
         .then(pl.lit("missing or non-finite value"))
         .when(pl.col("sampled_at") > pl.col("inserted_at") + FUTURE_TOLERANCE)
         .then(pl.lit("timestamp in the future"))

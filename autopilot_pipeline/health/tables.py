@@ -9,6 +9,7 @@ Conventions (documented in README "Health tables"):
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import TypeVar
 
@@ -18,6 +19,10 @@ CHECK_STATUSES = ("healthy", "degraded", "down", "error")
 UP_STATUSES = ("healthy", "degraded")
 FAILED_STATUSES = ("down", "error")
 HEALTH_KINDS = ("health_check", "error")
+# Kinds other writers put in health_log on purpose (AI-ops anomalies): not analysed, not a data problem.
+OTHER_KINDS = ("anomaly",)
+# A check slower than an hour is a unit mistake or garbage (1e308 once made an average of Infinity).
+MAX_RESPONSE_MS = 3_600_000.0
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 LATE_AFTER = timedelta(hours=1)
@@ -39,33 +44,53 @@ HEALTH_SCHEMA: dict[str, pl.DataType] = {
 _DEDUP_KEY = ["source", "kind", "checked_at", "status", "response_time_ms"]
 
 
-def _rules(duplicate: pl.Expr) -> list[pl.Expr]:
+def _rules(duplicate: pl.Expr, max_response_ms: float = MAX_RESPONSE_MS) -> list[pl.Expr]:
     """One boolean per quarantine reason, in ``QUARANTINE_REASONS`` order (null counts as false)."""
     rt = pl.col("response_time_ms")
     return [
         pl.col("source").is_null() | (pl.col("source") == ""),
+        ~pl.col("kind").is_in(HEALTH_KINDS),
         pl.col("status").is_null() | ~pl.col("status").is_in(CHECK_STATUSES),
         rt < 0,
         rt.is_nan() | rt.is_infinite(),
+        rt > max_response_ms,
         (pl.col("kind") == "health_check") & rt.is_null() & pl.col("status").is_in(UP_STATUSES),
         pl.col("checked_at") > pl.col("inserted_at") + FUTURE_TOLERANCE,
         duplicate,
     ]
 
 
-def quarantine_reasons(duplicate: pl.Expr) -> pl.Expr:
+def quarantine_reasons(duplicate: pl.Expr, max_response_ms: float = MAX_RESPONSE_MS) -> pl.Expr:
     """Why a row cannot be used, or null when it is valid (first reason wins, in QUARANTINE_REASONS order)."""
-    rules = _rules(duplicate)
+    rules = _rules(duplicate, max_response_ms)
     chain = pl.when(rules[0]).then(pl.lit(QUARANTINE_REASONS[0], dtype=_REASON))
     for rule, reason in zip(rules[1:], QUARANTINE_REASONS[1:], strict=True):
         chain = chain.when(rule).then(pl.lit(reason, dtype=_REASON))
     return chain.otherwise(pl.lit(None, dtype=_REASON))
 
 
-def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+def normalise_components(raw: pl.DataFrame) -> pl.DataFrame:
+    """Component names trimmed once, here, so ``'api '`` and ``api`` are one component everywhere after.
+
+    Only the (few) distinct names are inspected; the column is rewritten only when one needs trimming.
+    """
+    source = raw["source"]
+    names = source.unique().drop_nulls().cast(pl.String)
+    if not (names != names.str.strip_chars()).any():
+        return raw
+    trimmed = pl.col("source").cast(pl.String).str.strip_chars()
+    return raw.with_columns(trimmed.cast(source.dtype) if source.dtype == pl.Categorical else trimmed)
+
+
+def validate_health(
+    raw: pl.DataFrame, max_response_ms: float = MAX_RESPONSE_MS
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
     """Split raw ``health_log`` rows into (clean, quarantined-with-reason, counts).
 
-    Only health checks and error events are analysed; other kinds (e.g. ``ai-ops`` anomalies) are ignored.
+    Only health checks and error events are analysed; kinds other writers use on purpose (``OTHER_KINDS``,
+    the AI-ops anomalies) are ignored, and any other kind is quarantined as "unknown kind" so it is counted
+    and reported instead of silently dropped. Component names are trimmed first. Response times must be
+    finite, >= 0 and <= ``max_response_ms`` (default one hour).
     ``counts`` holds one entry per reason plus ``late`` (valid rows inserted more than an hour after they
     were checked: kept, but reported). A timestamp is "in the future" when it is later than the moment the
     row was written (a writer with a wrong clock), so the verdict does not depend on when we look. Of exact
@@ -75,8 +100,10 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
     ordered and hashed; one OR of the rules finds the bad rows and reasons are labelled on those alone; a
     window with no bad row is handed on without a copy.
     """
-    analysed = raw["kind"].is_in(HEALTH_KINDS)
-    rows = raw if analysed.all() else raw.filter(analysed)
+    if not (math.isfinite(max_response_ms) and max_response_ms > 0):
+        raise ValueError(f"max_response_ms must be a finite number > 0, got {max_response_ms!r}")
+    ignored = raw["kind"].is_in(OTHER_KINDS).fill_null(False)
+    rows = normalise_components(raw if not ignored.any() else raw.filter(~ignored))
     times = rows["checked_at"].sort()
     repeated = times.filter(times == times.shift(1)).unique()
     index = pl.int_range(pl.len(), dtype=pl.UInt32)
@@ -88,7 +115,9 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
     duplicates = candidates.filter(pl.struct(_DEDUP_KEY).is_first_distinct().not_())["row"]
     is_bad = (
         rows.lazy()
-        .select(pl.any_horizontal(_rules(index.is_in(duplicates.implode()))).fill_null(False))
+        .select(
+            pl.any_horizontal(_rules(index.is_in(duplicates.implode()), max_response_ms)).fill_null(False)
+        )
         .collect()
         .to_series()
     )
@@ -97,7 +126,9 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
     bad = (
         rows[bad_rows]
         .with_columns(
-            quarantine_reasons(pl.lit(bad_rows.is_in(duplicates.implode()))).cast(pl.String).alias("reason")
+            quarantine_reasons(pl.lit(bad_rows.is_in(duplicates.implode())), max_response_ms)
+            .cast(pl.String)
+            .alias("reason")
         )
         .sort("id")
     )
@@ -109,9 +140,11 @@ def validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict
 
 QUARANTINE_REASONS = (
     "missing component",
+    "unknown kind",
     "unknown status",
     "negative response time",
     "non-finite response time",
+    "response time above ceiling",
     "null response time",
     "timestamp in the future",
     "duplicate",

@@ -1,8 +1,13 @@
-"""Slack incoming webhooks: one POST with a timeout, retried with exponential backoff, never raising.
+"""Slack incoming webhooks: one POST with a timeout, retried only when it certainly did not arrive.
+
+A retry is safe only when Slack cannot have seen the request: the connection was refused or never
+completed, or Slack answered 429 (with ``Retry-After``) or 5xx. A timeout or a reset while waiting for
+the answer is *uncertain* (Slack may have posted the message and only acknowledged slowly), so it is never
+resent: the :class:`Delivery` says ``uncertain`` and the caller logs it. At most :data:`MAX_ATTEMPTS`
+tries (one plus three retries), with exponential back-off.
 
 A failed delivery comes back as a :class:`Delivery` with a one-line reason, so callers (the alert
-notifier, AI-ops summaries) keep their own state and simply try again later. Errors never contain the
-webhook URL: it is a secret.
+notifier, AI-ops summaries) keep their own state. Errors never contain the webhook URL: it is a secret.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ import dagster as dg
 
 __all__ = ["Delivery", "SlackResource", "SlackWebhook"]
 
-_RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+MAX_ATTEMPTS = 4  # the first try and at most three retries
+_UNCERTAIN = "; it may have been posted, so it is not resent"
+
+
+def _retryable_status(code: int) -> bool:
+    """429 (rate limited: Slack did not post) and 5xx (Slack failed before posting)."""
+    return code == 429 or 500 <= code < 600
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +38,15 @@ class Delivery:
     ok: bool
     attempts: int
     error: str | None = None
+    uncertain: bool = False  # the request was sent but no answer came: it may have been posted
 
 
 class SlackWebhook:
     """POST JSON payloads to one webhook URL.
 
-    Retries connection errors, timeouts, 429 (honouring ``Retry-After`` up to ``max_backoff_s``) and 5xx,
-    waiting ``backoff_s``, ``2 x backoff_s``, ... between attempts; other 4xx answers are final.
+    Retries failed connections, 429 (honouring ``Retry-After`` up to ``max_backoff_s``) and 5xx, waiting
+    ``backoff_s``, ``2 x backoff_s``, ... between attempts; other 4xx answers are final, and a timeout
+    after the request was sent is reported as uncertain, never resent.
     """
 
     def __init__(
@@ -47,8 +60,8 @@ class SlackWebhook:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError("Slack webhook URL must start with http:// or https://")
-        if attempts < 1:
-            raise ValueError("attempts must be >= 1")
+        if not 1 <= attempts <= MAX_ATTEMPTS:
+            raise ValueError(f"attempts must be between 1 and {MAX_ATTEMPTS}")
         self._url = url
         self.timeout_s = timeout_s
         self.attempts = attempts
@@ -57,7 +70,12 @@ class SlackWebhook:
         self._sleep = sleep
 
     def _once(self, body: bytes) -> tuple[bool, bool, str | None, float | None]:
-        """(ok, retryable, error, retry_after_s) of one POST."""
+        """(ok, retryable, error, retry_after_s) of one POST; ``retryable`` only when it did not arrive;
+        an error with ``retryable`` False and no HTTP status is uncertain (see :meth:`post`).
+
+        urllib raises ``URLError`` for failures while connecting and sending (nothing was accepted) and the
+        bare ``OSError``/``TimeoutError`` for failures while waiting for the answer (it may have arrived).
+        """
         request = urllib.request.Request(
             self._url, data=body, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
         )
@@ -71,19 +89,19 @@ class SlackWebhook:
             wait = float(retry_after) if retry_after and retry_after.isdigit() else None
             return (
                 False,
-                exc.code in _RETRYABLE_STATUS,
+                _retryable_status(exc.code),
                 f"HTTP {exc.code}" + (f": {detail}" if detail else ""),
                 wait,
             )
-        except TimeoutError:
-            return False, True, f"timed out after {self.timeout_s:g} s", None
-        except urllib.error.URLError as exc:
+        except urllib.error.URLError as exc:  # connecting or sending failed: Slack has nothing
             reason = exc.reason
             if isinstance(reason, TimeoutError):
-                return False, True, f"timed out after {self.timeout_s:g} s", None
+                return False, True, f"connect timed out after {self.timeout_s:g} s", None
             return False, True, f"cannot connect: {reason}", None
-        except OSError as exc:  # connection reset mid-response, ...
-            return False, True, f"connection error: {exc}", None
+        except TimeoutError:
+            return False, False, f"no answer within {self.timeout_s:g} s{_UNCERTAIN}", None
+        except OSError as exc:  # connection reset while waiting for the answer
+            return False, False, f"connection lost before the answer ({exc}){_UNCERTAIN}", None
 
     def post(self, payload: Mapping[str, Any]) -> Delivery:
         """Deliver ``payload``; at most ``attempts`` tries. Never raises for HTTP or network failures."""
@@ -93,6 +111,8 @@ class SlackWebhook:
             ok, retryable, error, retry_after = self._once(body)
             if ok:
                 return Delivery(True, attempt)
+            if error and not retryable and error.endswith(_UNCERTAIN):
+                return Delivery(False, attempt, f"Slack webhook: {error}", uncertain=True)
             if not retryable or attempt == self.attempts:
                 return Delivery(False, attempt, f"Slack webhook: {error}")
             delay = self.backoff_s * 2 ** (attempt - 1)

@@ -3,12 +3,19 @@
 ``get_server`` only listens on a Unix socket, so after initdb we drive the bundled ``pg_ctl`` ourselves
 and listen on 127.0.0.1 too: Dagster's webserver, daemon and run workers then share one TCP URL.
 pg_stat_statements is preloaded so query profiling works out of the box.
+
+Security: the server listens on 127.0.0.1 only, its socket folder (the data folder) is 0700, and every
+connection needs the ``postgres`` role's password (scram-sha-256). The password is generated once and kept
+in ``root/postgres.password`` (mode 0600); the URLs that carry it are for connecting, never for printing
+(``urls.display`` hides it). A state folder made by an older version (``trust`` in ``pg_hba.conf``) is
+migrated in place on the next start: password set, ``pg_hba.conf`` rewritten, configuration reloaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import tempfile
@@ -20,6 +27,13 @@ from autopilot_pipeline.errors import AutopilotError
 
 STARTUP_TIMEOUT_S = 60
 _PRELOAD = "shared_preload_libraries = 'pg_stat_statements'\n"
+_HBA = """\
+# Written by autopilot: password (scram-sha-256) for every connection, loopback and socket only.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  scram-sha-256
+host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   ::1/128        scram-sha-256
+"""
 
 
 def _free_port() -> int:
@@ -67,8 +81,54 @@ class EmbeddedPostgres:
     def _system_user(self) -> str | None:
         return "embedded_postgres" if os.geteuid() == 0 else None
 
+    @property
+    def _password_file(self) -> Path:
+        return self.root / "postgres.password"
+
+    def _password(self) -> str | None:
+        try:
+            return self._password_file.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """The superuser URL, password included: connect with it, print only ``urls.display`` of it."""
+        from urllib.parse import quote
+
+        password = self._password()
+        auth = f"postgres:{quote(password, safe='')}" if password else "postgres"
+        return f"postgresql://{auth}@127.0.0.1:{self.port}/{database}"
+
+    def _secured(self) -> bool:
+        if self._password() is None:
+            return False
+        hba = (self.pgdata / "pg_hba.conf").read_text()
+        return not any(
+            line.split()[-1] in ("trust", "password", "md5")
+            for line in hba.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        )
+
+    def _secure(self, conninfo: str) -> None:
+        """Set a generated password, keep it (0600), then allow only scram-sha-256 connections.
+
+        Order matters for a crash at any step: the role gets the password before the file is written,
+        and ``pg_hba.conf`` turns to scram only once the file exists; every step is safe to repeat.
+        """
+        import psycopg
+        from psycopg import sql
+
+        password = self._password() or secrets.token_urlsafe(32)
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SET password_encryption = 'scram-sha-256'")
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+            if self._password() is None:
+                fd = os.open(self._password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as out:
+                    out.write(password + "\n")
+            os.chmod(self._password_file, 0o600)
+            (self.pgdata / "pg_hba.conf").write_text(_HBA)  # in place: owner and mode stay the server's
+            conn.execute("SELECT pg_reload_conf()")
 
     def _pg_ctl(self, args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
         pg_ctl = Path(_embedded_postgres().__file__).parent / "pginstall" / "bin" / "pg_ctl"
@@ -94,7 +154,9 @@ class EmbeddedPostgres:
     def _init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         ep = _embedded_postgres()
-        ep.get_server(self.pgdata, cleanup_mode=None)  # initdb, system user, permissions
+        srv = ep.get_server(self.pgdata, cleanup_mode=None)  # initdb, system user, permissions
+        # Still socket-only and trusting (get_server's own start): set the password before TCP is on.
+        self._secure(srv.get_uri("postgres"))
         self._pg_ctl(["-w", "-m", "fast", "stop"])
         with open(self.pgdata / "postgresql.auto.conf", "a") as conf:
             conf.write(_PRELOAD)
@@ -105,6 +167,8 @@ class EmbeddedPostgres:
         if not self.pgdata.joinpath("PG_VERSION").exists():
             self._init()
         if self.is_running():
+            if not self._secured():  # started by an older version, still trusting: migrate it now
+                self._secure(self.url())
             return False
         if _port_in_use(self.port):
             raise AutopilotError(
@@ -123,6 +187,8 @@ class EmbeddedPostgres:
             with contextlib.suppress(OSError, IndexError):
                 log_tail = log.read_text().strip().splitlines()[-1]
             raise AutopilotError(f"embedded Postgres did not start: {log_tail or result.stderr.strip()}")
+        if not self._secured():  # a state folder from before passwords: migrate it in place
+            self._secure(self.url())
         return True
 
     def _wait_ready(self, timeout_s: float) -> bool:

@@ -83,9 +83,21 @@ def migrate(conninfo: str, sql_dir: Path = SQL_DIR) -> list[str]:
                     first_line = str(exc).strip().splitlines()[0]
                     raise AutopilotError(f"migration {migration.version} failed: {first_line}") from exc
                 applied_now.append(migration.version)
+            if applied_now:
+                _reapply_least_privilege(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(hashtext('autopilot.migrate'))")
     return applied_now
+
+
+def _reapply_least_privilege(conn: psycopg.Connection) -> None:
+    """Tables added by migrations after the least-privilege one get its revokes, RLS and policies too."""
+    exists = conn.execute(
+        "SELECT to_regprocedure('automation.apply_least_privilege()') IS NOT NULL"
+    ).fetchone()
+    if exists and exists[0]:
+        with conn.transaction():
+            conn.execute("SELECT automation.apply_least_privilege()")
 
 
 def require_current(conn: psycopg.Connection) -> None:
