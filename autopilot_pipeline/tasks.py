@@ -21,7 +21,8 @@ import psycopg
 
 from autopilot_pipeline.aiops import pipeline, store
 from autopilot_pipeline.aiops.detection import seed_anomalies
-from autopilot_pipeline.aiops.llm import LLMOutcome, LLMSettings
+from autopilot_pipeline.aiops.llm import LLMOutcome
+from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 __all__ = ["TASKS", "TaskResult", "compute", "latest_times", "stored"]

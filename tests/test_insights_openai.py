@@ -31,9 +31,10 @@ from autopilot_pipeline.aiops.insights import (
     llm_messages,
     slack_message,
 )
-from autopilot_pipeline.aiops.llm import LLMSettings, narrate
+from autopilot_pipeline.aiops.llm import narrate
 from autopilot_pipeline.aiops.pipeline import AiopsSettings, run_insights
 from autopilot_pipeline.aiops.store import TREND_COLUMNS
+from autopilot_pipeline.integrations.openai_chat import LLMSettings
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 START = END - timedelta(hours=24)

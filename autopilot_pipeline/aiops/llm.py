@@ -1,9 +1,7 @@
 """Optional LLM narrative (``aiAnalysis``) for the insights, through the official ``openai`` client.
 
-Any OpenAI-compatible server works (``OPENAI_BASE_URL``); the model is ``AUTOPILOT_OPENAI_MODEL`` (default
-``gpt-4o-mini``). The prompt holds the computed aggregates only (:func:`core.insights.llm_messages`).
-One request with a timeout and exactly one retry (the client's own retry: 429, 5xx, timeouts and
-connection errors); answers are cached in ``analytics.llm_cache`` by a hash of model and prompt, so the
+The request itself is :func:`autopilot_pipeline.integrations.openai_chat.ask` (any OpenAI-compatible
+server). The prompt holds the computed aggregates only (:func:`aiops.insights.llm_messages`); answers are cached in ``analytics.llm_cache`` by a hash of model and prompt, so the
 same facts are never paid for twice; token usage is returned for the asset's metadata. Any failure
 (no key, network, HTTP error, malformed reply) leaves the deterministic insights standing: it comes back
 as ``status='failed'`` with a one-line reason, never as an exception.
@@ -22,35 +20,11 @@ import psycopg
 
 from autopilot_pipeline.aiops import store
 from autopilot_pipeline.aiops.insights import PROMPT_VERSION, llm_messages
+from autopilot_pipeline.integrations.openai_chat import LLMSettings, ask
 
-__all__ = ["DEFAULT_MODEL", "LLMOutcome", "LLMSettings", "input_hash", "narrate"]
+__all__ = ["LLMOutcome", "input_hash", "narrate"]
 
-DEFAULT_MODEL = "gpt-4o-mini"
-API_KEY_ENV = "OPENAI_API_KEY"
-BASE_URL_ENV = "OPENAI_BASE_URL"
-MODEL_ENV = "AUTOPILOT_OPENAI_MODEL"
 _MAX_ERROR = 300
-
-
-@dataclass(frozen=True)
-class LLMSettings:
-    """Where and how to ask. ``api_key`` None disables the narrative."""
-
-    api_key: str | None = None
-    base_url: str | None = None
-    model: str = DEFAULT_MODEL
-    timeout_s: float = 30.0
-    max_tokens: int = 400
-    temperature: float = 0.2
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> LLMSettings:
-        """For the CLI (Dagster runs get theirs from the ``llm`` resource, bound with ``EnvVar``)."""
-        return cls(
-            api_key=environ.get(API_KEY_ENV) or None,
-            base_url=environ.get(BASE_URL_ENV) or None,
-            model=environ.get(MODEL_ENV) or DEFAULT_MODEL,
-        )
 
 
 @dataclass(frozen=True)
@@ -102,43 +76,6 @@ def _one_line(text: str, secret: str | None) -> str:
     return line if len(line) <= _MAX_ERROR else line[: _MAX_ERROR - 1] + "…"
 
 
-def _usage(response: Any) -> dict[str, int | None]:
-    usage = getattr(response, "usage", None)
-    return {
-        key: (int(v) if isinstance(v := getattr(usage, key, None), int) else None)
-        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-    }
-
-
-def _ask(settings: LLMSettings, messages: list[dict[str, str]]) -> tuple[str, dict[str, int | None]]:
-    """One chat completion (one retry inside the client); raises on any failure or malformed reply."""
-    from openai import OpenAI
-
-    client = OpenAI(
-        api_key=settings.api_key,
-        base_url=settings.base_url,
-        timeout=settings.timeout_s,
-        max_retries=1,
-    )
-    try:
-        response = client.chat.completions.create(
-            model=settings.model,
-            messages=messages,  # type: ignore[arg-type]
-            max_tokens=settings.max_tokens,
-            temperature=settings.temperature,
-        )
-    finally:
-        client.close()
-    choices = getattr(response, "choices", None)
-    if not isinstance(choices, list) or not choices:
-        raise ValueError("malformed reply: no choices")
-    message = getattr(choices[0], "message", None)
-    content = getattr(message, "content", None)
-    if not isinstance(content, str) or not content.strip():
-        raise ValueError("malformed reply: no message content")
-    return content.strip(), _usage(response)
-
-
 def narrate(
     conn: psycopg.Connection, facts: Mapping[str, Any], insights: Mapping[str, Any], settings: LLMSettings
 ) -> LLMOutcome:
@@ -153,7 +90,7 @@ def narrate(
         return LLMOutcome("cached", hit["response"], None, hit["model"], key, usage, tokens_charged=0)
     started = time.perf_counter()
     try:
-        text, usage = _ask(settings, messages)
+        text, usage = ask(settings, messages)
     except Exception as exc:  # any failure keeps the deterministic insights; the reason is reported
         reason = _one_line(f"{type(exc).__name__}: {exc}", settings.api_key)
         return LLMOutcome(

@@ -18,8 +18,9 @@ from autopilot_pipeline.aiops import store
 from autopilot_pipeline.aiops.detection import DEFAULT_ALPHA, score_window
 from autopilot_pipeline.aiops.forecasting import predict_at
 from autopilot_pipeline.aiops.insights import add_predictive_scaling, build_facts, generate_insights
-from autopilot_pipeline.aiops.llm import LLMOutcome, LLMSettings, narrate
+from autopilot_pipeline.aiops.llm import LLMOutcome, narrate
 from autopilot_pipeline.aiops.trends import analyze_trends
+from autopilot_pipeline.integrations.openai_chat import LLMSettings
 
 __all__ = [
     "AiopsSettings",

@@ -3,9 +3,15 @@ bound through ``dg.EnvVar`` only when set, so an unset key means "deterministic 
 
 import dagster as dg
 
-from autopilot_pipeline.aiops.llm import API_KEY_ENV, BASE_URL_ENV, DEFAULT_MODEL, MODEL_ENV, LLMSettings
 from autopilot_pipeline.aiops.pipeline import AiopsSettings
 from autopilot_pipeline.defs.alerting.resources import optional_env
+from autopilot_pipeline.integrations.openai_chat import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_MODEL,
+    MODEL_ENV,
+    LLMSettings,
+)
 
 _DEFAULTS = AiopsSettings()
 
