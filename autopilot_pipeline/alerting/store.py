@@ -301,7 +301,9 @@ def lock_notifier(conn: psycopg.Connection) -> bool:
 def read_pending_notifications(
     conn: psycopg.Connection, now: datetime, default_repeat: timedelta, max_age: timedelta
 ) -> pl.DataFrame:
-    """History rows of ``notify_slack`` rules that Slack has not been told about yet.
+    """History rows of ``notify_slack`` rules that Slack has not been told about yet, described as the engine
+    recorded them when they fired (``alert_history.metadata``: metric, condition, duration), so editing a rule
+    never rewrites the story of an alert already raised.
 
     Firing rows never notified, or last notified a repeat interval ago; resolved rows whose resolution is
     unannounced, not muted, not older than ``max_age``, and whose firing was announced or not muted.
@@ -310,8 +312,10 @@ def read_pending_notifications(
     query = sql.SQL(
         "SELECT h.id, h.rule_id, h.rule_name, h.component, h.severity, h.status, h.value, h.threshold, "
         "h.message, "
-        "{fired}, {resolved}, h.resolved_value, {notified}, {last_notified}, h.suppressed, r.metric_name, "
-        "r.condition, r.duration_minutes "
+        "{fired}, {resolved}, h.resolved_value, {notified}, {last_notified}, h.suppressed, "
+        # what the engine recorded when the alert fired, not the rule as it reads now
+        "coalesce(h.metadata->>'metric_name', r.metric_name), coalesce(h.metadata->>'condition', r.condition), "
+        "coalesce((h.metadata->>'duration_minutes')::int, r.duration_minutes) "
         "FROM automation.alert_history h JOIN automation.alert_rules r ON r.id = h.rule_id "
         "WHERE r.notify_slack AND ("
         " (h.status = 'firing' AND h.fired_at <= %(now)s AND (h.last_notified_at IS NULL OR "
