@@ -325,6 +325,22 @@ def test_fresh_computes_at_the_current_analysis_time(client: httpx.Client) -> No
     ]
 
 
+def test_nothing_materialized_is_503_then_served_once_it_is(client: httpx.Client, demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE saved AS SELECT * FROM analytics.insights")
+        conn.execute("DELETE FROM analytics.insights")
+        try:
+            missing = client.post(ANALYZER, headers=signed(), content=b'{"task": "generate_insights"}')
+            assert missing.status_code == 503 and int(missing.headers["retry-after"]) > 0
+            assert missing.json()["error"].startswith("generate_insights has no materialization yet")
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "generate_insights" in ready.json()["error"]
+        finally:
+            conn.execute("INSERT INTO analytics.insights SELECT * FROM saved")
+    back = client.post(ANALYZER, headers=signed(), content=b'{"task": "generate_insights"}')
+    assert back.status_code == 200 and back.json()["asOf"] == END.isoformat()
+
+
 def test_probes(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
