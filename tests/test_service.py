@@ -546,3 +546,29 @@ def test_prometheus_scrape_example_is_valid(tmp_path: Path) -> None:
     )
     checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_dev_starts_the_api_beside_the_ui(stoppable: tuple[EmbeddedPostgres, str]) -> None:
+    """``autopilot dev``'s helper: the same ``autopilot serve`` process, stopped with the UI."""
+    import argparse
+
+    from autopilot_pipeline.commands import dev
+
+    port = _free_port()
+    args = argparse.Namespace(host="127.0.0.1", api_port=port)
+    api = dev._start_api(args, _env(stoppable[1], SECRET))
+    answer = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert api.poll() is None
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=signed(), timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200
+        assert "autopilot_migrations_total" in answer.text
+    finally:
+        dev._stop_api(api)
+    assert api.returncode == 0
