@@ -324,6 +324,22 @@ def test_fresh_computes_at_the_current_analysis_time(client: httpx.Client) -> No
     ]
 
 
+def test_nothing_materialized_is_503_then_served_once_it_is(client: httpx.Client, demo_db: str) -> None:
+    with psycopg.connect(demo_db, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE saved AS SELECT * FROM analytics.insights")
+        conn.execute("DELETE FROM analytics.insights")
+        try:
+            missing = client.post(ANALYZER, headers=signed(), content=b'{"task": "generate_insights"}')
+            assert missing.status_code == 503 and int(missing.headers["retry-after"]) > 0
+            assert missing.json()["error"].startswith("generate_insights has no materialization yet")
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "generate_insights" in ready.json()["error"]
+        finally:
+            conn.execute("INSERT INTO analytics.insights SELECT * FROM saved")
+    back = client.post(ANALYZER, headers=signed(), content=b'{"task": "generate_insights"}')
+    assert back.status_code == 200 and back.json()["asOf"] == END.isoformat()
+
+
 def test_probes(client: httpx.Client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -529,3 +545,29 @@ def test_prometheus_scrape_example_is_valid(tmp_path: Path) -> None:
     )
     checked = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_dev_starts_the_api_beside_the_ui(stoppable: tuple[EmbeddedPostgres, str]) -> None:
+    """``autopilot dev``'s helper: the same ``autopilot serve`` process, stopped with the UI."""
+    import argparse
+
+    from autopilot_pipeline.commands import dev
+
+    port = _free_port()
+    args = argparse.Namespace(host="127.0.0.1", api_port=port)
+    api = dev._start_api(args, _env(stoppable[1], SECRET))
+    answer = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert api.poll() is None
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=signed(), timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200
+        assert "autopilot_migrations_total" in answer.text
+    finally:
+        dev._stop_api(api)
+    assert api.returncode == 0
