@@ -6,7 +6,7 @@
 Everything runs in memory: the generator's raw health_log and metric_samples go through the same core
 functions as the health assets (``aiops.evaluation.hourly_series_from_raw``), then through the AI-ops code
 the assets run (``aiops.detection.score_window``, ``aiops.forecasting.predict_at``). The datasets are the
-demo generator's (``core/demo.py``), seeds and sizes below; the labels are only read to score. Numbers go to
+demo generator's (``demo/generator.py``), seeds and sizes below; the labels are only read to score. Numbers go to
 docs/AI_OPS_GUIDE.md ("Evaluation on the demo data"). ``autopilot backtest`` does the same for one database.
 """
 

@@ -19,7 +19,7 @@ as in the tests; ``--durable`` for fsync on):
 
 Optional engine: ``uv pip install connectorx`` into the venv; without it that row is skipped.
 
-The synthetic data is generated here, not by ``core.demo``, so the row count and time span are exact and
+The synthetic data is generated here, not by ``demo.generator``, so the row count and time span are exact and
 independent of the demo's incident model. Results are printed as a markdown table (docs/BENCHMARKS.md).
 """
 

@@ -88,7 +88,7 @@ def hourly_series_from_raw(health_log: pl.DataFrame, metric_samples: pl.DataFram
 def counts_from_health(health_log: pl.DataFrame) -> pl.DataFrame:
     """The significance gate's counts (component, metric, bucket_start, trials, failures) from raw
     ``health_log`` rows, as the error_rates_hourly and uptime_hourly tables hold them, in memory (the same
-    proportions as ``postgres.aiops.read_counts``)."""
+    proportions as ``aiops.store.read_counts``)."""
     clean, _bad, _counts = health.validate_health(_with_ids(health_log).select(list(health.HEALTH_SCHEMA)))
     errors = health.error_rates(clean)
     uptime = health.uptime(clean)

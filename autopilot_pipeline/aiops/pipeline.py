@@ -144,7 +144,7 @@ def _trend_rows(frame: pl.DataFrame, window_hours: int) -> pl.DataFrame:
 class TrendRun:
     as_of: datetime
     series: pl.DataFrame
-    trends: pl.DataFrame  # postgres.aiops.TREND_COLUMNS
+    trends: pl.DataFrame  # aiops.store.TREND_COLUMNS
     written: int = 0
 
 

@@ -1,6 +1,6 @@
 """Slack notifications for alerts: grouped messages from the history outbox, at-least-once delivery.
 
-What is pending (``postgres.alerting.read_pending_notifications``): instances that fired and were not
+What is pending (``alerting.store.read_pending_notifications``): instances that fired and were not
 announced, firing ones last announced a repeat interval ago, and resolutions not yet announced. Pending
 rows of a rule muted by an active suppression are held back (a firing one is announced when the window
 ends if it is still firing; a resolution that happened inside a window is never announced).

@@ -1,6 +1,6 @@
 """The ``autopilot_*`` exposition for scrapers: the push's own snapshot and registry, rendered on request.
 
-No second implementation: :func:`postgres.alerting.read_metrics_snapshot` reads the values the Pushgateway
+No second implementation: :func:`metrics.store.read_metrics_snapshot` reads the values the Pushgateway
 push reads, :func:`integrations.pushgateway.build_registry` builds the same families, and prometheus-client's
 ``choose_encoder`` renders them (OpenMetrics when the scraper's ``Accept`` asks for it, text format 0.0.4
 otherwise). A snapshot is ~10 small indexed queries and a rendering a few milliseconds of CPU; both are

@@ -15,9 +15,7 @@ import psycopg
 from psycopg import sql
 
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
-from autopilot_pipeline.profiling.indexes import (
-    ExistingIndex,
-)
+from autopilot_pipeline.profiling.indexes import ExistingIndex
 from autopilot_pipeline.profiling.store.statements import EXPLAIN_TIMEOUT, TS, db_now
 
 # --------------------------------------------------------------------------------------------- table health
