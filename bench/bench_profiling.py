@@ -6,7 +6,7 @@
 
 ``advice`` loads the demo data into a fresh database ``bench_profiling`` on the server of ``--url`` (default:
 the embedded server), runs the profiling steps with default settings, compares the recommended indexes with
-the demo's answer key (``demo.common.QUERY_SHAPES``), builds them with CREATE INDEX CONCURRENTLY and reports
+the demo's answer key (``demo.queries.QUERY_SHAPES``), builds them with CREATE INDEX CONCURRENTLY and reports
 each query shape's EXPLAIN ANALYZE time before and after. Numbers go to docs/PERFORMANCE_TUNING.md.
 """
 
