@@ -78,7 +78,7 @@ def run_job(
     """Run a job once: unpartitioned ones (alert evaluation, profiling, metrics push) now, a partitioned
     one (AI ops) for ``partition_key``.
 
-    ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"lookback_hours": 168}}``.
+    ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"settings": {"lookback_hours": 168}}}``.
     """
     job = load_definitions().resolve_job_def(job_name)
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
@@ -130,7 +130,9 @@ def materialize_history(
     span_hours = max(24.0, (last - first).total_seconds() / 3600 + 1)
     on_step(f"performance profiling (query log of the last {span_hours:.0f} h, table statistics)")
     summaries.append(
-        run_job(instance, "profiling_job", resources={"profiling": {"lookback_hours": span_hours}})
+        run_job(
+            instance, "profiling_job", resources={"profiling": {"settings": {"lookback_hours": span_hours}}}
+        )
     )
     on_step("AI ops (anomalies, trends, failure predictions, optimizations, insights)")
     summaries.append(run_job(instance, "aiops_job", partition_key=analysis_hour(last)))

@@ -2,6 +2,7 @@
 heuristic advice) and on Debian's PostgreSQL 15 with HypoPG (planner-verified advice, applied for real)."""
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -15,7 +16,12 @@ from psycopg import sql
 
 from autopilot_pipeline import cli
 from autopilot_pipeline.defs.profiling import assets as A
-from autopilot_pipeline.defs.profiling.resources import AUTO_REMEDIATE_ENV, ProfilingResource
+from autopilot_pipeline.defs.profiling.resources import (
+    AUTO_REMEDIATE_ENV,
+    ProfilingConfig,
+    ProfilingResource,
+    auto_remediate_from,
+)
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.postgres import migrate, urls
 from autopilot_pipeline.profiling.indexes import IndexCandidate
@@ -114,7 +120,9 @@ def shop15(pg15_server: str, shop15_template: str) -> Iterator[str]:
 def materialize(url: str, **profiling: object) -> dg.ExecuteInProcessResult:
     resources = {
         "postgres": PostgresResource(database_url=url),
-        "profiling": ProfilingResource(min_mean_ms=0.0, high_saved_ms=0.0, **profiling),  # type: ignore[arg-type]
+        "profiling": ProfilingResource(
+            settings=ProfilingConfig(min_mean_ms=0.0, high_saved_ms=0.0, **profiling)  # type: ignore[arg-type]
+        ),
     }
     return dg.materialize(ASSETS, resources=resources)
 
@@ -382,7 +390,9 @@ def test_hypopg_verifies_the_missing_indexes_on_postgres_15(shop15):
 
 
 def remediation_resources(url: str) -> dict:
-    return {"postgres": PostgresResource(database_url=url), "profiling": ProfilingResource()}
+    """As the code location binds them: the opt-in switch read from the environment once, here."""
+    settings = ProfilingConfig(auto_remediate=auto_remediate_from(os.environ))
+    return {"postgres": PostgresResource(database_url=url), "profiling": ProfilingResource(settings=settings)}
 
 
 def metadata(result: dg.ExecuteInProcessResult, key: str) -> object:

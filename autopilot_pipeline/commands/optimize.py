@@ -12,7 +12,6 @@ import argparse
 import getpass
 import json
 import socket
-from dataclasses import replace
 from typing import Any
 
 import psycopg
@@ -87,7 +86,7 @@ def _optimize(args: argparse.Namespace) -> int:
         raise AutopilotError(f"--lookback-hours must be > 0, got {args.lookback_hours:g}")
     if args.min_mean_ms < 0:
         raise AutopilotError(f"--min-mean-ms must be >= 0, got {args.min_mean_ms:g}")
-    settings = replace(ProfilingSettings(), lookback_hours=args.lookback_hours, min_mean_ms=args.min_mean_ms)
+    settings = ProfilingSettings(lookback_hours=args.lookback_hours, min_mean_ms=args.min_mean_ms)
     db = server.resolve()
     try:
         with server.connect(db.url, autocommit=True) as conn:

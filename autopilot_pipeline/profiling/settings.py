@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pydantic import BaseModel, ConfigDict
 
 #: Longer query texts are skipped (counted as ``too_long``): a 64 KiB statement is generated SQL (a huge IN
 #: list, a bulk VALUES), not something an index advisor can reason about, and parsing it costs more than it
@@ -16,27 +16,51 @@ XID_WRAP_LIMIT = 2**31  # transaction IDs left before wraparound, from a table's
 XID_STOP_MARGIN = 3_000_000  # the server refuses new XIDs this close to the limit
 
 
-@dataclass(frozen=True)
-class ProfilingSettings:
-    """Thresholds, each with the reason for its default."""
+class ProfilingSettings(BaseModel):
+    """The profiling domain's settings, each with the reason for its default. One object, read once (the
+    ``profiling`` resource holds it; the CLI builds one) and passed down to every profiling function."""
 
-    slow_ms: float = (
-        1000.0  #: a slow query, as the seed's ``slow_queries_summary`` (execution_time_ms >= 1000)
-    )
-    lookback_hours: float = 24.0  #: query_performance window of a daily run
-    analyze_top_n: int = 50  #: fingerprints (by total time) EXPLAINed per run
-    min_mean_ms: float = 10.0  #: faster queries are not worth an index
-    min_cost: float = 100.0  #: Dexter: ignore queries the planner costs below 100
-    min_saving_pct: float = 50.0  #: Dexter: keep an index only if it cuts the query's cost by >= 50 %
-    min_table_rows: int = 10_000  #: "large" table: smaller ones are read whole faster than via an index
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
+    slow_ms: float = 1000.0
+    """A slow query, as the seed's ``slow_queries_summary`` (execution_time_ms >= 1000)."""
+    lookback_hours: float = 24.0
+    """The ``query_performance`` window of a daily run."""
+    analyze_top_n: int = 50
+    """Fingerprints (by total time) EXPLAINed per run."""
+    min_mean_ms: float = 10.0
+    """Faster queries are not worth an index."""
+    min_cost: float = 100.0
+    """Dexter: ignore queries the planner costs below 100."""
+    min_saving_pct: float = 50.0
+    """Dexter: keep an index only if it cuts the query's cost by >= 50 %."""
+    min_table_rows: int = 10_000
+    """A "large" table: smaller ones are read whole faster than via an index."""
     max_index_columns: int = 3
-    high_saved_ms: float = 10_000.0  #: verified advice saving >= 10 s per window is high priority
-    min_dead_tuples: int = 1_000  #: ignore the autovacuum formula on tiny tables (autovacuum handles them)
-    stale_vacuum_days: float = 7.0  #: a table over its trigger and not vacuumed for this long is urgent
-    unused_min_stats_days: float = 7.0  #: index usage counted for less than this is weak evidence
-    cache_hit_min: float = 0.99  #: PgHero/pganalyze: below 99 % the working set does not fit in memory
-    cache_min_blocks: int = 10_000  #: below this many block reads + hits the ratio means little
+    """Columns of a candidate index at most (wider ones cost writes for little gain)."""
+    high_saved_ms: float = 10_000.0
+    """Verified advice saving >= 10 s per window is high priority."""
+    min_dead_tuples: int = 1_000
+    """Ignore the autovacuum formula on tiny tables (autovacuum handles them)."""
+    stale_vacuum_days: float = 7.0
+    """A table over its trigger and not vacuumed for this long is urgent."""
+    unused_min_stats_days: float = 7.0
+    """Index usage counted for less than this is weak evidence."""
+    cache_hit_min: float = 0.99
+    """PgHero/pganalyze: below 99 % the working set does not fit in memory."""
+    cache_min_blocks: int = 10_000
+    """Below this many block reads + hits the ratio means little."""
     connections_medium: float = 0.7
+    """Share of max_connections in use that is worth a medium-priority warning."""
     connections_high: float = 0.85
-    freeze_age_medium: float = 0.75  #: of autovacuum_freeze_max_age
+    """Share of max_connections in use that is urgent."""
+    freeze_age_medium: float = 0.75
+    """Of autovacuum_freeze_max_age."""
     freeze_age_high: float = 1.0
+    """Of autovacuum_freeze_max_age: past it, anti-wraparound vacuum is overdue."""
+    auto_remediate: bool = False
+    """Build verified high-priority indexes (CREATE INDEX CONCURRENTLY); off: only record what would be built."""
+    remediation_lock_timeout_ms: int = 5_000
+    """lock_timeout of an index build, so it never queues behind a long transaction."""
+    remediation_limit: int = 5
+    """Index builds per run at most."""

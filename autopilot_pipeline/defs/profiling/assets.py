@@ -90,7 +90,7 @@ def _short(column: str, width: int = 90) -> pl.Expr:
     "Fingerprints by PostgreSQL's own parser (pglast), so literals never split a query shape.",
 )
 def query_stats(postgres: PostgresResource, profiling: ProfilingResource) -> dg.MaterializeResult:
-    settings = profiling.settings()
+    settings = profiling.settings
     with postgres.connect() as conn, conn.transaction():  # the pg_stat_statements diff and snapshot together
         result = collect_query_stats(conn, settings, store_snapshot=True)
         written = write_query_stats(conn, result)
@@ -238,7 +238,7 @@ def table_statistics(postgres: PostgresResource) -> dg.MaterializeResult:
     "on queries costing >= 100), or a labelled heuristic without HypoPG.",
 )
 def slow_queries(postgres: PostgresResource, profiling: ProfilingResource) -> dg.MaterializeResult:
-    settings = profiling.settings()
+    settings = profiling.settings
     with postgres.connect() as conn:
         stats = latest_query_stats(conn)
         analysis = analyze_slow_queries(conn, stats, settings)
@@ -305,7 +305,7 @@ def performance_recommendations(
     postgres: PostgresResource, profiling: ProfilingResource
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
-        run = generate_recommendations(conn, profiling.settings())
+        run = generate_recommendations(conn, profiling.settings)
         open_recs = read_open_recommendations(conn)
     report = assemble_optimizations(open_recs)
     table = pl.DataFrame(
@@ -368,14 +368,14 @@ def performance_recommendations(
 def remediation_audit(
     context: dg.AssetExecutionContext, postgres: PostgresResource, profiling: ProfilingResource
 ) -> dg.MaterializeResult:
-    apply = profiling.remediation_enabled()
+    apply = profiling.settings.auto_remediate
     with postgres.connect() as conn:
         results = remediate(
             conn,
             apply=apply,
             actor=f"dagster run {context.run_id}",
-            lock_timeout_ms=profiling.remediation_lock_timeout_ms,
-            limit=profiling.remediation_limit,
+            lock_timeout_ms=profiling.settings.remediation_lock_timeout_ms,
+            limit=profiling.settings.remediation_limit,
         )
     frame = pl.DataFrame(
         [

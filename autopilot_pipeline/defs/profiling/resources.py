@@ -1,8 +1,8 @@
-"""Profiling settings as a resource, and the opt-in switch for auto-remediation.
+"""The profiling settings as a resource, and the opt-in switch for auto-remediation.
 
 Auto-remediation stays a dry run unless ``auto_remediate`` is set in the resource config or the code
-location runs with ``AUTOPILOT_AUTO_REMEDIATE=1``; even then it only builds high-priority, planner-verified
-(HypoPG) indexes, with CREATE INDEX CONCURRENTLY.
+location is loaded with ``AUTOPILOT_AUTO_REMEDIATE=1``; even then it only builds high-priority,
+planner-verified (HypoPG) indexes, with CREATE INDEX CONCURRENTLY.
 """
 
 import os
@@ -15,40 +15,22 @@ AUTO_REMEDIATE_ENV = "AUTOPILOT_AUTO_REMEDIATE"
 _TRUE = {"1", "true", "yes", "on"}
 
 
+class ProfilingConfig(dg.Config, ProfilingSettings):
+    """:class:`ProfilingSettings` as Dagster config: one definition of each threshold, editable per run."""
+
+
 class ProfilingResource(dg.ConfigurableResource):
-    """Thresholds of the profiling assets (defaults: :class:`ProfilingSettings`, with their reasons)."""
+    """The profiling domain's settings for its assets (defaults and reasons: :class:`ProfilingSettings`)."""
 
-    slow_ms: float = ProfilingSettings.slow_ms
-    lookback_hours: float = ProfilingSettings.lookback_hours
-    analyze_top_n: int = ProfilingSettings.analyze_top_n
-    min_mean_ms: float = ProfilingSettings.min_mean_ms
-    min_cost: float = ProfilingSettings.min_cost
-    min_saving_pct: float = ProfilingSettings.min_saving_pct
-    min_table_rows: int = ProfilingSettings.min_table_rows
-    high_saved_ms: float = ProfilingSettings.high_saved_ms
-    auto_remediate: bool | None = None  # None: follow AUTOPILOT_AUTO_REMEDIATE at run time
-    remediation_lock_timeout_ms: int = 5_000
-    remediation_limit: int = 5
+    settings: ProfilingConfig = ProfilingConfig()
 
-    def settings(self) -> ProfilingSettings:
-        return ProfilingSettings(
-            slow_ms=self.slow_ms,
-            lookback_hours=self.lookback_hours,
-            analyze_top_n=self.analyze_top_n,
-            min_mean_ms=self.min_mean_ms,
-            min_cost=self.min_cost,
-            min_saving_pct=self.min_saving_pct,
-            min_table_rows=self.min_table_rows,
-            high_saved_ms=self.high_saved_ms,
-        )
 
-    def remediation_enabled(self) -> bool:
-        """Apply (True) or only record what would be applied (False, the default)."""
-        if self.auto_remediate is not None:
-            return self.auto_remediate
-        return os.environ.get(AUTO_REMEDIATE_ENV, "").strip().lower() in _TRUE
+def auto_remediate_from(environ: dict[str, str] | os._Environ[str]) -> bool:
+    return environ.get(AUTO_REMEDIATE_ENV, "").strip().lower() in _TRUE
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"profiling": ProfilingResource()})
+    # Read once, when the code location loads.
+    settings = ProfilingConfig(auto_remediate=auto_remediate_from(os.environ))
+    return dg.Definitions(resources={"profiling": ProfilingResource(settings=settings)})
