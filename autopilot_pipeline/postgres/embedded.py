@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import tempfile
@@ -148,8 +149,24 @@ class EmbeddedPostgres:
             out.seek(0)
             return subprocess.CompletedProcess(cmd, result.returncode, out.read(), out.read())
 
+    def _postmaster_pid(self) -> int | None:
+        """The running server's PID, from ``postmaster.pid`` read directly (not ``pg_ctl status`` as the
+        server's user, which answers "not running" when a folder above the data directory stops being
+        traversable for that user, and would leave the server running at stop)."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # a crashed server's stale file
+        except PermissionError:
+            pass  # alive, owned by another user
+        return pid
+
     def is_running(self) -> bool:
-        return self.pgdata.joinpath("PG_VERSION").exists() and self._pg_ctl(["status"]).returncode == 0
+        return self._postmaster_pid() is not None
 
     def _init(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -203,6 +220,17 @@ class EmbeddedPostgres:
                 time.sleep(0.1)
         return False
 
-    def stop(self) -> None:
-        if self.is_running():
-            self._pg_ctl(["-w", "-m", "fast", "stop"])
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Fast shutdown (SIGINT to the postmaster, as ``pg_ctl -m fast``), waiting until it is done: the
+        server removes ``postmaster.pid`` as its last step."""
+        pid = self._postmaster_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not (self.pgdata / "postmaster.pid").exists():
+                return
+            time.sleep(0.05)
+        raise AutopilotError(f"embedded Postgres (pid {pid}) did not stop within {timeout_s:.0f} s")
