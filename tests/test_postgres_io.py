@@ -117,8 +117,16 @@ def test_bulk_reads_see_committed_rows_only(filled: psycopg.Connection) -> None:
         assert sources.read_health_window(writer, T0, T0 + timedelta(hours=1)).height == 6
 
 
-def test_same_database_carries_the_password(pg_url: str) -> None:
-    with psycopg.connect(pg_url, password="s3cret") as conn:
-        conninfo = io.same_database(conn)
-    assert "password=s3cret" in conninfo
-    assert "dbname=" in conninfo
+def test_same_database_carries_the_password(conn: psycopg.Connection) -> None:
+    role = f"carrier_{uuid.uuid4().hex[:8]}"  # roles are server-wide: a fresh one, dropped after
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 's3cret'").format(sql.Identifier(role)))
+    try:
+        server = conn.info.get_parameters()
+        with psycopg.connect(
+            host=server["host"], port=server["port"], dbname=server["dbname"], user=role, password="s3cret"
+        ) as other:
+            conninfo = io.same_database(other)
+        assert "password=s3cret" in conninfo
+        assert "dbname=" in conninfo and f"user={role}" in conninfo
+    finally:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
