@@ -131,7 +131,9 @@ def test_seed_rule_goes_pending_firing_resolved_with_a_slack_message_each_way(co
 
     assert len(slack.texts) == 2
     fired, resolved = slack.texts
-    assert "*FIRING* *High Memory Usage* · warning · memory_usage_pct &gt; 80 for 5 min · 1 component" in fired
+    assert (
+        "*FIRING* *High Memory Usage* · warning · memory_usage_pct &gt; 80 for 5 min · 1 component" in fired
+    )
     assert "`api` 85 since 2026-01-05 12:07 UTC" in fired
     assert "*RESOLVED* *High Memory Usage*" in resolved
     assert "`api` fired 2026-01-05 12:07 UTC, resolved 2026-01-05 12:12 UTC (value 72)" in resolved
