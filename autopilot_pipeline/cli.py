@@ -87,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # the command's own cleanup (children, servers) has run by now
         print("autopilot: interrupted", file=sys.stderr)
-        from autopilot_pipeline import shutdown
-
-        shutdown.exit_now(130)
+        return 130
     except BrokenPipeError:  # e.g. `autopilot analyze ... | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
