@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         _traceback_if(args.debug)
         print(f"autopilot: error: {redact(str(exc))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the command's own cleanup (children, servers) has run by now
         print("autopilot: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `autopilot analyze ... | head`: the reader left, nothing to report

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from autopilot_pipeline import settings
+from autopilot_pipeline import settings, shutdown
 from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START
 from autopilot_pipeline.postgres.server import Database
 
@@ -65,6 +65,7 @@ def run_job_range(
         run_config=QUIET_LOGGERS if quiet else None,
         raise_on_error=False,
     )
+    shutdown.raise_if_requested()  # Dagster cancels the run on a signal; the caller must stop too
     return RunSummary(job_name, f"{first_key}..{last_key}", result.success, result.run_id)
 
 
@@ -87,6 +88,7 @@ def run_job(
     result = job.execute_in_process(
         instance=instance, run_config=run_config or None, partition_key=partition_key, raise_on_error=False
     )
+    shutdown.raise_if_requested()
     return RunSummary(job_name, partition_key or "now", result.success, result.run_id)
 
 

@@ -10,7 +10,7 @@ import dagster as dg
 from rich.console import Console
 from rich.table import Table
 
-from autopilot_pipeline import runner
+from autopilot_pipeline import runner, shutdown
 from autopilot_pipeline.aiops.store import read_insights
 from autopilot_pipeline.alerting.store import firing_alerts
 from autopilot_pipeline.errors import AutopilotError
@@ -45,12 +45,16 @@ def step(message: str) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     if args.days < 1 or args.components < 1:
         raise AutopilotError("--days and --components must be at least 1")
-    with step("Starting Postgres"):
-        db = server.resolve()
+    shutdown.install()  # SIGTERM and Ctrl-C stop the whole demo and its Postgres, not one job
+    db: server.Database | None = None
     try:
+        with step("Starting Postgres"), shutdown.deferred():
+            db = server.resolve()
         return _run(db, args)
     finally:
-        server.release(db)
+        shutdown.ignore_further()
+        if db is not None:
+            server.release(db)
 
 
 def _run(db: server.Database, args: argparse.Namespace) -> int:

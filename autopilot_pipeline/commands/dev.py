@@ -2,12 +2,15 @@
 
 Dagster copies the SIGINT handler onto SIGTERM and starts ignoring both when launched from a
 non-interactive script (FACTS trap 3). We start it in its own session with default signal handling and
-stop it by sending SIGINT to its top process only; it then stops its children itself.
+stop it by sending SIGINT to its top process only; it then stops its children itself. Whatever is still
+running after DAGSTER_GRACE_S gets SIGKILL (its whole session's process group), then Prometheus and the
+embedded Postgres stop, so SIGTERM or Ctrl-C ends everything within 10 s (tests/faults/test_signals.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
@@ -18,12 +21,12 @@ import urllib.request
 
 import dagster as dg
 
-from autopilot_pipeline import runner, settings
+from autopilot_pipeline import runner, settings, shutdown
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port, missing_binaries
 from autopilot_pipeline.postgres import migrate, server, urls
 
-STOP_TIMEOUT_S = 30
+DAGSTER_GRACE_S = 3.0  # then SIGKILL: Postgres still needs its seconds of the 10 s budget
 PROXY_ENV = "AUTOPILOT_UI_PROXY"  # the authenticating proxy in front of the UI (README "Exposing the UI")
 
 
@@ -94,13 +97,48 @@ def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120) -> 
     return False
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
+def _stop(process: subprocess.Popen | None, stack: LocalPrometheus | None) -> None:
+    """SIGINT to Dagster's top process and SIGTERM to Prometheus at once; SIGKILL Dagster's process group
+    if it is not done within DAGSTER_GRACE_S (its webserver, daemon, code servers and run workers)."""
+    if process is not None and process.poll() is None:
         process.send_signal(signal.SIGINT)
+    if stack is not None:
+        for child in stack.processes.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+    if process is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(DAGSTER_GRACE_S)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)  # children that outlived their parent, too
+        process.wait()
+    if stack is not None:
+        stack.stop(timeout_s=2.0)
+
+
+def _start_api(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
+    """``autopilot serve`` beside the UI, on the UI's address (loopback when no AUTOPILOT_SECRET is set)."""
+    from autopilot_pipeline.service import auth
+
+    host = args.host
+    if not os.environ.get(auth.SECRET_ENV, "").strip() and not auth.is_loopback(host):
+        host = "127.0.0.1"
+        print(f"HTTP API on 127.0.0.1 only: set {auth.SECRET_ENV} to serve it on {args.host}")
+    port = _port_or_free(args.api_port) if auth.is_loopback(host) else args.api_port
+    command = [sys.executable, "-m", "autopilot_pipeline.cli", "serve", "--host", host, "--port", str(port)]
+    process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, env=env, preexec_fn=_reset_signals)
+    print(f"HTTP API: http://{host}:{port}/functions/v1/ai-ops-analyzer and /functions/v1/metrics-exporter")
+    return process
+
+
+def _stop_api(process: subprocess.Popen | None) -> None:
+    """SIGTERM (uvicorn finishes open requests and exits); SIGKILL after DAGSTER_GRACE_S."""
+    if process is not None and process.poll() is None:
+        process.terminate()
         try:
-            process.wait(STOP_TIMEOUT_S)
+            process.wait(DAGSTER_GRACE_S)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.kill()
             process.wait()
 
 
@@ -137,79 +175,66 @@ def _port_or_free(port: int) -> int:
             return free_port()
 
 
-def _start_api(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Popen:
-    """``autopilot serve`` beside the UI, on the UI's address (loopback when no AUTOPILOT_SECRET is set)."""
-    from autopilot_pipeline.service import auth
-
-    host = args.host
-    if not os.environ.get(auth.SECRET_ENV, "").strip() and not auth.is_loopback(host):
-        host = "127.0.0.1"
-        print(f"HTTP API on 127.0.0.1 only: set {auth.SECRET_ENV} to serve it on {args.host}")
-    port = _port_or_free(args.api_port) if auth.is_loopback(host) else args.api_port
-    command = [sys.executable, "-m", "autopilot_pipeline.cli", "serve", "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, env=env, preexec_fn=_reset_signals)
-    print(f"HTTP API: http://{host}:{port}/functions/v1/ai-ops-analyzer and /functions/v1/metrics-exporter")
-    return process
-
-
-def _stop_api(process: subprocess.Popen | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()  # uvicorn finishes open requests and exits
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, os.environ.get(PROXY_ENV, "").strip() or None)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     _check_port_free(args.host, args.port)
-    db = server.resolve()
-    migrate.migrate(db.url)
-    env = {**os.environ, **runner.configure_environment(db), "PYTHONWARNINGS": "ignore"}
-    try:
-        stack = _start_prometheus() if args.with_prometheus else None
-    except AutopilotError:
-        server.release(db)
-        raise
-    if stack is not None:
-        env["PUSHGATEWAY_URL"] = stack.pushgateway_url
-    command = [
-        sys.executable,
-        "-m",
-        "dagster",
-        "dev",
-        "-w",
-        str(settings.PROJECT_ROOT / "workspace.yaml"),
-        "-h",
-        args.host,
-        "-p",
-        str(args.port),
-    ]
-    process = subprocess.Popen(
-        command, cwd=settings.PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_reset_signals
-    )
     # Ctrl-C and SIGTERM both stop cleanly, even when our parent started us with SIGINT ignored.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    url = f"http://{args.host}:{args.port}"
-    api = None
+    shutdown.install()
+    db: server.Database | None = None
+    stack: LocalPrometheus | None = None
+    process: subprocess.Popen | None = None
+    api: subprocess.Popen | None = None
+    interrupted = False
     try:
-        api = None if args.no_api else _start_api(args, env)
+        with shutdown.deferred():  # a signal while Postgres starts: stop it once we hold its handle
+            db = server.resolve()
+        migrate.migrate(db.url)
+        env = {**os.environ, **runner.configure_environment(db), "PYTHONWARNINGS": "ignore"}
+        with shutdown.deferred():
+            stack = _start_prometheus() if args.with_prometheus else None
+        if stack is not None:
+            env["PUSHGATEWAY_URL"] = stack.pushgateway_url
+        command = [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(settings.PROJECT_ROOT / "workspace.yaml"),
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ]
+        with shutdown.deferred():
+            process = subprocess.Popen(
+                command, cwd=settings.PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=_reset_signals
+            )
+            api = None if args.no_api else _start_api(args, env)
+        url = f"http://{args.host}:{args.port}"
         if _wait_ready(url, process):
-            print(f"Dagster UI: {url}  (database {urls.display(db.url)}) — Ctrl-C stops everything")
+            print(
+                f"Dagster UI: {url}  (database {urls.display(db.url)}) — Ctrl-C stops everything", flush=True
+            )
         code = process.wait()
         if code != 0:
             raise AutopilotError(f"dagster dev exited with code {code}")
     except KeyboardInterrupt:
-        print("stopping Dagster…", file=sys.stderr)
+        print("stopping Dagster…", file=sys.stderr, flush=True)
+        interrupted = True
     finally:
+        shutdown.ignore_further()
+        started = time.monotonic()
+        if api is not None and api.poll() is None:
+            api.terminate()  # at once, beside Dagster's SIGINT: the stops run in parallel
+        _stop(process, stack)
         _stop_api(api)
-        _stop(process)
-        if stack is not None:
-            stack.stop()
-        server.release(db)
+        if db is not None:
+            server.release(db)
+        if process is not None:
+            print(f"stopped in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    if interrupted:
+        shutdown.exit_now(0)
     return 0

@@ -311,7 +311,8 @@ def insights(
         slack_meta: dict[str, object] = {"slack": "not configured (SLACK_WEBHOOK_URL unset)"}
     else:
         delivery = client.post(slack_message(run.insights))
-        slack_meta = {"slack": "delivered" if delivery.ok else "failed", "slack_attempts": delivery.attempts}
+        status = "delivered" if delivery.ok else "unconfirmed" if delivery.uncertain else "failed"
+        slack_meta = {"slack": status, "slack_attempts": delivery.attempts}
         if delivery.error:
             slack_meta["slack_error"] = delivery.error
             context.log.warning(delivery.error)

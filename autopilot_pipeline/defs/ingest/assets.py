@@ -127,8 +127,9 @@ def ingest_asset(
             dg.AssetCheckSpec(
                 "valid_rows",
                 asset=key,
-                description=f"Counts {source_table} rows quarantined with a reason (null/negative values, "
-                "unknown statuses, duplicates, timestamps later than their insert time) and late rows.",
+                description=f"Counts {source_table} rows quarantined with a reason (null, negative, non-finite "
+                "or implausibly large values, unknown kinds and statuses, duplicates, timestamps later than "
+                "their insert time) and late rows.",
             )
         ],
         group_name=GROUP,
