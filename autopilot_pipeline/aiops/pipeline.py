@@ -52,8 +52,9 @@ class AiopsSettings:
     """Trend windows (24 h and 7 days)."""
     horizon_hours: int = 24
     """Failure prediction horizon."""
-    prediction_history_hours: int = 336
-    """History the forecaster is fitted on (14 days)."""
+    prediction_history_hours: int = 504
+    """History the forecaster is fitted on (21 days: a weekly season needs two weeks and a day, and the
+    failure risk was calibrated and backtested on 504-hour histories, see aiops/risk.py)."""
     insights_hours: int = 24
     """The window the insights summarize (the seed's "1,440 health checks" is a day)."""
     significance_alpha: float = DEFAULT_ALPHA
