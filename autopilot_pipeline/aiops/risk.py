@@ -21,8 +21,9 @@ better how uncertainty grows with the horizon than a formula does, so they are u
    the factors are fitted on the calibration part of the failure corpus and reported on its held-out part
    (:mod:`aiops.risk_backtest`); the fitted values ship in ``risk_calibration.json``.
 
-With fewer than ``MIN_TRAJECTORIES`` error trajectories (a short history) the paths are a Gaussian random
-walk with the spread of the hourly changes (method ``naive``).
+With fewer than ``MIN_TRAJECTORIES`` error trajectories (under 120 hours of history) the paths come from
+the Gaussian ETS of ``core.forecast`` (method ``... Gaussian``), below 10 hours from a random walk
+(``naive``): a trend towards the threshold must still raise the risk on a young series.
 """
 
 from __future__ import annotations
@@ -321,12 +322,24 @@ def _local_scale(e: np.ndarray, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def _naive(y: np.ndarray, horizon: int, bounds: tuple[float, float]) -> RiskForecast:
+def _short(y: np.ndarray, horizon: int, bounds: tuple[float, float]) -> RiskForecast:
+    """Too short a history for error trajectories: the Gaussian ETS of ``core.forecast`` (damped trend, a
+    daily season from 58 hours), paths from its innovations form; a naive random walk below 10 points."""
+    from autopilot_pipeline.core.forecast import _MIN_ETS, ForecastResult, _fit_ets
+
+    last = float(y[-1])
+    if y.size >= _MIN_ETS and np.ptp(y) > 0:
+        method, mean, sigma, impulse, _params = _fit_ets(y, horizon, DAY)
+        sigma = max(sigma, 1e-9)
+        paths = ForecastResult(method, pl.DataFrame(), mean, sigma, impulse, int(y.size), last).paths(1000, 0)
+        seasons = (DAY,) if method == "ETS(A,Ad,A)" else ()
+        return RiskForecast(
+            f"{method} Gaussian", seasons, mean, sigma, (paths - mean) / sigma, int(y.size), last, bounds
+        )
     d = np.diff(y)
-    sd = float(np.std(d)) if d.size > 1 and np.std(d) > 0 else max(abs(float(y[-1])) * 1e-3, 1e-9)
-    rng = np.random.default_rng(0)
-    z = np.cumsum(rng.standard_normal((1000, horizon)), axis=1)
-    return RiskForecast("naive", (), np.full(horizon, float(y[-1])), sd, z, int(y.size), float(y[-1]), bounds)
+    sd = float(np.std(d)) if d.size > 1 and np.std(d) > 0 else max(abs(last) * 1e-3, 1e-9)
+    z = np.cumsum(np.random.default_rng(0).standard_normal((1000, horizon)), axis=1)
+    return RiskForecast("naive", (), np.full(horizon, last), sd, z, int(y.size), last, bounds)
 
 
 def risk_forecast(
@@ -344,7 +357,7 @@ def risk_forecast(
         raise ValueError(f"need at least 3 finite hourly points to forecast, got {y.size}")
     h = int(horizon)
     if y.size - BURN - h < MIN_TRAJECTORIES or not np.ptp(y) > 0:
-        return _naive(y, h, bounds)
+        return _short(y, h, bounds)
     found = detect_seasons(y) if seasons is None else tuple(seasons)
     method, fc = _seasonal_forecasts(y, found, h)
     n = y.size
@@ -358,7 +371,7 @@ def risk_forecast(
     z = err / np.maximum(scale[origins - 1], floor)[:, None]
     z = z[np.all(np.isfinite(z), axis=1)]
     if z.shape[0] < MIN_TRAJECTORIES:
-        return _naive(y, h, bounds)
+        return _short(y, h, bounds)
     return RiskForecast(method, found, fc[-1], max(float(scale[-1]), floor), z, int(n), float(y[-1]), bounds)
 
 
