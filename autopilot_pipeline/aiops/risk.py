@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -75,8 +75,8 @@ class Calibration:
 
     widen_80: np.ndarray
     widen_95: np.ndarray
-    risk_x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
-    risk_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    platt_a: float = 1.0  # risk = sigmoid(a logit(raw) + b)
+    platt_b: float = 0.0
     fitted_on: str = "identity (not calibrated)"
     targets_met: bool = False
 
@@ -85,8 +85,8 @@ class Calibration:
         return cls(np.ones(horizon), np.ones(horizon))
 
     def risk(self, raw: float | np.ndarray) -> float | np.ndarray:
-        """The calibrated risk of a raw path share (monotone, piecewise linear between the knots)."""
-        out = np.interp(raw, self.risk_x, self.risk_y)
+        """The calibrated risk of a raw risk: ``sigmoid(a logit(raw) + b)`` (monotone for a > 0)."""
+        out = special.expit(self.platt_a * _logit(np.asarray(raw, dtype=np.float64)) + self.platt_b)
         return float(out) if np.ndim(out) == 0 else out
 
     def widen(self, level: float, horizon: int) -> np.ndarray:
@@ -101,8 +101,8 @@ class Calibration:
             "targetsMet": self.targets_met,
             "widen80": [round(float(v), 4) for v in self.widen_80],
             "widen95": [round(float(v), 4) for v in self.widen_95],
-            "riskX": [round(float(v), 6) for v in self.risk_x],
-            "riskY": [round(float(v), 6) for v in self.risk_y],
+            "plattA": round(float(self.platt_a), 6),
+            "plattB": round(float(self.platt_b), 6),
         }
 
     @classmethod
@@ -110,8 +110,8 @@ class Calibration:
         return cls(
             np.asarray(d["widen80"], dtype=np.float64),
             np.asarray(d["widen95"], dtype=np.float64),
-            np.asarray(d["riskX"], dtype=np.float64),
-            np.asarray(d["riskY"], dtype=np.float64),
+            float(d["plattA"]),
+            float(d["plattB"]),
             str(d.get("fittedOn", "")),
             bool(d.get("targetsMet", False)),
         )
@@ -137,10 +137,11 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _platt_knots(raw: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic recalibration ``risk = sigmoid(a logit(raw) + b)`` (Platt scaling on the log-odds),
-    fitted by maximum likelihood and tabulated as knots for :meth:`Calibration.risk`. Two parameters
-    move less between data sets than an isotonic step function fitted on a few thousand forecasts."""
+def _platt(raw: np.ndarray, event: np.ndarray) -> tuple[float, float]:
+    """Logistic recalibration ``risk = sigmoid(a logit(raw) + b)`` (Platt scaling on the log-odds), fitted
+    by maximum likelihood. Two parameters move less between data sets than an isotonic step function
+    fitted on a few thousand forecasts, and a far-away threshold keeps a risk near 0 instead of the base
+    rate of the lowest step."""
     from scipy.optimize import minimize
 
     x = _logit(raw)
@@ -149,10 +150,8 @@ def _platt_knots(raw: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.nda
         z = ab[0] * x + ab[1]
         return float(np.sum(np.logaddexp(0.0, z) - event * z))
 
-    a, b = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9}).x
-    grid = special.expit(np.linspace(_logit(np.array([EPS]))[0], _logit(np.array([1 - EPS]))[0], 400))
-    knots = special.expit(a * _logit(grid) + b)
-    return np.concatenate([[0.0], grid, [1.0]]), np.concatenate([[0.0], knots, [1.0]])
+    a, b = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
+    return float(a), float(b)
 
 
 def fit_calibration(
@@ -170,11 +169,11 @@ def fit_calibration(
     realised (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of
     the scaled errors, the interval ends before widening.
     """
-    ux, uy = _platt_knots(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
+    a, b = _platt(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
     h = residual.shape[1]
     w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
     w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
-    return Calibration(_smooth(np.array(w80)), _smooth(np.array(w95)), ux, uy, fitted_on, targets_met)
+    return Calibration(_smooth(np.array(w80)), _smooth(np.array(w95)), a, b, fitted_on, targets_met)
 
 
 def _smooth(w: np.ndarray) -> np.ndarray:
