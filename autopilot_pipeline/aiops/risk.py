@@ -21,8 +21,9 @@ better how uncertainty grows with the horizon than a formula does, so they are u
    the factors are fitted on the calibration part of the failure corpus and reported on its held-out part
    (:mod:`aiops.risk_backtest`); the fitted values ship in ``risk_calibration.json``.
 
-With fewer than ``MIN_TRAJECTORIES`` error trajectories (a short history) the paths are a Gaussian random
-walk with the spread of the hourly changes (method ``naive``).
+With fewer than ``MIN_TRAJECTORIES`` error trajectories (under 120 hours of history) the paths come from
+the Gaussian ETS of ``core.forecast`` (method ``... Gaussian``), below 10 hours from a random walk
+(``naive``): a trend towards the threshold must still raise the risk on a young series.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -74,8 +75,8 @@ class Calibration:
 
     widen_80: np.ndarray
     widen_95: np.ndarray
-    risk_x: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
-    risk_y: np.ndarray = field(default_factory=lambda: np.array([0.0, 1.0]))
+    platt_a: float = 1.0  # risk = sigmoid(a logit(raw) + b)
+    platt_b: float = 0.0
     fitted_on: str = "identity (not calibrated)"
     targets_met: bool = False
 
@@ -84,8 +85,8 @@ class Calibration:
         return cls(np.ones(horizon), np.ones(horizon))
 
     def risk(self, raw: float | np.ndarray) -> float | np.ndarray:
-        """The calibrated risk of a raw path share (monotone, piecewise linear between the knots)."""
-        out = np.interp(raw, self.risk_x, self.risk_y)
+        """The calibrated risk of a raw risk: ``sigmoid(a logit(raw) + b)`` (monotone for a > 0)."""
+        out = special.expit(self.platt_a * _logit(np.asarray(raw, dtype=np.float64)) + self.platt_b)
         return float(out) if np.ndim(out) == 0 else out
 
     def widen(self, level: float, horizon: int) -> np.ndarray:
@@ -100,8 +101,8 @@ class Calibration:
             "targetsMet": self.targets_met,
             "widen80": [round(float(v), 4) for v in self.widen_80],
             "widen95": [round(float(v), 4) for v in self.widen_95],
-            "riskX": [round(float(v), 6) for v in self.risk_x],
-            "riskY": [round(float(v), 6) for v in self.risk_y],
+            "plattA": round(float(self.platt_a), 6),
+            "plattB": round(float(self.platt_b), 6),
         }
 
     @classmethod
@@ -109,8 +110,8 @@ class Calibration:
         return cls(
             np.asarray(d["widen80"], dtype=np.float64),
             np.asarray(d["widen95"], dtype=np.float64),
-            np.asarray(d["riskX"], dtype=np.float64),
-            np.asarray(d["riskY"], dtype=np.float64),
+            float(d["plattA"]),
+            float(d["plattB"]),
             str(d.get("fittedOn", "")),
             bool(d.get("targetsMet", False)),
         )
@@ -136,10 +137,11 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _platt_knots(raw: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic recalibration ``risk = sigmoid(a logit(raw) + b)`` (Platt scaling on the log-odds),
-    fitted by maximum likelihood and tabulated as knots for :meth:`Calibration.risk`. Two parameters
-    move less between data sets than an isotonic step function fitted on a few thousand forecasts."""
+def _platt(raw: np.ndarray, event: np.ndarray) -> tuple[float, float]:
+    """Logistic recalibration ``risk = sigmoid(a logit(raw) + b)`` (Platt scaling on the log-odds), fitted
+    by maximum likelihood. Two parameters move less between data sets than an isotonic step function
+    fitted on a few thousand forecasts, and a far-away threshold keeps a risk near 0 instead of the base
+    rate of the lowest step."""
     from scipy.optimize import minimize
 
     x = _logit(raw)
@@ -148,10 +150,8 @@ def _platt_knots(raw: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.nda
         z = ab[0] * x + ab[1]
         return float(np.sum(np.logaddexp(0.0, z) - event * z))
 
-    a, b = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9}).x
-    grid = special.expit(np.linspace(_logit(np.array([EPS]))[0], _logit(np.array([1 - EPS]))[0], 400))
-    knots = special.expit(a * _logit(grid) + b)
-    return np.concatenate([[0.0], grid, [1.0]]), np.concatenate([[0.0], knots, [1.0]])
+    a, b = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
+    return float(a), float(b)
 
 
 def fit_calibration(
@@ -169,11 +169,11 @@ def fit_calibration(
     realised (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of
     the scaled errors, the interval ends before widening.
     """
-    ux, uy = _platt_knots(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
+    a, b = _platt(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
     h = residual.shape[1]
     w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
     w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
-    return Calibration(_smooth(np.array(w80)), _smooth(np.array(w95)), ux, uy, fitted_on, targets_met)
+    return Calibration(_smooth(np.array(w80)), _smooth(np.array(w95)), a, b, fitted_on, targets_met)
 
 
 def _smooth(w: np.ndarray) -> np.ndarray:
@@ -321,12 +321,24 @@ def _local_scale(e: np.ndarray, window: int) -> np.ndarray:
     return (c[idx] - c[lo]) / (idx - lo)
 
 
-def _naive(y: np.ndarray, horizon: int, bounds: tuple[float, float]) -> RiskForecast:
+def _short(y: np.ndarray, horizon: int, bounds: tuple[float, float]) -> RiskForecast:
+    """Too short a history for error trajectories: the Gaussian ETS of ``core.forecast`` (damped trend, a
+    daily season from 58 hours), paths from its innovations form; a naive random walk below 10 points."""
+    from autopilot_pipeline.aiops.forecast import _MIN_ETS, ForecastResult, _fit_ets
+
+    last = float(y[-1])
+    if y.size >= _MIN_ETS and np.ptp(y) > 0:
+        method, mean, sigma, impulse, _params = _fit_ets(y, horizon, DAY)
+        sigma = max(sigma, 1e-9)
+        paths = ForecastResult(method, pl.DataFrame(), mean, sigma, impulse, int(y.size), last).paths(1000, 0)
+        seasons = (DAY,) if method == "ETS(A,Ad,A)" else ()
+        return RiskForecast(
+            f"{method} Gaussian", seasons, mean, sigma, (paths - mean) / sigma, int(y.size), last, bounds
+        )
     d = np.diff(y)
-    sd = float(np.std(d)) if d.size > 1 and np.std(d) > 0 else max(abs(float(y[-1])) * 1e-3, 1e-9)
-    rng = np.random.default_rng(0)
-    z = np.cumsum(rng.standard_normal((1000, horizon)), axis=1)
-    return RiskForecast("naive", (), np.full(horizon, float(y[-1])), sd, z, int(y.size), float(y[-1]), bounds)
+    sd = float(np.std(d)) if d.size > 1 and np.std(d) > 0 else max(abs(last) * 1e-3, 1e-9)
+    z = np.cumsum(np.random.default_rng(0).standard_normal((1000, horizon)), axis=1)
+    return RiskForecast("naive", (), np.full(horizon, last), sd, z, int(y.size), last, bounds)
 
 
 def risk_forecast(
@@ -344,7 +356,7 @@ def risk_forecast(
         raise ValueError(f"need at least 3 finite hourly points to forecast, got {y.size}")
     h = int(horizon)
     if y.size - BURN - h < MIN_TRAJECTORIES or not np.ptp(y) > 0:
-        return _naive(y, h, bounds)
+        return _short(y, h, bounds)
     found = detect_seasons(y) if seasons is None else tuple(seasons)
     method, fc = _seasonal_forecasts(y, found, h)
     n = y.size
@@ -358,7 +370,7 @@ def risk_forecast(
     z = err / np.maximum(scale[origins - 1], floor)[:, None]
     z = z[np.all(np.isfinite(z), axis=1)]
     if z.shape[0] < MIN_TRAJECTORIES:
-        return _naive(y, h, bounds)
+        return _short(y, h, bounds)
     return RiskForecast(method, found, fc[-1], max(float(scale[-1]), floor), z, int(n), float(y[-1]), bounds)
 
 

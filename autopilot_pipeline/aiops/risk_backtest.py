@@ -229,7 +229,7 @@ def corpus_backtest(
         "coverage95": bool(np.all(np.abs(c95 - 0.95) <= TARGET_COVERAGE)),
     }
     met = all(checks.values())
-    cal = Calibration(cal.widen_80, cal.widen_95, cal.risk_x, cal.risk_y, cal.fitted_on, met)
+    cal = Calibration(cal.widen_80, cal.widen_95, cal.platt_a, cal.platt_b, cal.fitted_on, met)
     summary = {
         "scoreName": "probability" if met else "risk score",
         "series": {split: len(v) for split, v in by_split.items()},
