@@ -144,35 +144,36 @@ def _tail_p(
         xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
         sigma = np.maximum(a0 * (1 - xi), floor)
         xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
-        excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
         # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts
         # or a constant stretch, do not count, nor rounding noise below the floor), plus the new point.
         beyond = ((top[:, :kmax] > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
-        tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(
-            -np.log1p(xi[:, None] * excess) / xi[:, None]
+        # The tail only where it applies (a few % of the points): gather, compute, scatter.
+        rs, cs = np.nonzero(q > u[:, None])
+        qt = q[rs, cs]
+        x_r = xi[rs]
+        tail = (np.minimum(beyond, kf) / (nf + 1))[rs] * np.exp(
+            -np.log1p(x_r * (qt - u[rs]) / sigma[rs]) / x_r
         )
         # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
         w = min(kmax, 8)
-        seen = ((top[:, None, :w] >= q[:, :, None]) & in_k[:, None, :w]).sum(axis=2)
-        tail = np.maximum(tail, seen / (nf + 1)[:, None])
-        # Body: binary search of q among the quantiles, then linear interpolation between them.
-        below = np.zeros(q.shape, dtype=np.int64)
-        step = 1 << (_GRID - 1).bit_length()
-        while step:
-            cand = below + step
-            ok = cand <= _GRID
-            val = np.take_along_axis(grid, np.clip(cand - 1, 0, _GRID - 1), axis=1)
-            below = np.where(ok & (val < q), cand, below)
-            step >>= 1
+        seen = ((top[rs, :w] >= qt[:, None]) & in_k[rs, :w]).sum(axis=1)
+        tail = np.maximum(tail, seen / (nf + 1)[rs])
+        # Body: where q falls among the quantiles, then linear interpolation between them.
+        below = np.empty(q.shape, dtype=np.int64)
+        for r in range(q.shape[0]):
+            below[r] = np.searchsorted(grid[r], q[r], side="left")
         f = np.linspace(0.0, 1.0, _GRID)
         lo_i = np.clip(below - 1, 0, _GRID - 1)
         hi_i = np.clip(below, 0, _GRID - 1)
-        g_lo = np.take_along_axis(grid, lo_i, axis=1)
-        g_hi = np.take_along_axis(grid, hi_i, axis=1)
+        flat = grid.ravel()
+        base = (np.arange(q.shape[0]) * _GRID)[:, None]
+        g_lo = flat[base + lo_i]
+        g_hi = flat[base + hi_i]
         frac = np.where(g_hi > g_lo, (q - g_lo) / (g_hi - g_lo), 1.0)
         cdf = np.where(below == 0, 0.0, f[lo_i] + np.clip(frac, 0, 1) * (f[hi_i] - f[lo_i]))
         body = np.maximum(1.0 - cdf * nf[:, None] / (nf + 1)[:, None], (kf / (nf + 1))[:, None])
-        return np.where(q > u[:, None], np.minimum(tail, body), body)
+        body[rs, cs] = np.minimum(tail, body[rs, cs])
+        return body
 
 
 def _recurring(top: np.ndarray, n: np.ndarray, extra: np.ndarray, c: int) -> np.ndarray:
