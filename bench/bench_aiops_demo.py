@@ -25,8 +25,8 @@ import polars as pl  # noqa: E402
 
 from autopilot_pipeline.aiops import evaluation  # noqa: E402
 from autopilot_pipeline.aiops.detection import score_window  # noqa: E402
-from autopilot_pipeline.core import demo  # noqa: E402
 from autopilot_pipeline.aiops.detector import DetectorConfig  # noqa: E402
+from autopilot_pipeline.core import demo  # noqa: E402
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)
 DATASETS = [(seed, days, 6) for seed in range(1, 13) for days in (7, 14)] + [(42, 7, 6)]
