@@ -53,7 +53,11 @@ def test_the_seed_rule_alone_would_flood_and_the_gate_keeps_the_bursts(demo_week
     data, series, scores = demo_week
     counts = evaluation.counts_from_health(data.health_log)
     ungated = score_window(series, series["bucket_start"].min(), counts=counts, alpha=float("inf"))
-    span = {"span_start": series["bucket_start"].min() + timedelta(hours=30), "span_end": END, "components": 6}
+    span = {
+        "span_start": series["bucket_start"].min() + timedelta(hours=30),
+        "span_end": END,
+        "components": 6,
+    }
     loose = evaluation.detection_report(ungated.filter(pl.col("is_anomaly")), data.incidents, **span)
     gated = evaluation.detection_report(scores.filter(pl.col("is_anomaly")), data.incidents, **span)
     # Alarms come in episodes (at most one per series per QUIET hours), so the flood of "3x baseline" on
