@@ -8,7 +8,7 @@ name        statistic at point t                                  what it sees
 point       the residual itself                                   spikes, dips, drops to zero, context
 short       mean residual over the last 5 points                  short level shifts, small bursts
 drift       mean residual of the slowest model, last 64 points    slow leaks, lost or changed season
-spread      log mean clipped |residual|, last 16 points               variance up; flatline (variance gone)
+spread      log mean clipped |step| of values, last 16 points     variance up; flatline (variance gone)
 ==========  ====================================================  =======================================
 
 Each statistic's predictive distribution is the EMPIRICAL distribution of its own past values over a
@@ -93,11 +93,17 @@ def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
 
 
 def statistics(
-    resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray
+    resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray, values: np.ndarray
 ) -> list[np.ndarray]:
-    """The four statistics of :data:`STATS`, each (time x series). The spread clips each |residual| at
-    twice the forecaster's running scale (``scale``): a step or a spike is a level event, not a spread."""
-    spread = np.log(_rolling_mean(np.minimum(np.abs(resid), 2 * scale), STATS[3].window) + floor)
+    """The four statistics of :data:`STATS`, each (time x series).
+
+    The spread is that of the series itself, not of a forecast's errors (a better forecast is not a
+    flatline): the mean absolute step between consecutive values, each clipped at twice the forecaster's
+    running scale (a level step or a spike is a level event, not spread)."""
+    step = np.zeros(values.shape)
+    step[1:] = np.abs(np.diff(values, axis=0))
+    step = np.where(np.isnan(values), np.nan, np.nan_to_num(step))
+    spread = np.log(_rolling_mean(np.minimum(step, 2 * scale), STATS[3].window) + floor)
     return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
 
 
@@ -263,10 +269,17 @@ def onsets(alarm: np.ndarray, last: np.ndarray | None = None, row0: int = 0) -> 
     return out, prev
 
 
-def _blocks(start: int, t_len: int) -> list[tuple[int, int]]:
+def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
+    """Refresh points: every 16 to 256 rows (half the history since the last regime change), and at every
+    row in ``cuts`` (where some series' forecasting regime changes, so a block never straddles two)."""
     out, a = [], start
+    cuts = np.sort(cuts[cuts > start])
     while a < t_len:
-        b = min(t_len, a + int(np.clip(a // 2, 16, 256)))
+        prev = cuts[np.searchsorted(cuts, a, side="right") - 1] if cuts.size and cuts[0] <= a else 0
+        b = min(t_len, a + int(np.clip((a - prev) // 2, 16, 256)))
+        nxt = cuts[np.searchsorted(cuts, a, side="right") :]
+        if nxt.size and nxt[0] < b:
+            b = int(nxt[0])
         out.append((a, b))
         a = b
     return out
@@ -300,7 +313,8 @@ def calibrate(
     # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
     # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
     floors = [floor / 5, floor / 5, floor / 5, np.full_like(floor, 0.02)]
-    for a, b in _blocks(n0, t_len):
+    cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
+    for a, b in _blocks(n0, t_len, cuts):
         side_p = []
         for i, st in enumerate(STATS):
             lo = max(st.window - 1, 2, a - st.span)
@@ -311,7 +325,8 @@ def calibrate(
             if rows.size == 0:
                 side_p.append((np.ones_like(q), np.ones_like(q)))
                 continue
-            since = regime[a] if regime is not None else np.zeros(n_ser, dtype=np.int64)
+            # Only the drift follows a model that changes with the season (the slowest, plain or seasonal).
+            since = regime[a] if regime is not None and i == 2 else np.zeros(n_ser, dtype=np.int64)
             side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since))
         if values is not None:
             occ = _occupied(values, alarm, floor, a, b)
