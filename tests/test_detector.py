@@ -143,7 +143,7 @@ def _kind(name: str, seed: int = 7) -> np.ndarray:
         "contextual": lambda y: np.where(n < 8, y - 2 * 30 * np.sin(2 * np.pi * (ONSET + n) / 288), y),
         "drop_to_zero": lambda y: np.where(n < 60, 0.0, y),
         "flatline": lambda y: np.where(n < 300, y[0], y),
-        "slow_leak": lambda y: y + 0.03 * n,
+        "slow_leak": lambda y: y + 0.05 * n,  # 0.025 sd per point: 7.5 sd in the window
     }[name]
     return _after(base, change)
 
