@@ -5,8 +5,8 @@ Two halves, each its own module:
 1. :mod:`.detector_engine` forecasts every point from the points before it (a robust bank of smoothers,
    seasonal at full resolution when a daily or weekly season is found, re-levelled after a level shift)
    and returns the residuals;
-2. :mod:`.detector_calib` turns four statistics of those residuals (the point, a 5-point mean, a
-   64-point drift of the slowest model, a 16-point spread) into tail probabilities under the empirical
+2. :mod:`.detector_calib` turns four statistics (the residual, its 5-point mean, the 64-point mean of
+   the slowest model's residual, the 16-point spread of the values) into tail probabilities under the empirical
    distribution of their own past values with a generalised Pareto tail beyond it, floors a value that
    recurs at its frequency, combines the one-sided p-values with Bonferroni, and groups alarms into
    episodes.
@@ -16,8 +16,8 @@ Two halves, each its own module:
 threshold for every series; no per-series parameter). After an alarm, alarms less than :data:`QUIET`
 points apart belong to the same episode: in that refractory period a point's score is held just below
 the threshold, so ``anomaly_score >= THRESHOLD`` is exactly ``is_anomaly`` (its p-value still shows in
-``robust_z``). ``robust_z`` is the normal quantile with the same
-two-sided tail probability, signed by the side that alarmed: a readable "how many sigmas".
+``robust_z``). ``robust_z`` is the normal quantile with the same two-sided tail probability, signed by the
+side that alarmed: a readable "how many sigmas".
 
 Causal: a point's score uses only points at or before it (the memory is refreshed block by block from
 points strictly before the block). Vectorised across series: :func:`score_batch` scores a (time x series)

@@ -1,6 +1,6 @@
 """The calibration half of the detector: residuals -> tail probabilities -> one p-value -> alarm episodes.
 
-Four statistics of the forecast residuals look at four timescales:
+Four statistics (three of the forecast residuals, one of the values' own steps) look at four timescales:
 
 ==========  ====================================================  =======================================
 name        statistic at point t                                  what it sees
@@ -23,7 +23,8 @@ The memory learns what recurs and forgets what was alarming: a statistic's value
 only if it did not alarm; but a value at least as extreme as ``RECUR`` events' worth of past values
 (alarming or not) is recurring, not novel, and its p-value is floored at that empirical frequency. So a
 second and a third spike are caught, while bursts, toggles, edges and a new level become normal after a
-few occurrences.
+few occurrences. For the level tests a value at a level the series sat at often in its recent past is not
+novel either (:func:`_occupied`), unless a seasonal forecast is in use (then time of day matters).
 
 The one-sided p-values (both sides of each statistic, or only the metric's harmful side) are combined by
 Bonferroni: p = min(1, m x smallest), valid whatever their dependence. A point alarms when p < ``ALPHA``;
