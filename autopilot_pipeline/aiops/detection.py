@@ -173,10 +173,13 @@ def score_window(
     out = out.sort("component", "metric", "bucket_start").with_columns(
         episode_starts(pl.col("alarm") & ~pl.col("_gated"), over=["component", "metric"]).alias("is_anomaly")
     )
+    # Only an episode's first alarm is an anomaly: the rest of the episode (and every gated point) keeps
+    # its reason but no severity, and a confidence below the 0.5 decision point.
+    quiet_row = ~pl.col("is_anomaly")
     out = out.with_columns(
-        pl.when("_gated").then(pl.lit("none")).otherwise("severity").alias("severity"),
+        pl.when(quiet_row).then(pl.lit("none")).otherwise("severity").alias("severity"),
         pl.when("_gated").then(quiet).otherwise("reason").alias("reason"),
-        pl.when("_gated")
+        pl.when(quiet_row)
         .then(pl.min_horizontal("confidence", pl.lit(_NOT_ANOMALY_CAP)))
         .otherwise("confidence")
         .alias("confidence"),

@@ -5,8 +5,8 @@ Two halves, each its own module:
 1. :mod:`.detector_engine` forecasts every point from the points before it (a robust bank of smoothers,
    seasonal at full resolution when a daily or weekly season is found, re-levelled after a level shift)
    and returns the residuals;
-2. :mod:`.detector_calib` turns four statistics of those residuals (the point, a 5-point mean, a
-   64-point drift of the slowest model, a 16-point spread) into tail probabilities under the empirical
+2. :mod:`.detector_calib` turns four statistics (the residual, its 5-point mean, the 64-point mean of
+   the slowest model's residual, the 16-point spread of the values) into tail probabilities under the empirical
    distribution of their own past values with a generalised Pareto tail beyond it, floors a value that
    recurs at its frequency, combines the one-sided p-values with Bonferroni, and groups alarms into
    episodes.
@@ -16,8 +16,8 @@ Two halves, each its own module:
 threshold for every series; no per-series parameter). After an alarm, alarms less than :data:`QUIET`
 points apart belong to the same episode: in that refractory period a point's score is held just below
 the threshold, so ``anomaly_score >= THRESHOLD`` is exactly ``is_anomaly`` (its p-value still shows in
-``robust_z``). ``robust_z`` is the normal quantile with the same
-two-sided tail probability, signed by the side that alarmed: a readable "how many sigmas".
+``robust_z``). ``robust_z`` is the normal quantile with the same two-sided tail probability, signed by the
+side that alarmed: a readable "how many sigmas".
 
 Causal: a point's score uses only points at or before it (the memory is refreshed block by block from
 points strictly before the block). Vectorised across series: :func:`score_batch` scores a (time x series)
@@ -112,7 +112,21 @@ def score_batch(
     x = np.asarray(values, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
+    x = np.where(np.isfinite(x), x, np.nan)  # an infinite value is a broken sample, not a measurement
     t_len, n_ser = x.shape
+    if t_len == 0 or n_ser == 0 or np.isnan(x).all():
+        shape = (t_len, n_ser)
+        none = np.zeros(shape, dtype=bool)
+        return BatchScores(
+            p=np.ones(shape),
+            score=np.zeros(shape),
+            z=np.zeros(shape),
+            expected=np.full(shape, np.nan),
+            alarm=none,
+            is_anomaly=none.copy(),
+            stat=np.zeros(shape, dtype=np.int64),
+            period=np.zeros(n_ser, dtype=np.int64),
+        )
     if lengths is None:
         lengths = (~np.isnan(x)).sum(axis=0)
     if grid is None:
@@ -120,7 +134,7 @@ def score_batch(
     n0 = max(int(cfg.min_history), 3)
     res = forecast_residuals(x, np.asarray(grid), np.asarray(lengths), n0, cfg.period)
     cal = calibrate(
-        statistics(res.resid, res.slow_resid, res.floor, res.scale),
+        statistics(res.resid, res.slow_resid, res.floor, res.scale, x),
         res.floor,
         n0,
         _SIDES[cfg.direction],
@@ -183,13 +197,16 @@ def score_series(
 ) -> pl.DataFrame:
     """Score one series; one output row per input row, in input order.
 
-    Missing values (None/NaN) get score 0 and are skipped. Unsorted timestamps are scored in time order
+    Missing values (None/NaN, and infinities) get score 0 and are skipped. Unsorted timestamps are scored in time order
     (ties keep input order); irregular spacing is placed on the series' median-spacing grid. Columns:
     timestamp, value, anomaly_score, is_anomaly, expected_value, robust_z, reason (null unless is_anomaly).
     """
     cfg = config or DetectorConfig()
     v = np.asarray(pl.Series("v", values, dtype=pl.Float64, strict=False).fill_null(np.nan).to_numpy())
+    v = np.where(np.isfinite(v), v, np.nan)
     ts = timestamps if isinstance(timestamps, pl.Series) else pl.Series("timestamp", list(timestamps))
+    if ts.len() == 0 and v.size == 0:
+        ts = ts.cast(pl.Float64)
     t_sec = _to_epoch_seconds(ts)
     if t_sec.size != v.size:
         raise ValueError(f"{t_sec.size} timestamps but {v.size} values")

@@ -1,6 +1,6 @@
 """The calibration half of the detector: residuals -> tail probabilities -> one p-value -> alarm episodes.
 
-Four statistics of the forecast residuals look at four timescales:
+Four statistics (three of the forecast residuals, one of the values' own steps) look at four timescales:
 
 ==========  ====================================================  =======================================
 name        statistic at point t                                  what it sees
@@ -8,7 +8,7 @@ name        statistic at point t                                  what it sees
 point       the residual itself                                   spikes, dips, drops to zero, context
 short       mean residual over the last 5 points                  short level shifts, small bursts
 drift       mean residual of the slowest model, last 64 points    slow leaks, lost or changed season
-spread      log mean clipped |residual|, last 16 points               variance up; flatline (variance gone)
+spread      log mean clipped |step| of values, last 16 points     variance up; flatline (variance gone)
 ==========  ====================================================  =======================================
 
 Each statistic's predictive distribution is the EMPIRICAL distribution of its own past values over a
@@ -23,7 +23,8 @@ The memory learns what recurs and forgets what was alarming: a statistic's value
 only if it did not alarm; but a value at least as extreme as ``RECUR`` events' worth of past values
 (alarming or not) is recurring, not novel, and its p-value is floored at that empirical frequency. So a
 second and a third spike are caught, while bursts, toggles, edges and a new level become normal after a
-few occurrences.
+few occurrences. For the level tests a value at a level the series sat at often in its recent past is not
+novel either (:func:`_occupied`), unless a seasonal forecast is in use (then time of day matters).
 
 The one-sided p-values (both sides of each statistic, or only the metric's harmful side) are combined by
 Bonferroni: p = min(1, m x smallest), valid whatever their dependence. A point alarms when p < ``ALPHA``;
@@ -93,11 +94,17 @@ def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
 
 
 def statistics(
-    resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray
+    resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray, values: np.ndarray
 ) -> list[np.ndarray]:
-    """The four statistics of :data:`STATS`, each (time x series). The spread clips each |residual| at
-    twice the forecaster's running scale (``scale``): a step or a spike is a level event, not a spread."""
-    spread = np.log(_rolling_mean(np.minimum(np.abs(resid), 2 * scale), STATS[3].window) + floor)
+    """The four statistics of :data:`STATS`, each (time x series).
+
+    The spread is that of the series itself, not of a forecast's errors (a better forecast is not a
+    flatline): the mean absolute step between consecutive values, each clipped at twice the forecaster's
+    running scale (a level step or a spike is a level event, not spread)."""
+    step = np.zeros(values.shape)
+    step[1:] = np.abs(np.diff(values, axis=0))
+    step = np.where(np.isnan(values), np.nan, np.nan_to_num(step))
+    spread = np.log(_rolling_mean(np.minimum(step, 2 * scale), STATS[3].window) + floor)
     return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
 
 
@@ -144,35 +151,36 @@ def _tail_p(
         xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
         sigma = np.maximum(a0 * (1 - xi), floor)
         xi = np.maximum(xi, 1.0 / np.maximum(kf * eff, 1.0))
-        excess = np.maximum(q - u[:, None], 0.0) / sigma[:, None]
         # The chance to pass u is what the memory shows: values clearly above u (ties at u, as in counts
         # or a constant stretch, do not count, nor rounding noise below the floor), plus the new point.
         beyond = ((top[:, :kmax] > (u + floor)[:, None]) & in_k).sum(axis=1) + 1.0
-        tail = (np.minimum(beyond, kf) / (nf + 1))[:, None] * np.exp(
-            -np.log1p(xi[:, None] * excess) / xi[:, None]
+        # The tail only where it applies (a few % of the points): gather, compute, scatter.
+        rs, cs = np.nonzero(q > u[:, None])
+        qt = q[rs, cs]
+        x_r = xi[rs]
+        tail = (np.minimum(beyond, kf) / (nf + 1))[rs] * np.exp(
+            -np.log1p(x_r * (qt - u[rs]) / sigma[rs]) / x_r
         )
         # A value as large as c of the largest past values cannot be rarer than c / (n + 1).
         w = min(kmax, 8)
-        seen = ((top[:, None, :w] >= q[:, :, None]) & in_k[:, None, :w]).sum(axis=2)
-        tail = np.maximum(tail, seen / (nf + 1)[:, None])
-        # Body: binary search of q among the quantiles, then linear interpolation between them.
-        below = np.zeros(q.shape, dtype=np.int64)
-        step = 1 << (_GRID - 1).bit_length()
-        while step:
-            cand = below + step
-            ok = cand <= _GRID
-            val = np.take_along_axis(grid, np.clip(cand - 1, 0, _GRID - 1), axis=1)
-            below = np.where(ok & (val < q), cand, below)
-            step >>= 1
+        seen = ((top[rs, :w] >= qt[:, None]) & in_k[rs, :w]).sum(axis=1)
+        tail = np.maximum(tail, seen / (nf + 1)[rs])
+        # Body: where q falls among the quantiles, then linear interpolation between them.
+        below = np.empty(q.shape, dtype=np.int64)
+        for r in range(q.shape[0]):
+            below[r] = np.searchsorted(grid[r], q[r], side="left")
         f = np.linspace(0.0, 1.0, _GRID)
         lo_i = np.clip(below - 1, 0, _GRID - 1)
         hi_i = np.clip(below, 0, _GRID - 1)
-        g_lo = np.take_along_axis(grid, lo_i, axis=1)
-        g_hi = np.take_along_axis(grid, hi_i, axis=1)
+        flat = grid.ravel()
+        base = (np.arange(q.shape[0]) * _GRID)[:, None]
+        g_lo = flat[base + lo_i]
+        g_hi = flat[base + hi_i]
         frac = np.where(g_hi > g_lo, (q - g_lo) / (g_hi - g_lo), 1.0)
         cdf = np.where(below == 0, 0.0, f[lo_i] + np.clip(frac, 0, 1) * (f[hi_i] - f[lo_i]))
         body = np.maximum(1.0 - cdf * nf[:, None] / (nf + 1)[:, None], (kf / (nf + 1))[:, None])
-        return np.where(q > u[:, None], np.minimum(tail, body), body)
+        body[rs, cs] = np.minimum(tail, body[rs, cs])
+        return body
 
 
 def _recurring(top: np.ndarray, n: np.ndarray, extra: np.ndarray, c: int) -> np.ndarray:
@@ -262,10 +270,17 @@ def onsets(alarm: np.ndarray, last: np.ndarray | None = None, row0: int = 0) -> 
     return out, prev
 
 
-def _blocks(start: int, t_len: int) -> list[tuple[int, int]]:
+def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
+    """Refresh points: every 16 to 256 rows (half the history since the last regime change), and at every
+    row in ``cuts`` (where some series' forecasting regime changes, so a block never straddles two)."""
     out, a = [], start
+    cuts = np.sort(cuts[cuts > start])
     while a < t_len:
-        b = min(t_len, a + int(np.clip(a // 2, 16, 256)))
+        prev = cuts[np.searchsorted(cuts, a, side="right") - 1] if cuts.size and cuts[0] <= a else 0
+        b = min(t_len, a + int(np.clip((a - prev) // 2, 16, 256)))
+        nxt = cuts[np.searchsorted(cuts, a, side="right") :]
+        if nxt.size and nxt[0] < b:
+            b = int(nxt[0])
         out.append((a, b))
         a = b
     return out
@@ -299,7 +314,8 @@ def calibrate(
     # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
     # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
     floors = [floor / 5, floor / 5, floor / 5, np.full_like(floor, 0.02)]
-    for a, b in _blocks(n0, t_len):
+    cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
+    for a, b in _blocks(n0, t_len, cuts):
         side_p = []
         for i, st in enumerate(STATS):
             lo = max(st.window - 1, 2, a - st.span)
@@ -310,7 +326,8 @@ def calibrate(
             if rows.size == 0:
                 side_p.append((np.ones_like(q), np.ones_like(q)))
                 continue
-            since = regime[a] if regime is not None else np.zeros(n_ser, dtype=np.int64)
+            # Only the drift follows a model that changes with the season (the slowest, plain or seasonal).
+            since = regime[a] if regime is not None and i == 2 else np.zeros(n_ser, dtype=np.int64)
             side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since))
         if values is not None:
             occ = _occupied(values, alarm, floor, a, b)
