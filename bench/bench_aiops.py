@@ -19,14 +19,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass, replace  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 from autopilot_pipeline.aiops import forecast, trends  # noqa: E402
-from autopilot_pipeline.aiops.anomaly import AnomalyConfig, grid_index, score_batch, z_to_score  # noqa: E402
-from autopilot_pipeline.aiops.findings import detect_anomalies  # noqa: E402
+from autopilot_pipeline.aiops.detector import DetectorConfig, detect_anomalies, score_batch  # noqa: E402
+from autopilot_pipeline.aiops.series_time import grid_index  # noqa: E402
 
 # ------------------------------------------------------------------------------------ labelled corpus
 
@@ -237,6 +237,12 @@ def _summarise(rows: list[dict]) -> dict[str, float]:
 # ---------------------------------------------------------------------------------------------- variants
 
 
+def z_to_score(z: np.ndarray, threshold: float) -> np.ndarray:
+    """A baseline's |z| as a ranking score in [0, 1], 0.5 at its threshold (only the order matters for AP)."""
+    a = (np.abs(z) / threshold) ** 4
+    return np.where(np.isinf(a), 1.0, a / (1.0 + a))
+
+
 def _rolling_zscore(t: np.ndarray, x: np.ndarray, window: int = 100, thr: float = 3.0):
     """The seed's floor: z against the trailing mean and standard deviation."""
     s = pl.Series(x).fill_nan(None)
@@ -258,11 +264,7 @@ def _rolling_mad(t: np.ndarray, x: np.ndarray, window: int = 31, scale_window: i
     return z_to_score(z, thr), z >= thr
 
 
-def _ours(cfg: AnomalyConfig) -> AnomalyConfig:
-    return cfg
-
-
-def _score_corpus(corpus: list[Labelled], cfg: AnomalyConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+def _score_corpus(corpus: list[Labelled], cfg: DetectorConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     """Score every corpus series in one vectorised batch (same maths as score_series, much faster)."""
     packed = []
     for item in corpus:
@@ -285,22 +287,12 @@ def _score_corpus(corpus: list[Labelled], cfg: AnomalyConfig) -> list[tuple[np.n
     return out
 
 
-def anomaly_variants() -> dict[str, Callable | AnomalyConfig]:
-    base = AnomalyConfig()
+def anomaly_variants() -> dict[str, Callable | DetectorConfig]:
+    """The two plain baselines beside the detector (its own ablations: bench/bench_detector.py)."""
     return {
         "seed z-score (mean/sd, 100 pts, z>3)": _rolling_zscore,
         "rolling median + MAD (31/500 pts)": _rolling_mad,
-        "A: robust ES alpha=0.1": replace(
-            base, alphas=(0.1,), seasonal_alphas=(), shift_run=0, tail_window=0
-        ),
-        "B: alpha bank, select best": replace(base, seasonal_alphas=(), shift_run=0, tail_window=0),
-        "C: B + seasonal models": replace(base, shift_run=0, tail_window=0),
-        "D: C + re-level": replace(base, tail_window=0),
-        "E: D + tail calibration (default)": base,
-        "E, threshold 4.0": replace(base, threshold=4.0),
-        "E, threshold 5.0": replace(base, threshold=5.0),
-        "E, combine=max": replace(base, combine="max"),
-        "E, combine=select+slow": replace(base, combine="select+slow"),
+        "detector (calibrated tail probability)": DetectorConfig(),
     }
 
 
@@ -312,7 +304,7 @@ def run_anomaly_comparison(n_per_kind: int = 6) -> pl.DataFrame:
         by_kind: dict[str, list[dict]] = {}
         types: dict[str, list[int]] = {}
         t0 = time.perf_counter()
-        scored = _score_corpus(corpus, fn) if isinstance(fn, AnomalyConfig) else None
+        scored = _score_corpus(corpus, fn) if isinstance(fn, DetectorConfig) else None
         for k, item in enumerate(corpus):
             score, flag = scored[k] if scored else fn(item.t_sec, item.values)
             r = {"ap": average_precision(score, item.labels), "points": item.values.size}

@@ -21,8 +21,8 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from autopilot_pipeline.aiops.anomaly import Direction
 from autopilot_pipeline.aiops.detector import DetectorConfig, detect_anomalies, episode_starts, metric_kind
+from autopilot_pipeline.aiops.metric_kinds import Direction
 
 __all__ = [
     "COUNTS_SCHEMA",

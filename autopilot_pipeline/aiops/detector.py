@@ -34,11 +34,16 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from autopilot_pipeline.aiops.anomaly import Direction, _to_epoch_seconds
-from autopilot_pipeline.aiops.anomaly import grid_index as _grid_index
 from autopilot_pipeline.aiops.detector_calib import ALPHA, QUIET, STATS, calibrate, onsets, statistics
 from autopilot_pipeline.aiops.detector_engine import forecast_residuals
-from autopilot_pipeline.aiops.findings import _DEFAULT_DIRECTION, _label, _severity, metric_kind
+from autopilot_pipeline.aiops.metric_kinds import (
+    DEFAULT_DIRECTION,
+    Direction,
+    metric_kind,
+    metric_label,
+    severity,
+)
+from autopilot_pipeline.aiops.series_time import grid_index, to_epoch_seconds
 
 __all__ = [
     "ALPHA",
@@ -207,14 +212,14 @@ def score_series(
     ts = timestamps if isinstance(timestamps, pl.Series) else pl.Series("timestamp", list(timestamps))
     if ts.len() == 0 and v.size == 0:
         ts = ts.cast(pl.Float64)
-    t_sec = _to_epoch_seconds(ts)
+    t_sec = to_epoch_seconds(ts)
     if t_sec.size != v.size:
         raise ValueError(f"{t_sec.size} timestamps but {v.size} values")
     order = np.argsort(t_sec, kind="stable")
     v_sorted = v[order]
     keep = ~np.isnan(v_sorted)
     idx = order[keep]
-    g = _grid_index(t_sec[order])[keep]
+    g = grid_index(t_sec[order])[keep]
     res = score_batch(v_sorted[keep][:, None], g[:, None], np.array([keep.sum()]), cfg)
     n = v.size
     score, z, expected = np.zeros(n), np.zeros(n), np.full(n, np.nan)
@@ -301,7 +306,7 @@ def detect_anomalies(
     outs = []
     for (metric,), part in df.group_by(["metric"], maintain_order=True):
         kind = metric_kind(str(metric))
-        direction = directions.get(str(metric), _DEFAULT_DIRECTION[kind])
+        direction = directions.get(str(metric), DEFAULT_DIRECTION[kind])
         outs.append(
             _score_metric(
                 part,
@@ -316,7 +321,7 @@ def detect_anomalies(
         scored = scored.filter(pl.col("bucket_start") >= pl.lit(since).cast(pl.Datetime("us", "UTC")))
     rows = []
     for r in scored.iter_rows(named=True):
-        label = _label(r["metric"])
+        label = metric_label(r["metric"])
         ratio = r["ratio"] if r["alarm"] and r["ratio"] is not None else None
         conf = float(confidence(r["p"], cfg.alpha))
         expected = r["expected"] if r["expected"] is not None else float("nan")
@@ -341,7 +346,7 @@ def detect_anomalies(
                 "reason": reason,
                 "expectedValue": r["expected"],
                 "actualValue": r["value"],
-                "severity": _severity(conf, ratio) if r["alarm"] else "none",
+                "severity": severity(conf, ratio) if r["alarm"] else "none",
                 "anomaly_score": r["score"],
                 "robust_z": r["z"],
                 "method": method,

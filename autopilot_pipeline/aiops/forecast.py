@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from autopilot_pipeline.aiops.findings import metric_kind
+from autopilot_pipeline.aiops.metric_kinds import metric_kind
 
 __all__ = [
     "DEFAULT_THRESHOLDS",

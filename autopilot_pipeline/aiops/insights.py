@@ -28,7 +28,7 @@ from typing import Any
 
 import polars as pl
 
-from autopilot_pipeline.aiops.findings import metric_kind
+from autopilot_pipeline.aiops.metric_kinds import metric_kind
 from autopilot_pipeline.slack_text import escape
 
 __all__ = [

@@ -26,7 +26,7 @@ import polars as pl
 import statsmodels.api as sm
 from scipy import special, stats
 
-from autopilot_pipeline.aiops.findings import metric_kind
+from autopilot_pipeline.aiops.metric_kinds import metric_kind
 
 __all__ = [
     "TrendResult",
