@@ -22,6 +22,7 @@ import psycopg
 from autopilot_pipeline.aiops import pipeline, store
 from autopilot_pipeline.aiops.detection import seed_anomalies
 from autopilot_pipeline.aiops.llm import LLMOutcome
+from autopilot_pipeline.aiops.settings import AiopsSettings
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
@@ -125,7 +126,7 @@ def stored(conn: psycopg.Connection, task: str, as_of: datetime | None) -> TaskR
     if task == "detect_anomalies":
         if as_of is None:
             return TaskResult(task, None, [])
-        start = as_of - pipeline.AiopsSettings().scored_hours * pipeline.HOUR
+        start = as_of - AiopsSettings().scored_hours * pipeline.HOUR
         return TaskResult(task, as_of, seed_anomalies(store.read_anomalies(conn, start, as_of)))
     if task == "predict_failures":
         return TaskResult(task, as_of, store.read_predictions(conn, as_of) if as_of else [])

@@ -32,7 +32,8 @@ from autopilot_pipeline.aiops.insights import (
     slack_message,
 )
 from autopilot_pipeline.aiops.llm import narrate
-from autopilot_pipeline.aiops.pipeline import AiopsSettings, run_insights
+from autopilot_pipeline.aiops.pipeline import run_insights
+from autopilot_pipeline.aiops.settings import AiopsSettings
 from autopilot_pipeline.aiops.store import TREND_COLUMNS
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
 

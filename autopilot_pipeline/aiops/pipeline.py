@@ -15,15 +15,15 @@ import polars as pl
 import psycopg
 
 from autopilot_pipeline.aiops import store
-from autopilot_pipeline.aiops.detection import DEFAULT_ALPHA, score_window
+from autopilot_pipeline.aiops.detection import score_window
 from autopilot_pipeline.aiops.forecasting import predict_at
 from autopilot_pipeline.aiops.insights import add_predictive_scaling, build_facts, generate_insights
 from autopilot_pipeline.aiops.llm import LLMOutcome, narrate
+from autopilot_pipeline.aiops.settings import AiopsSettings
 from autopilot_pipeline.aiops.trends import analyze_trends
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
 
 __all__ = [
-    "AiopsSettings",
     "AnomalyRun",
     "InsightsRun",
     "PredictionRun",
@@ -38,33 +38,6 @@ __all__ = [
 ]
 
 HOUR = timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class AiopsSettings:
-    """Windows and knobs of the AI-ops tasks (the ``aiops`` resource exposes each)."""
-
-    scored_hours: int = 168
-    """Anomalies: the window scored (and replaced) by each run: the last 7 days."""
-    history_hours: int = 504
-    """Hours before a scored window that only train the detector (its state, season and tails)."""
-    trend_windows_hours: tuple[int, ...] = (24, 168)
-    """Trend windows (24 h and 7 days)."""
-    horizon_hours: int = 24
-    """Failure prediction horizon."""
-    prediction_history_hours: int = 504
-    """History the forecaster is fitted on (21 days: a weekly season needs two weeks and a day, and the
-    failure risk was calibrated and backtested on 504-hour histories, see aiops/risk.py)."""
-    insights_hours: int = 24
-    """The window the insights summarize (the seed's "1,440 health checks" is a day)."""
-    significance_alpha: float = DEFAULT_ALPHA
-    """Significance an error-ratio or uptime anomaly needs under the binomial model (``aiops.detection``)."""
-    n_paths: int = 1000
-    """Simulated paths per failure probability (Monte Carlo error <= 0.016)."""
-    workers: int = 1
-    """Processes for the forecasts (1: in process)."""
-    scaling_risk: float = 0.5
-    """Failure risk at which a resource or latency forecast becomes a scaling optimization."""
 
 
 def floor_hour(moment: datetime) -> datetime:

@@ -82,7 +82,7 @@ def anomalies(
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        run = pipeline.run_anomalies(conn, as_of, aiops.settings())
+        run = pipeline.run_anomalies(conn, as_of, aiops.settings)
     found = run.anomalies.sort(["confidence", "bucket_start"], descending=[True, True])
     by_severity = dict(found.group_by("severity").len().iter_rows()) if found.height else {}
     series = run.scores.select("component", "metric").unique().height if run.scores.height else 0
@@ -130,7 +130,7 @@ def trends(
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        run = pipeline.run_trends(conn, as_of, aiops.settings())
+        run = pipeline.run_trends(conn, as_of, aiops.settings)
     counts = dict(run.trends.group_by("trend").len().iter_rows()) if run.trends.height else {}
     moving = run.trends.filter(pl.col("trend") != "stable").sort(["trend", "p_value"])
     return dg.MaterializeResult(
@@ -175,7 +175,7 @@ def failure_predictions(
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        run = pipeline.run_predictions(conn, as_of, aiops.settings())
+        run = pipeline.run_predictions(conn, as_of, aiops.settings)
     preds = run.predictions
     table = pl.DataFrame(
         [
@@ -236,7 +236,7 @@ def optimizations(
         as_of = analysis_time(context)
         at = store.latest_analysis(conn, "predictions", as_of)
         preds = store.read_predictions(conn, at) if at else []
-        report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, aiops.settings())
+        report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, aiops.settings)
     table = pl.DataFrame(
         [
             {k: o[k] for k in ("priority", "type", "count", "description", "action", "impact")}
@@ -282,7 +282,7 @@ def insights(
     llm: LLMResource,
     slack: SlackResource,
 ) -> dg.MaterializeResult:
-    settings = aiops.settings()
+    settings = aiops.settings
     with postgres.connect() as conn:
         as_of = analysis_time(context)
         start = as_of - settings.insights_hours * pipeline.HOUR

@@ -3,7 +3,7 @@ bound through ``dg.EnvVar`` only when set, so an unset key means "deterministic 
 
 import dagster as dg
 
-from autopilot_pipeline.aiops.pipeline import AiopsSettings
+from autopilot_pipeline.aiops.settings import AiopsSettings
 from autopilot_pipeline.defs.alerting.resources import optional_env
 from autopilot_pipeline.integrations.openai_chat import (
     API_KEY_ENV,
@@ -13,36 +13,15 @@ from autopilot_pipeline.integrations.openai_chat import (
     LLMSettings,
 )
 
-_DEFAULTS = AiopsSettings()
+
+class AiopsConfig(dg.Config, AiopsSettings):
+    """:class:`AiopsSettings` as Dagster config: one definition of each window, editable per run."""
 
 
 class AiopsResource(dg.ConfigurableResource):
-    """Windows and knobs of the AI-ops assets (defaults and reasons: :class:`AiopsSettings`)."""
+    """The AI-ops domain's settings for its assets (defaults and reasons: :class:`AiopsSettings`)."""
 
-    scored_hours: int = _DEFAULTS.scored_hours
-    history_hours: int = _DEFAULTS.history_hours
-    trend_windows_hours: list[int] = list(_DEFAULTS.trend_windows_hours)
-    horizon_hours: int = _DEFAULTS.horizon_hours
-    prediction_history_hours: int = _DEFAULTS.prediction_history_hours
-    insights_hours: int = _DEFAULTS.insights_hours
-    significance_alpha: float = _DEFAULTS.significance_alpha
-    n_paths: int = _DEFAULTS.n_paths
-    workers: int = _DEFAULTS.workers
-    scaling_risk: float = _DEFAULTS.scaling_risk
-
-    def settings(self) -> AiopsSettings:
-        return AiopsSettings(
-            scored_hours=self.scored_hours,
-            history_hours=self.history_hours,
-            trend_windows_hours=tuple(self.trend_windows_hours),
-            horizon_hours=self.horizon_hours,
-            prediction_history_hours=self.prediction_history_hours,
-            insights_hours=self.insights_hours,
-            significance_alpha=self.significance_alpha,
-            n_paths=self.n_paths,
-            workers=self.workers,
-            scaling_risk=self.scaling_risk,
-        )
+    settings: AiopsConfig = AiopsConfig()
 
 
 class LLMResource(dg.ConfigurableResource):
