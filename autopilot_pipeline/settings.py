@@ -21,25 +21,3 @@ def state_dir() -> Path:
 def configured_database_url() -> str | None:
     url = os.environ.get(DATABASE_URL_ENV, "").strip()
     return url or None
-
-
-MAX_RESPONSE_MS_ENV = "AUTOPILOT_MAX_RESPONSE_MS"
-
-
-def max_response_ms(default: float) -> float:
-    """Ceiling for a plausible response time (ms) from ``AUTOPILOT_MAX_RESPONSE_MS``, else ``default`` (the
-    health domain's one hour); slower checks are quarantined."""
-    import math
-
-    from autopilot_pipeline.errors import AutopilotError
-
-    raw = os.environ.get(MAX_RESPONSE_MS_ENV, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise AutopilotError(f"{MAX_RESPONSE_MS_ENV} must be a number of milliseconds > 0, got {raw!r}")
-    return value

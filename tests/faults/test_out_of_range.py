@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -104,13 +105,13 @@ def test_the_ceiling_is_a_setting(pipeline_env, conn, monkeypatch) -> None:
 
 
 def test_a_bad_ceiling_is_refused(pipeline_env, monkeypatch) -> None:
-    from autopilot_pipeline import settings
     from autopilot_pipeline.errors import AutopilotError
+    from autopilot_pipeline.health.settings import HealthSettings
 
     for bad in ("inf", "-5", "nan", "fast"):
         monkeypatch.setenv("AUTOPILOT_MAX_RESPONSE_MS", bad)
         with pytest.raises(AutopilotError, match="AUTOPILOT_MAX_RESPONSE_MS"):
-            settings.max_response_ms(3_600_000.0)
+            HealthSettings.from_env(os.environ)
 
 
 def test_infinite_rule_thresholds_are_skipped_with_a_logged_reason(conn, caplog) -> None:

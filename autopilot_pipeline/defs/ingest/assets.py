@@ -8,7 +8,7 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from autopilot_pipeline import settings
+from autopilot_pipeline.defs.health.resources import HealthResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.partitions import daily, hourly
 from autopilot_pipeline.defs.resources import PostgresResource
@@ -16,6 +16,7 @@ from autopilot_pipeline.health import samples as metrics
 from autopilot_pipeline.health import store as sources
 from autopilot_pipeline.health import tables as health
 from autopilot_pipeline.health.releases import validate_releases
+from autopilot_pipeline.health.settings import HealthSettings
 
 GROUP = "ingest"
 KINDS = {"postgres", "polars"}
@@ -77,14 +78,15 @@ def _ingest(
     context: dg.AssetExecutionContext,
     postgres: PostgresResource,
     read: Callable[[psycopg.Connection, datetime, datetime], pl.DataFrame],
-    validate: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
+    validate: Callable[[pl.DataFrame, HealthSettings], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
+    settings: HealthSettings,
     source_table: str,
     time_column: str,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     window = context.partition_time_window
     with postgres.connect() as conn:
         raw = read(conn, window.start, window.end)
-        clean, bad, counts = validate(raw)
+        clean, bad, counts = validate(raw, settings)
         with conn.transaction():
             sources.write_quarantine(conn, source_table, time_column, bad, window.start, window.end)
     if bad.height:
@@ -109,7 +111,7 @@ def ingest_asset(
     partitions_def: dg.TimeWindowPartitionsDefinition,
     time_column: str,
     read: Callable[[psycopg.Connection, datetime, datetime], pl.DataFrame],
-    validate: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
+    validate: Callable[[pl.DataFrame, HealthSettings], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
     description: str,
 ) -> dg.AssetsDefinition:
     """One ingestion asset: read ``source``'s window in bulk, validate, quarantine, hand the frame on."""
@@ -137,15 +139,25 @@ def ingest_asset(
         owners=OWNERS,
         description=f"{description} Bad rows go to analytics.quarantine with their reason.",
     )
-    def _asset(context: dg.AssetExecutionContext, postgres: PostgresResource) -> Iterator:
-        yield from _ingest(context, postgres, read, validate, source_table, time_column)
+    def _asset(
+        context: dg.AssetExecutionContext, postgres: PostgresResource, health: HealthResource
+    ) -> Iterator:
+        yield from _ingest(context, postgres, read, validate, health.settings, source_table, time_column)
 
     return _asset
 
 
-def _validate_health(raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """The ceiling on response times is read when the run validates, not when the code loads."""
-    return health.validate_health(raw, settings.max_response_ms(health.MAX_RESPONSE_MS))
+def _validate_health(
+    raw: pl.DataFrame, settings: HealthSettings
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    return health.validate_health(raw, settings.max_response_ms)
+
+
+def _ignoring_settings(
+    validate: Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
+) -> Callable[[pl.DataFrame, HealthSettings], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]]:
+    """A validation that has no setting (samples, releases), in the shape the ingestion asset calls."""
+    return lambda raw, _settings: validate(raw)
 
 
 health_checks = ingest_asset(
@@ -163,7 +175,7 @@ metric_samples = ingest_asset(
     hourly,
     "sampled_at",
     sources.read_samples_window,
-    metrics.validate_samples,
+    _ignoring_settings(metrics.validate_samples),
     "Validated custom metric samples (memory_usage_pct, ...) of one hour.",
 )
 migrations = ingest_asset(
@@ -172,7 +184,7 @@ migrations = ingest_asset(
     daily,
     "started_at",
     sources.read_migrations_window,
-    validate_releases,
+    _ignoring_settings(validate_releases),
     "Validated migrations of one day.",
 )
 deployments = ingest_asset(
@@ -181,6 +193,6 @@ deployments = ingest_asset(
     daily,
     "started_at",
     sources.read_deployments_window,
-    validate_releases,
+    _ignoring_settings(validate_releases),
     "Validated deployments of one day.",
 )
