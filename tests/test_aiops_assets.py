@@ -255,8 +255,8 @@ def test_each_analytic_asset_shows_a_table_and_a_plot(aiops_db):
 def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
     from autopilot_pipeline.defs.aiops.assets import insights
     from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+    from autopilot_pipeline.defs.alerting.resources import SlackResource
     from autopilot_pipeline.defs.resources import PostgresResource
-    from autopilot_pipeline.integrations.slack import SlackResource
 
     receiver = SlackReceiver()
     try:

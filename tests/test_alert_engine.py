@@ -20,10 +20,11 @@ from autopilot_pipeline.alerting import store
 from autopilot_pipeline.alerting.engine import evaluate_alert_rules, fire_alert, resolve_alert
 from autopilot_pipeline.alerting.notifications import send_pending_notifications
 from autopilot_pipeline.alerting.suppressions import Suppression, active, muting, problem
+from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.alerting.sensors import alert_notifications_sensor
 from autopilot_pipeline.defs.partitions import AS_OF_TAG
 from autopilot_pipeline.defs.resources import PostgresResource
-from autopilot_pipeline.integrations.slack import SlackResource, SlackWebhook
+from autopilot_pipeline.integrations.slack import SlackWebhook
 from autopilot_pipeline.postgres.io import copy_frame
 
 from .test_slack import SlackReceiver, no_sleep

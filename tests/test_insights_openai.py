@@ -434,8 +434,8 @@ def test_without_a_key_nothing_is_sent(conn, llm_server):
 def _materialize_insights(url: str, llm: dict) -> dg.ExecuteInProcessResult:
     from autopilot_pipeline.defs.aiops.assets import insights
     from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+    from autopilot_pipeline.defs.alerting.resources import SlackResource
     from autopilot_pipeline.defs.resources import PostgresResource
-    from autopilot_pipeline.integrations.slack import SlackResource
 
     return dg.materialize(
         [insights],

@@ -17,7 +17,8 @@ import pytest
 
 from autopilot_pipeline.alerting.notifications import MAX_COMPONENTS_LISTED, build_messages
 from autopilot_pipeline.alerting.store import PENDING_SCHEMA
-from autopilot_pipeline.integrations.slack import SlackResource, SlackWebhook
+from autopilot_pipeline.defs.alerting.resources import SlackResource
+from autopilot_pipeline.integrations.slack import SlackWebhook
 
 
 class SlackReceiver:

@@ -1,5 +1,3 @@
-"""Clients for outside services (Slack, Prometheus Pushgateway) with timeouts and retries built in.
-
-Each module offers a plain client (usable from tests, the CLI and sensors) and a Dagster resource wrapping
-it; secrets reach the resources only through ``dg.EnvVar``.
-"""
+"""Clients for outside services (Slack, Prometheus Pushgateway, OpenAI, a local Prometheus) with timeouts and
+retries built in. Plain clients, usable from the CLI, the tests and Dagster alike: the Dagster resources that
+wrap them live in ``defs/`` (secrets reach them only through ``dg.EnvVar``)."""

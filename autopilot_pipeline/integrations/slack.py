@@ -20,9 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import dagster as dg
-
-__all__ = ["Delivery", "SlackResource", "SlackWebhook"]
+__all__ = ["Delivery", "SlackWebhook"]
 
 MAX_ATTEMPTS = 4  # the first try and at most three retries
 _UNCERTAIN = "; it may have been posted, so it is not resent"
@@ -118,23 +116,3 @@ class SlackWebhook:
             delay = self.backoff_s * 2 ** (attempt - 1)
             self._sleep(min(self.max_backoff_s, retry_after if retry_after is not None else delay))
         return Delivery(False, self.attempts, f"Slack webhook: {error}")  # pragma: no cover - loop returns
-
-
-class SlackResource(dg.ConfigurableResource):
-    """The Slack webhook (``SLACK_WEBHOOK_URL`` via ``dg.EnvVar``); unset means notifications stay pending."""
-
-    webhook_url: str | None = None
-    timeout_seconds: float = 5.0
-    attempts: int = 3
-    backoff_seconds: float = 0.5
-
-    def client(self) -> SlackWebhook | None:
-        """A webhook client, or None when no URL is configured."""
-        if not self.webhook_url:
-            return None
-        return SlackWebhook(
-            self.webhook_url,
-            timeout_s=self.timeout_seconds,
-            attempts=self.attempts,
-            backoff_s=self.backoff_seconds,
-        )

@@ -14,10 +14,10 @@ from autopilot_pipeline.aiops import pipeline, plots, store
 from autopilot_pipeline.aiops.insights import slack_message
 from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.partitions import analysis_hours, analysis_time
 from autopilot_pipeline.defs.resources import PostgresResource
-from autopilot_pipeline.integrations.slack import SlackResource
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 GROUP = "aiops"

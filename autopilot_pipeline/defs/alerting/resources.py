@@ -4,7 +4,7 @@ import os
 
 import dagster as dg
 
-from autopilot_pipeline.integrations.slack import SlackResource
+from autopilot_pipeline.integrations.slack import SlackWebhook
 
 SLACK_WEBHOOK_URL_ENV = "SLACK_WEBHOOK_URL"
 
@@ -17,6 +17,26 @@ def optional_env(name: str) -> dg.EnvVar | None:
     still resolved by Dagster at run time and never shown in the UI.
     """
     return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+class SlackResource(dg.ConfigurableResource):
+    """The Slack webhook (``SLACK_WEBHOOK_URL`` via ``dg.EnvVar``); unset means notifications stay pending."""
+
+    webhook_url: str | None = None
+    timeout_seconds: float = 5.0
+    attempts: int = 3
+    backoff_seconds: float = 0.5
+
+    def client(self) -> SlackWebhook | None:
+        """A webhook client, or None when no URL is configured."""
+        if not self.webhook_url:
+            return None
+        return SlackWebhook(
+            self.webhook_url,
+            timeout_s=self.timeout_seconds,
+            attempts=self.attempts,
+            backoff_s=self.backoff_seconds,
+        )
 
 
 @dg.definitions

@@ -7,8 +7,8 @@ what could not be delivered stays pending in ``alert_history`` and is retried at
 import dagster as dg
 
 from autopilot_pipeline.alerting.notifications import send_pending_notifications
+from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.resources import PostgresResource
-from autopilot_pipeline.integrations.slack import SlackResource
 
 
 @dg.sensor(
