@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):  # helpers shared by commands, not commands
+            continue
         importlib.import_module(f"{commands.__name__}.{module.name}").register(subparsers)
     return parser
 

@@ -13,7 +13,6 @@ os.environ.setdefault(
 )  # before numpy loads: see docs/AI_OPS_GUIDE.md, Performance
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -27,10 +26,9 @@ from autopilot_pipeline.aiops import pipeline
 from autopilot_pipeline.alerting import metric_catalog as catalog
 from autopilot_pipeline.alerting.store import read_metric_inputs
 from autopilot_pipeline.defs.aiops.jobs import AIOPS_ASSETS, ANOMALIES, INSIGHTS, PREDICTIONS, TRENDS
-from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.metrics.store import read_metrics_snapshot
 
-from .conftest import TEMPLATE, _create_database, _drop_database
+from .demo_database import materialized_demo
 from .test_slack import SlackReceiver
 
 END = datetime(2026, 3, 4, 15, tzinfo=UTC)  # fixed data, whatever today is
@@ -65,21 +63,10 @@ def aiops_db(
 ) -> Iterator[tuple[str, dg.ExecuteInProcessResult]]:
     """Four days of demo data for three components (five injected incidents in the last two days), the
     hourly health tables materialized, and one aiops_job run at END. Tests only read, or roll back."""
-    name = f"autopilot_aiops_{uuid.uuid4().hex[:12]}"
-    url = _create_database(pg_server, name, template=TEMPLATE)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AUTOPILOT_DATABASE_URL", url)
-        env.setenv("AUTOPILOT_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        for var in ("SLACK_WEBHOOK_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "PUSHGATEWAY_URL"):
-            env.delenv(var, raising=False)
-        load_demo_data(url, days=4, components=3, seed=11, replace=False, end=END, app_scale=0.01)
-        with dg.DagsterInstance.ephemeral() as instance:
-            first, last = runner.hour_key(END - timedelta(days=4)), runner.hour_key(END - timedelta(hours=1))
-            assert runner.run_job_range(instance, "health_hourly_job", first, last).success
+    with materialized_demo(pg_server, tmp_path_factory.mktemp("state"), END, "autopilot_aiops") as url:
         result = run_aiops()
         assert result.success
         yield url, result
-    _drop_database(pg_server, name)
 
 
 @pytest.fixture

@@ -32,13 +32,13 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from autopilot_pipeline import runner, tasks
-from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.metrics.exposition import EXTRA_METRICS, SEED_METRICS
 from autopilot_pipeline.postgres import migrate
 from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
 from autopilot_pipeline.service import auth
 
-from .conftest import TEMPLATE, _create_database, _drop_database
+from .conftest import _create_database
+from .demo_database import materialized_demo
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "s3cret-" + uuid.uuid4().hex
@@ -128,17 +128,8 @@ def demo_db(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     if next_hour - now < HOUR_MARGIN:  # the exporter's window would move under the module's feet
         time.sleep((next_hour - now).total_seconds() + 1)
     END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    name = f"autopilot_service_{uuid.uuid4().hex[:12]}"
-    url = _create_database(pg_server, name, template=TEMPLATE)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("AUTOPILOT_DATABASE_URL", url)
-        env.setenv("AUTOPILOT_STATE_DIR", str(tmp_path_factory.mktemp("state")))
-        for var in ("SLACK_WEBHOOK_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "PUSHGATEWAY_URL"):
-            env.delenv(var, raising=False)
-        load_demo_data(url, days=4, components=3, seed=11, replace=False, end=END, app_scale=0.01)
+    with materialized_demo(pg_server, tmp_path_factory.mktemp("state"), END, "autopilot_service") as url:
         with dg.DagsterInstance.ephemeral() as instance:
-            first, last = runner.hour_key(END - timedelta(days=4)), runner.hour_key(END - timedelta(hours=1))
-            assert runner.run_job_range(instance, "health_hourly_job", first, last).success
             job = runner.load_definitions().resolve_job_def("aiops_job")
             result = job.execute_in_process(
                 instance=instance,
@@ -146,8 +137,7 @@ def demo_db(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 run_config=runner.QUIET_LOGGERS,
             )
             assert result.success
-    yield url
-    _drop_database(pg_server, name)
+        yield url
 
 
 @pytest.fixture(scope="module")

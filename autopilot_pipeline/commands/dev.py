@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,8 +21,9 @@ import urllib.request
 import dagster as dg
 
 from autopilot_pipeline import runner, settings, shutdown
+from autopilot_pipeline.commands._ports import check_port_free, port_or_free
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port, missing_binaries
+from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, missing_binaries
 from autopilot_pipeline.postgres import migrate, server, urls
 
 DAGSTER_GRACE_S = 3.0  # then SIGKILL: Postgres still needs its seconds of the 10 s budget
@@ -72,15 +72,6 @@ def exposure_warning(host: str, proxy: str | None) -> str | None:
     )
 
 
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise AutopilotError(f"port {port} on {host} is in use; choose another with --port") from exc
-
-
 def _reset_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -124,7 +115,7 @@ def _start_api(args: argparse.Namespace, env: dict[str, str]) -> subprocess.Pope
     if not os.environ.get(auth.SECRET_ENV, "").strip() and not auth.is_loopback(host):
         host = "127.0.0.1"
         print(f"HTTP API on 127.0.0.1 only: set {auth.SECRET_ENV} to serve it on {args.host}")
-    port = _port_or_free(args.api_port) if auth.is_loopback(host) else args.api_port
+    port = port_or_free(args.api_port) if auth.is_loopback(host) else args.api_port
     command = [sys.executable, "-m", "autopilot_pipeline.cli", "serve", "--host", host, "--port", str(port)]
     process = subprocess.Popen(command, cwd=settings.PROJECT_ROOT, env=env, preexec_fn=_reset_signals)
     print(f"HTTP API: http://{host}:{port}/functions/v1/ai-ops-analyzer and /functions/v1/metrics-exporter")
@@ -149,7 +140,7 @@ def _start_prometheus() -> LocalPrometheus:
         raise AutopilotError(
             f"--with-prometheus needs {', '.join(missing)}: apt-get install prometheus prometheus-pushgateway"
         )
-    ports = {"pushgateway_port": _port_or_free(9091), "prometheus_port": _port_or_free(9090)}
+    ports = {"pushgateway_port": port_or_free(9091), "prometheus_port": port_or_free(9090)}
     try:
         stack = LocalPrometheus(settings.state_dir() / "prometheus", scrape_interval="15s", **ports).start()
     except RuntimeError as exc:
@@ -165,21 +156,11 @@ def _start_prometheus() -> LocalPrometheus:
     return stack
 
 
-def _port_or_free(port: int) -> int:
-    """The usual port when it is free on 127.0.0.1, else any free one."""
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            return free_port()
-
-
 def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, os.environ.get(PROXY_ENV, "").strip() or None)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    _check_port_free(args.host, args.port)
+    check_port_free(args.host, args.port)
     # Ctrl-C and SIGTERM both stop cleanly, even when our parent started us with SIGINT ignored.
     shutdown.install()
     db: server.Database | None = None

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import socket
 from types import FrameType
 
 from autopilot_pipeline import settings
+from autopilot_pipeline.commands._ports import check_port_free
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import server, urls
 
@@ -40,16 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")
     parser.set_defaults(handler=run)
-
-
-def check_port_free(host: str, port: int) -> None:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise AutopilotError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _server_class() -> type:
