@@ -24,8 +24,10 @@ from dataclasses import dataclass  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
-from autopilot_pipeline.aiops import forecast, trends  # noqa: E402
+from autopilot_pipeline.aiops import trends  # noqa: E402
 from autopilot_pipeline.aiops.detector import DetectorConfig, detect_anomalies, score_batch  # noqa: E402
+from autopilot_pipeline.aiops.failure_prediction import predict_failures  # noqa: E402
+from autopilot_pipeline.aiops.forecast import backtest, compare_methods  # noqa: E402
 from autopilot_pipeline.aiops.series_time import grid_index  # noqa: E402
 
 # ------------------------------------------------------------------------------------ labelled corpus
@@ -351,7 +353,7 @@ def calibration_study(n_series: int = 16, days: int = 10, seed: int = 5) -> dict
             pl.col("bucket_start").dt.replace_time_zone("UTC")
         )
         failures = [frame["bucket_start"][fail_at]] if fail_at is not None else []
-        rep = forecast.backtest(
+        rep = backtest(
             frame,
             threshold=400.0,
             direction="above",
@@ -436,9 +438,7 @@ def run_speed(n_series: int, days: int, workers: int = 1) -> dict[str, float]:
     tr = stage("trend", lambda: trends.analyze_trends(hourly, higher_is_better=False))
     fc = stage(
         "forecast",
-        lambda: forecast.predict_failures(
-            hourly, thresholds={"response_time_ms": ("above", 400.0)}, workers=workers
-        ),
+        lambda: predict_failures(hourly, thresholds={"response_time_ms": ("above", 400.0)}, workers=workers),
     )
     analytics = ("anomaly", "hourly_aggregate", "trend", "forecast")
     return {
@@ -487,9 +487,7 @@ def main() -> None:
         for k, v in calibration_study().items():
             print(f"{k:>18}: {v}")
     else:
-        print(
-            forecast.compare_methods(n_series=args.series, sarimax=not args.no_sarimax, trend=not args.drift)
-        )
+        print(compare_methods(n_series=args.series, sarimax=not args.no_sarimax, trend=not args.drift))
 
 
 if __name__ == "__main__":

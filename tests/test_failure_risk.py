@@ -17,7 +17,7 @@ from numpy.testing import assert_allclose
 
 from autopilot_pipeline import cli
 from autopilot_pipeline.aiops import risk, risk_backtest
-from autopilot_pipeline.aiops.forecast import predict_failures
+from autopilot_pipeline.aiops.failure_prediction import predict_failures
 from autopilot_pipeline.aiops.seasons import detect_seasons
 
 ROOT = Path(__file__).resolve().parents[1]

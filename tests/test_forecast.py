@@ -12,14 +12,8 @@ import polars as pl
 import pytest
 from numpy.testing import assert_allclose
 
-from autopilot_pipeline.aiops.forecast import (
-    backtest,
-    failure_probability,
-    forecast,
-    hourly,
-    predict_failures,
-    threshold_for,
-)
+from autopilot_pipeline.aiops.failure_prediction import predict_failures
+from autopilot_pipeline.aiops.forecast import backtest, failure_probability, forecast, hourly, threshold_for
 
 T0 = datetime(2025, 2, 3, tzinfo=UTC)
 

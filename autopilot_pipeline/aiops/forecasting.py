@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from autopilot_pipeline.aiops.detection import score_window
-from autopilot_pipeline.aiops.forecast import predict_failures
+from autopilot_pipeline.aiops.failure_prediction import predict_failures
 
 __all__ = ["CLEAN_MIN_SCORE", "KEEP_RECENT_HOURS", "clean_history", "predict_at"]
 

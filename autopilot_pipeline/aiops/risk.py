@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from autopilot_pipeline.aiops.forecast import MIN_ETS, ForecastResult, fit_ets
 from autopilot_pipeline.aiops.seasons import DAY, WEEK, detect_seasons
 
 __all__ = [
@@ -324,11 +325,10 @@ def _local_scale(e: np.ndarray, window: int) -> np.ndarray:
 def _short(y: np.ndarray, horizon: int, bounds: tuple[float, float]) -> RiskForecast:
     """Too short a history for error trajectories: the Gaussian ETS of ``core.forecast`` (damped trend, a
     daily season from 58 hours), paths from its innovations form; a naive random walk below 10 points."""
-    from autopilot_pipeline.aiops.forecast import _MIN_ETS, ForecastResult, _fit_ets
 
     last = float(y[-1])
-    if y.size >= _MIN_ETS and np.ptp(y) > 0:
-        method, mean, sigma, impulse, _params = _fit_ets(y, horizon, DAY)
+    if y.size >= MIN_ETS and np.ptp(y) > 0:
+        method, mean, sigma, impulse, _params = fit_ets(y, horizon, DAY)
         sigma = max(sigma, 1e-9)
         paths = ForecastResult(method, pl.DataFrame(), mean, sigma, impulse, int(y.size), last).paths(1000, 0)
         seasons = (DAY,) if method == "ETS(A,Ad,A)" else ()
