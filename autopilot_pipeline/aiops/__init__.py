@@ -1,3 +1,3 @@
-"""AI-ops orchestration: the glue between the pure analytics (``core``), the database edge (``postgres``),
-the optional LLM narrative and the plots; the Dagster assets, ``autopilot analyze`` and ``autopilot
-backtest`` all go through here."""
+"""The AI-ops domain (seed Phase 6): the anomaly detector, trends, forecasts and failure risk, insights and
+the optional LLM narrative. Pure modules (``detector*``, ``trends``, ``forecast``, ``risk``, ``insights``, ...),
+the SQL in ``store``, and ``pipeline``, which runs one task over a window for the assets and the doors."""
