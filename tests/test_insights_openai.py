@@ -379,7 +379,9 @@ def test_success_records_tokens_and_caches_by_input(conn, llm_server):
     assert len(llm_server.bodies) == 1  # no second request, no second charge
     assert conn.execute("SELECT hits FROM analytics.llm_cache").fetchone()[0] == 1
 
-    other_model = narrate(conn, f, ins, LLMSettings(SECRET, llm_server.base_url, model="other-model"))
+    other_model = narrate(
+        conn, f, ins, LLMSettings(api_key=SECRET, base_url=llm_server.base_url, model="other-model")
+    )
     assert other_model.status == "ok" and len(llm_server.bodies) == 2  # another model is another question
 
 
@@ -433,7 +435,7 @@ def test_without_a_key_nothing_is_sent(conn, llm_server):
 
 def _materialize_insights(url: str, llm: dict) -> dg.ExecuteInProcessResult:
     from autopilot_pipeline.defs.aiops.assets import insights
-    from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
+    from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMConfig, LLMResource
     from autopilot_pipeline.defs.alerting.resources import SlackResource
     from autopilot_pipeline.defs.resources import PostgresResource
 
@@ -442,7 +444,7 @@ def _materialize_insights(url: str, llm: dict) -> dg.ExecuteInProcessResult:
         resources={
             "postgres": PostgresResource(database_url=url),
             "aiops": AiopsResource(),
-            "llm": LLMResource(**llm),
+            "llm": LLMResource(settings=LLMConfig(**llm)),
             "slack": SlackResource(),
         },
         partition_key=runner.hour_key(END - timedelta(hours=1)),

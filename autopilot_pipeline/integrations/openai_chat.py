@@ -8,8 +8,9 @@ Any OpenAI-compatible server works (``OPENAI_BASE_URL``); the model is ``AUTOPIL
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 __all__ = ["API_KEY_ENV", "BASE_URL_ENV", "DEFAULT_MODEL", "MODEL_ENV", "LLMSettings", "ask"]
 
@@ -19,16 +20,23 @@ BASE_URL_ENV = "OPENAI_BASE_URL"
 MODEL_ENV = "AUTOPILOT_OPENAI_MODEL"
 
 
-@dataclass(frozen=True)
-class LLMSettings:
+class LLMSettings(BaseModel):
     """Where and how to ask. ``api_key`` None disables the narrative."""
 
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+
     api_key: str | None = None
+    """The OpenAI (or compatible) key; none: deterministic insights only."""
     base_url: str | None = None
+    """An OpenAI-compatible server (none: OpenAI's)."""
     model: str = DEFAULT_MODEL
+    """The chat model."""
     timeout_s: float = 30.0
+    """Per request; the client retries once (429, 5xx, timeouts, connection errors)."""
     max_tokens: int = 400
+    """Length of the narrative at most (a quiet day needs about 150)."""
     temperature: float = 0.2
+    """Low: the narrative restates the computed facts, it does not invent."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> LLMSettings:

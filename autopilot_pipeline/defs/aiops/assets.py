@@ -298,7 +298,7 @@ def insights(
             conn,
             as_of,
             settings,
-            llm.settings(),
+            llm.settings,
             anomalies=found,
             trends=trend_rows,
             predictions=preds,

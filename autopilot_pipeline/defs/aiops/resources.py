@@ -8,7 +8,6 @@ from autopilot_pipeline.defs.alerting.resources import optional_env
 from autopilot_pipeline.integrations.openai_chat import (
     API_KEY_ENV,
     BASE_URL_ENV,
-    DEFAULT_MODEL,
     MODEL_ENV,
     LLMSettings,
 )
@@ -24,23 +23,24 @@ class AiopsResource(dg.ConfigurableResource):
     settings: AiopsConfig = AiopsConfig()
 
 
+class LLMConfig(dg.Config, LLMSettings):
+    """:class:`LLMSettings` as Dagster config; the key, server and model come from ``dg.EnvVar``."""
+
+
 class LLMResource(dg.ConfigurableResource):
     """An OpenAI-compatible chat endpoint for the insights narrative; no ``api_key``: no narrative."""
 
-    api_key: str | None = None
-    base_url: str | None = None
-    model: str | None = None
-    timeout_seconds: float = 30.0
-    max_tokens: int = 400
+    settings: LLMConfig = LLMConfig()
 
-    def settings(self) -> LLMSettings:
-        return LLMSettings(
-            api_key=self.api_key or None,
-            base_url=self.base_url or None,
-            model=self.model or DEFAULT_MODEL,
-            timeout_s=self.timeout_seconds,
-            max_tokens=self.max_tokens,
-        )
+
+def llm_from_env() -> LLMConfig:
+    """The optional LLM, bound through ``dg.EnvVar`` for what is set (the key is never a plain value)."""
+    bound = {
+        field: env
+        for field, name in (("api_key", API_KEY_ENV), ("base_url", BASE_URL_ENV), ("model", MODEL_ENV))
+        if (env := optional_env(name)) is not None
+    }
+    return LLMConfig(**bound)
 
 
 @dg.definitions
@@ -48,10 +48,6 @@ def resources() -> dg.Definitions:
     return dg.Definitions(
         resources={
             "aiops": AiopsResource(),
-            "llm": LLMResource(
-                api_key=optional_env(API_KEY_ENV),
-                base_url=optional_env(BASE_URL_ENV),
-                model=optional_env(MODEL_ENV),
-            ),
+            "llm": LLMResource(settings=llm_from_env()),
         }
     )
