@@ -10,7 +10,6 @@ optimize_system (``{"totalOptimizations", "optimizations": [...], "estimatedImpa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,23 +44,23 @@ class TaskResult:
 # ------------------------------------------------------------------------------------------------- fresh
 
 
-def _detect(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+def _detect(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
     scores = pipeline.run_anomalies(conn, as_of, write=save).scores
     return TaskResult("detect_anomalies", as_of, seed_anomalies(scores))
 
 
-def _predict(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+def _predict(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
     return TaskResult(
         "predict_failures", as_of, pipeline.run_predictions(conn, as_of, write=save).predictions
     )
 
 
-def _trends(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+def _trends(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
     trends = pipeline.run_trends(conn, as_of, write=save).trends
     return TaskResult("analyze_trends", as_of, pipeline.trend_dicts(trends))
 
 
-def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+def _insights(conn: psycopg.Connection, as_of: datetime, save: bool, llm: LLMSettings) -> TaskResult:
     anomalies = pipeline.run_anomalies(conn, as_of, write=save)
     trends = pipeline.run_trends(conn, as_of, write=save)
     predictions = pipeline.run_predictions(conn, as_of, write=save)
@@ -69,7 +68,7 @@ def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResu
     run = pipeline.run_insights(
         conn,
         as_of,
-        llm=LLMSettings.from_env(os.environ),
+        llm=llm,
         anomalies=anomalies.anomalies,
         trends=trends.trends,
         predictions=predictions.predictions,
@@ -79,7 +78,7 @@ def _insights(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResu
     return TaskResult("generate_insights", as_of, run.insights, run.llm)
 
 
-def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResult:
+def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
     predictions = pipeline.run_predictions(conn, as_of, write=save)
     return TaskResult(
         "optimize_system",
@@ -88,7 +87,7 @@ def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool) -> TaskResu
     )
 
 
-_COMPUTE: dict[str, Callable[[psycopg.Connection, datetime, bool], TaskResult]] = {
+_COMPUTE: dict[str, Callable[[psycopg.Connection, datetime, bool, LLMSettings], TaskResult]] = {
     "detect_anomalies": _detect,
     "predict_failures": _predict,
     "analyze_trends": _trends,
@@ -97,9 +96,11 @@ _COMPUTE: dict[str, Callable[[psycopg.Connection, datetime, bool], TaskResult]] 
 }
 
 
-def compute(conn: psycopg.Connection, task: str, as_of: datetime, save: bool = False) -> TaskResult:
+def compute(
+    conn: psycopg.Connection, task: str, as_of: datetime, save: bool = False, llm: LLMSettings | None = None
+) -> TaskResult:
     """Run ``task`` at analysis time ``as_of`` as the assets do; with ``save``, replace its stored rows."""
-    return _COMPUTE[task](conn, as_of, save)
+    return _COMPUTE[task](conn, as_of, save, llm or LLMSettings())
 
 
 # ------------------------------------------------------------------------------------------------ stored

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from datetime import datetime
 from typing import Any
 
 import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.postgres import migrate, server
 from autopilot_pipeline.tasks import TASKS
 
@@ -153,7 +155,7 @@ def _analyze(args: argparse.Namespace) -> int:
                 )
             as_of = resolve_as_of(conn, requested)
             try:
-                answer = compute(conn, args.task, as_of, args.save)
+                answer = compute(conn, args.task, as_of, args.save, LLMSettings.from_env(os.environ))
             except psycopg.Error as exc:
                 raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
     finally:

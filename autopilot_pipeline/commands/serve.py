@@ -18,6 +18,7 @@ from types import FrameType
 from autopilot_pipeline import settings
 from autopilot_pipeline.commands._ports import check_port_free
 from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.postgres import server, urls
 
 DEFAULT_PORT = 8000
@@ -81,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
         db = server.resolve()
         url = db.url
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-    app = create_app(ServiceConfig(database_url=url, secret=secret, cache_seconds=args.cache_seconds))
+    llm = LLMSettings.from_env(os.environ)  # read once, at start
+    app = create_app(
+        ServiceConfig(database_url=url, secret=secret, cache_seconds=args.cache_seconds, llm=llm)
+    )
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(
         f"autopilot serve: http://{shown}:{args.port}/functions/v1/metrics-exporter and "

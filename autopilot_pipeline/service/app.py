@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -34,6 +34,7 @@ from starlette.routing import Route
 from autopilot_pipeline import tasks
 from autopilot_pipeline.aiops.insights import json_safe
 from autopilot_pipeline.aiops.pipeline import resolve_as_of
+from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.postgres import migrate
 from autopilot_pipeline.service import auth
 from autopilot_pipeline.service.exposition import Exposition
@@ -52,6 +53,7 @@ class ServiceConfig:
     secret: str | None = None
     cache_seconds: float = 2.0  # how long an exposition or a stored answer is reused
     pool_size: int = 4
+    llm: LLMSettings = field(default_factory=LLMSettings)  # the narrative of a fresh generate_insights
 
 
 class BadRequest(Exception):
@@ -179,7 +181,9 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
     def _analyze(task: str, fresh: bool) -> bytes:
         def work(conn: psycopg.Connection) -> bytes:
             if fresh:
-                return _answer_body(tasks.compute(conn, task, resolve_as_of(conn)), fresh=True)
+                return _answer_body(
+                    tasks.compute(conn, task, resolve_as_of(conn), llm=config.llm), fresh=True
+                )
             as_of = tasks.latest_times(conn)[task]
             if as_of is None:
                 raise NotReady(
