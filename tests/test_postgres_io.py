@@ -116,8 +116,17 @@ def test_bulk_reads_see_committed_rows_only(filled: psycopg.Connection) -> None:
         assert sources.read_health_window(writer, T0, T0 + timedelta(hours=1)).height == 6
 
 
-def test_same_database_carries_the_password(pg_url: str) -> None:
-    with psycopg.connect(pg_url, password="s3cret") as conn:
-        conninfo = io.same_database(conn)
+def test_same_database_carries_the_password(conn: psycopg.Connection) -> None:
+    # a role of its own: the test server checks passwords (scram-sha-256)
+    role = f"io_{uuid.uuid4().hex[:8]}"
+    conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD 's3cret'")  # test-only, generated name
+    try:
+        info = conn.info
+        with psycopg.connect(
+            host=info.host, port=info.port, dbname=info.dbname, user=role, password="s3cret"
+        ) as own:
+            conninfo = io.same_database(own)
+    finally:
+        conn.execute(f"DROP ROLE {role}")
     assert "password=s3cret" in conninfo
     assert "dbname=" in conninfo
