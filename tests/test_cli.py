@@ -50,9 +50,11 @@ def test_demo_end_to_end_on_a_fresh_embedded_postgres(capsys, monkeypatch, tmp_p
     assert "Health by component" in out and "Overall health score" in out
     assert "✗" not in out
     # the embedded server the demo started is stopped again; its data stays for `autopilot dev`
-    port = (tmp_path / "state" / "postgres" / "postgres.port").read_text()
-    with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/autopilot", connect_timeout=2)
+    from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
+
+    embedded = EmbeddedPostgres(tmp_path / "state" / "postgres")  # its URL carries the password
+    with pytest.raises(psycopg.OperationalError, match="Connection refused"):
+        psycopg.connect(embedded.url("autopilot"), connect_timeout=2)
     assert (tmp_path / "state" / "dagster_home" / "dagster.yaml").exists()
 
 

@@ -18,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _migrate(args: argparse.Namespace) -> int:
     db = server.resolve()
-    done = migrate.migrate(db.url)
+    try:
+        done = migrate.migrate(db.url)
+    finally:
+        server.release(db)  # an embedded server this command started stops again
     where = urls.display(db.url)
     print(
         f"applied {len(done)} migration(s) to {where}: {', '.join(done)}"
@@ -30,8 +33,11 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     db = server.resolve()
-    with server.connect(db.url) as conn:
-        done = migrate.applied(conn)
+    try:
+        with server.connect(db.url) as conn:
+            done = migrate.applied(conn)
+    finally:
+        server.release(db)
     for m in migrate.available():
         print(f"{'applied' if m.version in done else 'pending'}  {m.version}")
     return 0
