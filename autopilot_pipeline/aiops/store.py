@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from autopilot_pipeline.aiops.detection import SCORE_SCHEMA
 from autopilot_pipeline.aiops.insights import json_safe
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame, serialize_writes
 
 __all__ = [
     "BUILTIN_SERIES",
@@ -385,6 +385,7 @@ def write_scores(
         metadata.alias("metadata"),
     )
     with conn.transaction():
+        serialize_writes(conn, "analytics.anomalies")
         conn.execute(
             "DELETE FROM analytics.anomalies WHERE bucket_start >= %s AND bucket_start < %s", (start, end)
         )
@@ -404,6 +405,7 @@ def write_trends(conn: psycopg.Connection, trends: pl.DataFrame, analyzed_at: da
         pl.col("window_hours").cast(pl.Int32), pl.col("data_points").cast(pl.Int32)
     )
     with conn.transaction():
+        serialize_writes(conn, "analytics.trends")
         conn.execute("DELETE FROM analytics.trends WHERE analyzed_at = %s", (analyzed_at,))
         return copy_frame(conn, "analytics.trends", rows)
 
@@ -437,6 +439,7 @@ def write_predictions(
         for p in predictions
     ]
     with conn.transaction():
+        serialize_writes(conn, "analytics.failure_predictions")
         conn.execute("DELETE FROM analytics.failure_predictions WHERE predicted_at = %s", (predicted_at,))
         with conn.cursor() as cur:
             cur.executemany(
@@ -452,6 +455,7 @@ def write_predictions(
 def write_insights(conn: psycopg.Connection, record: Mapping[str, Any]) -> None:
     """Replace the insights row of ``record['generated_at']``."""
     with conn.transaction():
+        serialize_writes(conn, "analytics.insights")
         conn.execute("DELETE FROM analytics.insights WHERE generated_at = %s", (record["generated_at"],))
         conn.execute(
             "INSERT INTO analytics.insights (generated_at, window_start, window_end, health, summary, insights, "

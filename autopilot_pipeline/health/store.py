@@ -16,7 +16,7 @@ from psycopg import sql
 from autopilot_pipeline.health.releases import DEPLOYMENT_SCHEMA, MIGRATION_SCHEMA
 from autopilot_pipeline.health.samples import SAMPLE_SCHEMA
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE, HEALTH_SCHEMA
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_bulk, read_frame
+from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_bulk, read_frame, serialize_writes
 
 
 def read_health_window(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
@@ -79,7 +79,9 @@ def write_quarantine(
     start: datetime,
     end: datetime,
 ) -> None:
-    """Replace the window's quarantined rows of ``source_table`` (one transaction with the caller's)."""
+    """Replace the window's quarantined rows of ``source_table`` (one transaction with the caller's; a
+    concurrent run of the same source waits, see :func:`serialize_writes`)."""
+    serialize_writes(conn, f"analytics.quarantine:{source_table}")
     conn.execute(
         "DELETE FROM analytics.quarantine WHERE source_table = %s AND partition_start >= %s AND partition_start < %s",
         (source_table, start, end),

@@ -125,6 +125,17 @@ def copy_frame(conn: psycopg.Connection, table: str, frame: pl.DataFrame) -> int
     return frame.height
 
 
+def serialize_writes(conn: psycopg.Connection, key: str) -> None:
+    """Wait until no other transaction writes ``key`` (a table, or a table and a part of it), then hold it
+    until this transaction ends.
+
+    Two runs of one partition at once otherwise both delete the old rows and both insert: a keyed table fails
+    the second with a unique violation, an unkeyed one keeps both copies. With the lock the second run waits,
+    then deletes what the first wrote and writes its own. Call it inside the write's transaction.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"autopilot.write:{key}",))
+
+
 def replace_window(
     conn: psycopg.Connection,
     table: str,
@@ -136,6 +147,7 @@ def replace_window(
     """Replace the rows of ``[start, end)`` with ``frame`` in one transaction (idempotent rewrite)."""
     schema_name, table_name = table.split(".", 1)
     with conn.transaction():
+        serialize_writes(conn, table)
         conn.execute(
             sql.SQL("DELETE FROM {table} WHERE {col} >= %s AND {col} < %s").format(
                 table=sql.Identifier(schema_name, table_name), col=sql.Identifier(time_column)

@@ -12,7 +12,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.postgres.io import copy_frame, read_frame
+from autopilot_pipeline.postgres.io import copy_frame, read_frame, serialize_writes
 from autopilot_pipeline.profiling.indexes import (
     ExistingIndex,
     IndexCandidate,
@@ -341,6 +341,7 @@ def _slow_frame(combined: pl.DataFrame, analysis: pl.DataFrame, analyzed_at: dat
 def write_slow_queries(conn: psycopg.Connection, analysis: SlowQueryAnalysis) -> int:
     """Replace ``automation.slow_queries`` with this analysis (one transaction)."""
     with conn.transaction():
+        serialize_writes(conn, "automation.slow_queries")
         conn.execute("DELETE FROM automation.slow_queries")
         return copy_frame(conn, "automation.slow_queries", analysis.frame)
 

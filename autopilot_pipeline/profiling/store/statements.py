@@ -11,7 +11,7 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame, serialize_writes
 from autopilot_pipeline.profiling.parsing import ParsedQuery, fingerprint_queries
 from autopilot_pipeline.profiling.settings import SYSTEM_SCHEMAS, ProfilingSettings
 from autopilot_pipeline.profiling.statements import (
@@ -378,6 +378,7 @@ _STATS_COLUMNS = (
 def write_query_stats(conn: psycopg.Connection, result: QueryStatsResult, retention_days: int = 90) -> int:
     """Store the run's statistics (replacing a run with the same window end) and remember fingerprints."""
     with conn.transaction():
+        serialize_writes(conn, "automation.query_stats")
         return _write_query_stats(conn, result, retention_days)
 
 
