@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from autopilot_pipeline.aiops import detector  # noqa: E402
 from autopilot_pipeline.core import anomaly, forecast, trends  # noqa: E402
 
 # ------------------------------------------------------------------------------------ labelled corpus
@@ -430,7 +431,7 @@ def run_speed(n_series: int, days: int, workers: int = 1) -> dict[str, float]:
         return out
 
     frame = stage("generate", lambda: synthetic_minutes(n_series, days))
-    found = stage("anomaly", lambda: anomaly.detect_anomalies(frame))
+    found = stage("anomaly", lambda: detector.detect_anomalies(frame))  # the pipeline's detector
     hourly = stage(
         "hourly_aggregate",
         lambda: (
