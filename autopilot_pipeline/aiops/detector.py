@@ -139,8 +139,9 @@ def score_batch(
         grid = np.broadcast_to(np.arange(t_len, dtype=np.int64)[:, None], (t_len, n_ser))
     n0 = max(int(cfg.min_history), 3)
     res = forecast_residuals(x, np.asarray(grid), np.asarray(lengths), n0, cfg.period)
+    stats, unit = statistics(res.resid, res.slow_resid, res.floor, res.scale, x)
     cal = calibrate(
-        statistics(res.resid, res.slow_resid, res.floor, res.scale, x),
+        stats,
         res.floor,
         n0,
         _SIDES[cfg.direction],
@@ -148,6 +149,7 @@ def score_batch(
         values=x,
         seasonal=res.seasonal,
         alpha=cfg.alpha,
+        unit=unit,
     )
     p = np.where(np.isnan(x), 1.0, cal.p)
     p[:n0] = 1.0

@@ -95,8 +95,9 @@ def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
 
 def statistics(
     resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray, values: np.ndarray
-) -> list[np.ndarray]:
-    """The four statistics of :data:`STATS`, each (time x series).
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The four statistics of :data:`STATS`, each (time x series), and the unit of the first two (the
+    residual's running scale), for :func:`calibrate`.
 
     The spread is that of the series itself, not of a forecast's errors (a better forecast is not a
     flatline): the mean absolute step between consecutive values, each clipped at twice the forecaster's
@@ -105,7 +106,16 @@ def statistics(
     step[1:] = np.abs(np.diff(values, axis=0))
     step = np.where(np.isnan(values), np.nan, np.nan_to_num(step))
     spread = np.log(_rolling_mean(np.minimum(step, 2 * scale), STATS[3].window) + floor)
-    return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
+    # The level tests read the residual in units of the forecaster's running scale (known before the
+    # point): quiet nights and busy days, or a forecast still settling, then share one distribution.
+    # The scale may not drop below half its own running mean: a quiet stretch does not make the next
+    # ordinary burst look enormous.
+    sc = np.nan_to_num(scale)
+    seen = np.cumsum(~np.isnan(scale), axis=0)
+    long_run = np.cumsum(sc, axis=0) / np.maximum(seen, 1)
+    unit = np.maximum(np.maximum(scale, 0.5 * long_run), floor)
+    z = resid / unit
+    return [z, _rolling_mean(z, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread], unit
 
 
 def _oriented(srt: np.ndarray, n: np.ndarray, side: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -295,6 +305,7 @@ def calibrate(
     values: np.ndarray | None = None,
     seasonal: np.ndarray | None = None,
     alpha: float = ALPHA,
+    unit: np.ndarray | None = None,
 ) -> Calibrated:
     """Combined p-values and alarm episodes from the statistics (time x series each).
 
@@ -302,7 +313,8 @@ def calibrate(
     (time x series) is the smallest meaningful residual, used as the smallest tail scale; ``regime``
     (time x series) the row where the current forecasting regime (season) began: older residuals come
     from other models and leave the memory. ``values`` (time x series), when given, enables the memory
-    of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`."""
+    of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`.
+    ``unit`` (time x series) is the scale the point and short statistics are expressed in."""
     t_len, n_ser = stats[0].shape
     m = len(sides)
     p_out = np.ones((t_len, n_ser))
@@ -313,7 +325,8 @@ def calibrate(
     last = np.full(n_ser, -(10**9))
     # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
     # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
-    floors = [floor / 5, floor / 5, floor / 5, np.full_like(floor, 0.02)]
+    unit = np.ones_like(floor) if unit is None else unit
+    floors = [floor / 5 / unit, floor / 5 / unit, floor / 5, np.full_like(floor, 0.02)]
     cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
     for a, b in _blocks(n0, t_len, cuts):
         side_p = []
