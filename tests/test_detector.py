@@ -274,8 +274,8 @@ def test_point_p_values_are_calibrated_on_iid_noise(noise: str) -> None:
         "student3": rng.standard_t(3, (N, n_ser)),
     }[noise]
     res = forecast_residuals(x, np.broadcast_to(IDX[:, None], x.shape), np.full(n_ser, N), 30, period=0)
-    stats = detector_calib.statistics(res.resid, res.slow_resid, res.floor, res.scale, x)
-    p = detector_calib.calibrate(stats, res.floor, 30, [(0, 1)], res.regime).p[1000:]
+    stats, unit = detector_calib.statistics(res.resid, res.slow_resid, res.floor, res.scale, x)
+    p = detector_calib.calibrate(stats, res.floor, 30, [(0, 1)], res.regime, unit=unit).p[1000:]
     for a, lo, hi in ((0.1, 0.08, 0.12), (0.01, 0.006, 0.014), (0.001, 0.0002, 0.002)):
         assert lo <= np.mean(p < a) <= hi, (a, np.mean(p < a))
 

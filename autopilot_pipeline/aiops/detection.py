@@ -170,8 +170,11 @@ def score_window(
     )
     # An episode starts at its first alarm that survives the gate (a gated blip must not swallow the outage
     # that follows it).
-    out = out.sort("component", "metric", "bucket_start").with_columns(
-        episode_starts(pl.col("alarm") & ~pl.col("_gated"), over=["component", "metric"]).alias("is_anomaly")
+    out = out.sort("component", "metric", "bucket_start")
+    sid = out.select(pl.struct("component", "metric").rank("dense")).to_series().to_numpy()
+    live = (out["alarm"] & ~out["_gated"]).to_numpy()
+    out = out.with_columns(
+        pl.Series("is_anomaly", episode_starts(sid, live, out["anomaly_score"].fill_null(0.0).to_numpy()))
     )
     # Only an episode's first alarm is an anomaly: the rest of the episode (and every gated point) keeps
     # its reason but no severity, and a confidence below the 0.5 decision point.

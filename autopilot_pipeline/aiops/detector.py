@@ -14,7 +14,8 @@ Two halves, each its own module:
 ``anomaly_score`` = 1 - p, with p the combined p-value (full precision; 1 - p rounds to 1.0 below p ~ 1e-16).
 ``is_anomaly`` marks the first point of each alarm episode, an alarm being p < :data:`ALPHA` (one fixed
 threshold for every series; no per-series parameter). After an alarm, alarms less than :data:`QUIET`
-points apart belong to the same episode: in that refractory period a point's score is held just below
+points apart belong to the same episode unless the series was calm for a while in between: in that
+refractory period a point's score is held just below
 the threshold, so ``anomaly_score >= THRESHOLD`` is exactly ``is_anomaly`` (its p-value still shows in
 ``robust_z``). ``robust_z`` is the normal quantile with the same two-sided tail probability, signed by the
 side that alarmed: a readable "how many sigmas".
@@ -34,7 +35,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from autopilot_pipeline.aiops.detector_calib import ALPHA, QUIET, STATS, calibrate, onsets, statistics
+from autopilot_pipeline.aiops.detector_calib import ALPHA, CALM_P, QUIET, STATS, calibrate, onsets, statistics
 from autopilot_pipeline.aiops.detector_engine import forecast_residuals
 from autopilot_pipeline.aiops.metric_kinds import (
     DEFAULT_DIRECTION,
@@ -138,8 +139,9 @@ def score_batch(
         grid = np.broadcast_to(np.arange(t_len, dtype=np.int64)[:, None], (t_len, n_ser))
     n0 = max(int(cfg.min_history), 3)
     res = forecast_residuals(x, np.asarray(grid), np.asarray(lengths), n0, cfg.period)
+    stats, unit = statistics(res.resid, res.slow_resid, res.floor, res.scale, x)
     cal = calibrate(
-        statistics(res.resid, res.slow_resid, res.floor, res.scale, x),
+        stats,
         res.floor,
         n0,
         _SIDES[cfg.direction],
@@ -147,6 +149,7 @@ def score_batch(
         values=x,
         seasonal=res.seasonal,
         alpha=cfg.alpha,
+        unit=unit,
     )
     p = np.where(np.isnan(x), 1.0, cal.p)
     p[:n0] = 1.0
@@ -259,12 +262,18 @@ _SCHEMA = {
 }
 
 
-def episode_starts(alarm: pl.Expr, *, over: list[str], order: str = "bucket_start") -> pl.Expr:
-    """Polars expression: the first alarm of each episode (an alarm more than :data:`QUIET` rows after the
-    previous alarm of the same series), for a frame sorted by ``over`` then ``order``."""
-    row = pl.int_range(pl.len()).over(over)
-    prev = pl.when(alarm).then(row).otherwise(None).forward_fill().shift(1).over(over)
-    return alarm & (prev.is_null() | (row - prev > QUIET))
+def episode_starts(series_id: np.ndarray, alarm: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """First alarms of episodes for long rows sorted by series then time (``series_id`` one integer per
+    series): the rule of :func:`.detector_calib.onsets`, calm meaning ``score`` below 1 - CALM_P."""
+    out = np.zeros(alarm.size, dtype=bool)
+    if alarm.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, series_id[1:] != series_id[:-1]])
+    ends = np.r_[starts[1:], alarm.size]
+    for a, b in zip(starts, ends, strict=True):
+        flags, _ = onsets(alarm[a:b, None], (score[a:b] < 1 - CALM_P)[:, None])
+        out[a:b] = flags[:, 0]
+    return out
 
 
 def detect_anomalies(
@@ -408,7 +417,9 @@ def _score_metric(
         ratio_hit = np.zeros(vals.size, dtype=bool)
     alarm_m = res.alarm.copy()
     alarm_m[pi, ci] |= ratio_hit
-    start, _ = onsets(alarm_m)
+    calm_m = res.p > CALM_P
+    calm_m[pi, ci] &= ~ratio_hit
+    start, _ = onsets(alarm_m, calm_m)
     flag = res.alarm[pi, ci]
     is_anom = start[pi, ci]
     keep = slice(None) if keep_all else np.flatnonzero(is_anom)

@@ -37,14 +37,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALPHA", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "onsets", "statistics"]
+__all__ = ["ALPHA", "CALM_P", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "onsets", "statistics"]
 
 ALPHA = 1e-4
 """The shipped threshold on the combined p-value. Chosen from the false-alarm budget, not from labels: at
 most one alarm episode per 2,000 normal points needs a per-point rate below 5e-4; 1e-4 leaves a factor of
 five for imperfect calibration (window statistics are correlated, tails are extrapolated)."""
 QUIET = 64
-"""Alarms closer than this many points belong to one episode (the longest statistic window)."""
+"""Alarms closer than this many points belong to one episode (the longest statistic window) ..."""
+CALM_P, CALM_RUN = 0.01, 8
+"""... unless the series was calm (p above 1 %) for 8 points (half the spread window) in between."""
 RECUR = 3
 """Independent past occurrences that make an extreme value recurring (normal) rather than novel."""
 TAIL_FRAC, K_MIN, K_MAX = 0.05, 8, 200  # exceedances used for the tail: 5 % of the memory, 8 to 200
@@ -95,8 +97,9 @@ def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
 
 def statistics(
     resid: np.ndarray, slow_resid: np.ndarray, floor: np.ndarray, scale: np.ndarray, values: np.ndarray
-) -> list[np.ndarray]:
-    """The four statistics of :data:`STATS`, each (time x series).
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """The four statistics of :data:`STATS`, each (time x series), and the unit of the first two (the
+    residual's running scale), for :func:`calibrate`.
 
     The spread is that of the series itself, not of a forecast's errors (a better forecast is not a
     flatline): the mean absolute step between consecutive values, each clipped at twice the forecaster's
@@ -105,7 +108,16 @@ def statistics(
     step[1:] = np.abs(np.diff(values, axis=0))
     step = np.where(np.isnan(values), np.nan, np.nan_to_num(step))
     spread = np.log(_rolling_mean(np.minimum(step, 2 * scale), STATS[3].window) + floor)
-    return [resid, _rolling_mean(resid, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread]
+    # The level tests read the residual in units of the forecaster's running scale (known before the
+    # point): quiet nights and busy days, or a forecast still settling, then share one distribution.
+    # The scale may not drop below half its own running mean: a quiet stretch does not make the next
+    # ordinary burst look enormous.
+    sc = np.nan_to_num(scale)
+    seen = np.cumsum(~np.isnan(scale), axis=0)
+    long_run = np.cumsum(sc, axis=0) / np.maximum(seen, 1)
+    unit = np.maximum(np.maximum(scale, 0.5 * long_run), floor)
+    z = resid / unit
+    return [z, _rolling_mean(z, STATS[1].window), _rolling_mean(slow_resid, STATS[2].window), spread], unit
 
 
 def _oriented(srt: np.ndarray, n: np.ndarray, side: int, depth: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,17 +269,25 @@ def _occupied(values: np.ndarray, alarm: np.ndarray, floor: np.ndarray, a: int, 
     return out
 
 
-def onsets(alarm: np.ndarray, last: np.ndarray | None = None, row0: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """First alarms of episodes in ``alarm`` (time x series): an alarm more than :data:`QUIET` rows after
-    the previous one. ``last`` carries each series' previous alarm row (at ``row0`` and later rows)."""
+def onsets(
+    alarm: np.ndarray, calm: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None, row0: int = 0
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """First alarms of episodes in ``alarm`` (time x series). An alarm starts a new episode when the
+    previous one is more than :data:`QUIET` rows back, or when the series has been calm (``calm``: p above
+    :data:`CALM_P`) for :data:`CALM_RUN` rows since: a new incident hours after the last one is news, a
+    statistic still settling after it is not. ``state`` carries (previous alarm row, calm run) per series
+    across calls (rows numbered from ``row0``)."""
     t_len, n_ser = alarm.shape
-    prev = np.full(n_ser, -(10**9)) if last is None else last.copy()
+    prev, run = (np.full(n_ser, -(10**9)), np.zeros(n_ser, dtype=np.int64)) if state is None else state
+    prev, run = prev.copy(), run.copy()
     out = np.zeros(alarm.shape, dtype=bool)
-    for t in np.flatnonzero(alarm.any(axis=1)):
+    for t in range(t_len):
         hit = alarm[t]
-        out[t] = hit & (row0 + t - prev > QUIET)
-        prev = np.where(hit, row0 + t, prev)
-    return out, prev
+        if hit.any():
+            out[t] = hit & ((row0 + t - prev > QUIET) | (run >= CALM_RUN))
+            prev = np.where(hit, row0 + t, prev)
+        run = np.where(calm[t] & ~hit, run + 1, 0)
+    return out, (prev, run)
 
 
 def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
@@ -295,6 +315,7 @@ def calibrate(
     values: np.ndarray | None = None,
     seasonal: np.ndarray | None = None,
     alpha: float = ALPHA,
+    unit: np.ndarray | None = None,
 ) -> Calibrated:
     """Combined p-values and alarm episodes from the statistics (time x series each).
 
@@ -302,7 +323,8 @@ def calibrate(
     (time x series) is the smallest meaningful residual, used as the smallest tail scale; ``regime``
     (time x series) the row where the current forecasting regime (season) began: older residuals come
     from other models and leave the memory. ``values`` (time x series), when given, enables the memory
-    of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`."""
+    of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`.
+    ``unit`` (time x series) is the scale the point and short statistics are expressed in."""
     t_len, n_ser = stats[0].shape
     m = len(sides)
     p_out = np.ones((t_len, n_ser))
@@ -310,10 +332,11 @@ def calibrate(
     excluded = [np.zeros((t_len, n_ser), dtype=bool) for _ in STATS]
     alarm = np.zeros((t_len, n_ser), dtype=bool)
     onset = np.zeros((t_len, n_ser), dtype=bool)
-    last = np.full(n_ser, -(10**9))
+    state = None
     # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
     # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
-    floors = [floor / 5, floor / 5, floor / 5, np.full_like(floor, 0.02)]
+    unit = np.ones_like(floor) if unit is None else unit
+    floors = [floor / 5 / unit, floor / 5 / unit, floor / 5, np.full_like(floor, 0.02)]
     cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
     for a, b in _blocks(n0, t_len, cuts):
         side_p = []
@@ -349,7 +372,7 @@ def calibrate(
                 excluded[i][a:b] = (m * ps[own].min(axis=0) < alpha).T
         al = (p_comb < alpha).T
         alarm[a:b] = al
-        onset[a:b], last = onsets(al, last, a)
+        onset[a:b], state = onsets(al, (p_comb > CALM_P).T, state, a)
     idx = np.array([s for s, _ in sides])[which]
     sgn = np.array([d for _, d in sides])[which]
     return Calibrated(p_out, idx, sgn, alarm, onset)

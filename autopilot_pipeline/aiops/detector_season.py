@@ -24,8 +24,9 @@ def _periodicity(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     detector), which peaks exactly at the period even with only 2-3 cycles in view, unlike the plain
     autocorrelation. Values are clipped to median +- 4 MAD and linearly detrended; r must first drop below
     zero within half the candidate period (a persistent, random-walk-like series is not seasonal); the
-    best peak must reach 0.25; the first local peak within 90 % of the best wins (P, not 2P); at least
-    2.5 cycles must be in view.
+    best peak must reach 0.25; the first local peak within 90 % of the best wins (P, not 2P), unless a
+    multiple of it (up to 7P: a week of days) leaves at most 70 % of P's unexplained variance; at least
+    2.5 cycles of the chosen season must be in view.
     """
     n, s = y.shape
     per = np.zeros(s, dtype=np.int64)
@@ -84,6 +85,14 @@ def _periodicity(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             inside.sum(axis=1), 1
         )
         chosen = int(near[int(np.argmax(score))])
+        # A longer season made of whole shorter ones (a week of days) wins when it explains clearly more:
+        # its unexplained share 1 - r at most 70 % of the short season's (weekends differ from weekdays).
+        longer = [m * chosen for m in range(2, 8) if m * chosen <= max_lag]
+        if longer:
+            spots = [int(np.argmax(r[int(L * 0.98) : int(L * 1.02) + 2, j])) + int(L * 0.98) for L in longer]
+            best_long = max(spots, key=lambda L: r[L, j])
+            if 1 - r[best_long, j] <= 0.7 * (1 - r[chosen, j]):
+                chosen = best_long
         out_p[j], out_s[j] = chosen, r[chosen, j]
     per[np.flatnonzero(ok)] = out_p
     strength[np.flatnonzero(ok)] = out_s
