@@ -151,3 +151,11 @@ def test_best_threshold_is_shared_by_the_corpus_and_finds_the_separating_one():
     t, best = best_threshold(curves, STD)
     assert 0.8 < t <= 0.9  # catches the window at its start, above both false alarms
     assert best == pytest.approx(100.0)
+
+
+def test_the_shipped_threshold_is_always_swept() -> None:
+    """The best threshold is searched among quantiles of the scores plus the detector's own, so "best" can
+    never report less than "own" just because the quantile grid stepped over the shipped value."""
+    scores = np.random.default_rng(3).uniform(0.0, 1.0, 5000)
+    grid = threshold_grid(scores, extra=(0.9999,))
+    assert 0.9999 in grid and grid[-1] > scores.max()

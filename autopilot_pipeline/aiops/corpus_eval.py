@@ -198,10 +198,13 @@ def evaluate_corpus(
     detector: Detector,
     threshold: float | None = None,
     progress: Callable[[str], None] | None = None,
+    own_threshold: float | None = None,
 ) -> dict:
     """Score every series and summarise: overall, per behaviour, per incident kind, per series (a JSON-able dict).
 
     ``threshold``: alarms are ``score >= threshold`` instead of the detector's own ``is_anomaly``.
+    ``own_threshold``: the detector's shipped threshold, always among the swept ones, so the best threshold
+    never scores below the detector's own.
     """
     scored: list[_Scored] = []
     for s in corpus:
@@ -215,7 +218,7 @@ def evaluate_corpus(
             progress(s.name)
     if not scored:
         raise AutopilotError("the corpus has no series")
-    extra = [threshold] if threshold is not None else []
+    extra = [t for t in (threshold, own_threshold) if t is not None]
     grid = threshold_grid(np.concatenate([it.scores for it in scored]), extra=extra)
     for it in scored:
         it.curve = sweep_curve(it.scores, it.series.windows, grid)

@@ -219,7 +219,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("scoring", total=len(series))
         report = corpus_eval.evaluate_corpus(
-            series, evaluated_detector, args.threshold, progress=lambda _name: bar.advance(task)
+            series,
+            evaluated_detector,
+            args.threshold,
+            progress=lambda _name: bar.advance(task),
+            own_threshold=THRESHOLD,
         )
     if args.json:
         print(json.dumps(report, indent=1))
