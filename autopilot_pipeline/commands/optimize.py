@@ -98,7 +98,9 @@ def _optimize(args: argparse.Namespace) -> int:
             try:
                 report = optimize_system(conn, settings)
                 actions = (
-                    remediate(conn, apply=args.apply, actor=_actor()) if args.apply or args.dry_run else None
+                    remediate(conn, apply=args.apply, actor=_actor(), settings=settings)
+                    if args.apply or args.dry_run
+                    else None
                 )
             except psycopg.Error as exc:
                 raise AutopilotError(f"optimize failed: {' '.join(str(exc).split())}") from exc

@@ -376,6 +376,7 @@ def remediation_audit(
             actor=f"dagster run {context.run_id}",
             lock_timeout_ms=profiling.settings.remediation_lock_timeout_ms,
             limit=profiling.settings.remediation_limit,
+            settings=profiling.settings,
         )
     frame = pl.DataFrame(
         [

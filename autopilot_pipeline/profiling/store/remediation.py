@@ -20,7 +20,11 @@ from autopilot_pipeline.profiling.indexes import (
     split_table,
     stable_hash,
 )
-from autopilot_pipeline.profiling.store.catalog import read_indexes
+from autopilot_pipeline.profiling.parsing import BadQuery, parse_query
+from autopilot_pipeline.profiling.settings import ProfilingSettings
+from autopilot_pipeline.profiling.store.catalog import explain, hypopg_schema, read_indexes, read_only
+from autopilot_pipeline.profiling.store.slow_queries import hypothetical_cost
+from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS
 
 # --------------------------------------------------------------------------------------------- remediation
 
@@ -111,8 +115,14 @@ def remediate(
     lock_timeout_ms: int = 5_000,
     statement_timeout_ms: int = 0,
     limit: int = 5,
+    settings: ProfilingSettings | None = None,
 ) -> list[dict[str, Any]]:
     """Auto-remediation: the open, high-priority, HypoPG-verified missing-index recommendations.
+
+    Only our own advice is built, whoever wrote the row: the statement is derived again from the structured
+    key (never ``action_sql``), the table and columns must exist in the catalog outside the system and pipeline
+    schemas, and the saving is verified again with HypoPG on the queries the index serves; a recommendation
+    failing any of these is skipped with the reason in the audit.
 
     ``apply=False`` (the default everywhere) only records what would be done. ``apply=True`` builds each
     index with CREATE INDEX CONCURRENTLY (autocommit, never in a transaction), one at a time, at most
@@ -132,8 +142,9 @@ def remediate(
             "ORDER BY (metadata ->> 'estimated_saved_ms')::float8 DESC NULLS LAST, recommendation_key LIMIT %s",
             (limit,),
         ).fetchall()
+        s = settings or ProfilingSettings()
         return [
-            _remediate_one(conn, row, apply, actor, lock_timeout_ms, statement_timeout_ms) for row in rows
+            _remediate_one(conn, row, apply, actor, lock_timeout_ms, statement_timeout_ms, s) for row in rows
         ]
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext('autopilot.remediate'))")
@@ -164,10 +175,19 @@ def _remediate_one(
     actor: str,
     lock_timeout_ms: int,
     statement_timeout_ms: int,
+    settings: ProfilingSettings,
 ) -> dict[str, Any]:
     rec_id, key, action_sql, _metadata = row
     candidate = candidate_from_key(key)
     mode = "apply" if apply else "dry_run"
+    refused = _catalog_problem(conn, candidate, settings) or _saving_problem(
+        conn, key, candidate, (_metadata or {}).get("fingerprints") or [], settings
+    )
+    if refused is not None:
+        audit_id = _audit(conn, rec_id, key, candidate.definition(), mode, actor)
+        details = {"reason": f"refused: {refused}"}
+        _finish(conn, audit_id, "skipped", None, details)
+        return {"key": key, "result": "skipped", **details}
     existing = covering_index(candidate, read_indexes(conn))
     if existing is not None:
         audit_id = _audit(conn, rec_id, key, action_sql, mode, actor)
@@ -204,3 +224,90 @@ def _remediate_one(
         return {"key": key, "result": "applied", "statement": statement, **details}
     _finish(conn, audit_id, "failed", built.error, details)
     return {"key": key, "result": "failed", "statement": statement, "error": built.error, **details}
+
+
+def _catalog_problem(
+    conn: psycopg.Connection, candidate: IndexCandidate, settings: ProfilingSettings
+) -> str | None:
+    """Why the index of ``candidate`` must not be built, judged on the catalog, or None."""
+    schema, table = split_table(candidate.table)
+    if not schema or schema in IGNORED_SCHEMAS or schema.startswith("pg_"):
+        return f"{candidate.table} is not an application table"
+    if not 0 < len(candidate.columns) <= settings.max_index_columns:
+        return f"{len(candidate.columns)} columns (1 to {settings.max_index_columns} allowed)"
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'm') AND a.attnum > 0 "
+        "AND NOT a.attisdropped",
+        (schema, table),
+    ).fetchall()
+    if not rows:
+        return f"no table {candidate.table}"
+    missing = [c for c in candidate.columns if c not in {r[0] for r in rows}]
+    return f"no column {', '.join(missing)} in {candidate.table}" if missing else None
+
+
+def _served_queries(conn: psycopg.Connection, key: str, fingerprints: list[str]) -> list[tuple[str, bool]]:
+    """(text, has $n parameters) of the queries the index is for: the stored slow-query analysis and the
+    latest statistics of the recommendation's fingerprints; only single SELECT/UPDATE/DELETE statements."""
+    rows = conn.execute(
+        "SELECT coalesce(example_query, normalized_query), example_query IS NULL FROM automation.slow_queries "
+        "WHERE index_key = %s AND coalesce(example_query, normalized_query) IS NOT NULL "
+        "UNION SELECT * FROM (SELECT DISTINCT ON (fingerprint) coalesce(example_query, normalized_query), "
+        "example_query IS NULL FROM automation.query_stats WHERE fingerprint = ANY(%s) "
+        "AND coalesce(example_query, normalized_query) IS NOT NULL "
+        "ORDER BY fingerprint, example_query IS NULL, window_end DESC) AS latest",
+        (key, [str(f) for f in fingerprints]),
+    ).fetchall()
+    wanted = {str(f) for f in fingerprints}
+    if not rows and wanted:  # no stored analysis (e.g. `autopilot optimize --apply`): the app's own log
+        logged = conn.execute(
+            "SELECT DISTINCT query, false FROM (SELECT query FROM automation.query_performance "
+            "ORDER BY logged_at DESC LIMIT 20000) AS recent"
+        ).fetchall()
+        rows = [r for r in logged if _fingerprint(r[0]) in wanted]
+    served = []
+    for text, generic in rows:
+        try:
+            if parse_query(text).explainable:
+                served.append((text, bool(generic)))
+        except BadQuery:
+            continue
+    return served
+
+
+def _fingerprint(text: str) -> str | None:
+    try:
+        return parse_query(text).fingerprint
+    except BadQuery:
+        return None
+
+
+def _saving_problem(
+    conn: psycopg.Connection,
+    key: str,
+    candidate: IndexCandidate,
+    fingerprints: list[str],
+    settings: ProfilingSettings,
+) -> str | None:
+    """Re-verify the saving now, with HypoPG, on the queries the index serves; None if it holds."""
+    hypo = hypopg_schema(conn)
+    if hypo is None:
+        return "HypoPG is not installed, so the saving cannot be verified again"
+    queries = _served_queries(conn, key, fingerprints)
+    if not queries:
+        return "no analysed slow query is served by this index"
+    best = 0.0
+    for text, generic in queries:
+        try:
+            with read_only(conn):
+                base = float(explain(conn, text, generic=generic)["Total Cost"])
+        except psycopg.Error:
+            continue
+        cost = hypothetical_cost(conn, hypo, candidate, text, generic)
+        if cost is not None and base > 0:
+            best = max(best, 100.0 * (1.0 - cost / base))
+    if best < settings.min_saving_pct:
+        return f"the planner now saves {best:.0f} % with it (at least {settings.min_saving_pct:.0f} % needed)"
+    return None

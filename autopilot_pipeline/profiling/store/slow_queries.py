@@ -87,7 +87,7 @@ class _Catalog:
         return query.resolved(mapping, self.columns)
 
 
-def _hypothetical_cost(
+def hypothetical_cost(
     conn: psycopg.Connection, schema: str, candidate: IndexCandidate, query: str, generic: bool
 ) -> float | None:
     """The query's plan cost with ``candidate`` as a HypoPG hypothetical index, or None when HypoPG cannot
@@ -242,7 +242,7 @@ def analyze_slow_queries(
         if hypo:
             costs = {}
             for candidate in candidates:
-                cost = _hypothetical_cost(conn, hypo, candidate, text, generic)
+                cost = hypothetical_cost(conn, hypo, candidate, text, generic)
                 if cost is not None:
                     costs[candidate] = cost
             verdict = choose_index(fp, base, costs, settings, "hypopg")
@@ -268,7 +268,7 @@ def analyze_slow_queries(
         out = []
         for v in members:
             text, generic = queries[v.fingerprint]
-            cost = _hypothetical_cost(conn, hypo, wide, text, generic)
+            cost = hypothetical_cost(conn, hypo, wide, text, generic)
             if cost is None:
                 return None
             new = replace(v, candidate=wide, cost=cost)
