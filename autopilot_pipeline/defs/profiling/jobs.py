@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from autopilot_pipeline.defs.run_policy import background
+
 PROFILING_ASSETS = [
     "automation/table_statistics",
     "automation/query_stats",
@@ -12,6 +14,7 @@ PROFILING_ASSETS = [
 
 profiling_job = dg.define_asset_job(
     "profiling_job",
+    tags=background(3600, 0),
     selection=dg.AssetSelection.assets(*[dg.AssetKey.from_user_string(k) for k in PROFILING_ASSETS]),
     description="Snapshot table health and query statistics, analyze slow queries with the planner, refresh "
     "the recommendations, and (dry-run unless enabled) apply verified high-priority indexes.",
