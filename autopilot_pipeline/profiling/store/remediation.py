@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -20,7 +21,7 @@ from autopilot_pipeline.profiling.indexes import (
     split_table,
     stable_hash,
 )
-from autopilot_pipeline.profiling.parsing import BadQuery, parse_query
+from autopilot_pipeline.profiling.parsing import BadQuery, fingerprint_queries, parse_query
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import explain, hypopg_schema, read_indexes, read_only
 from autopilot_pipeline.profiling.store.slow_queries import hypothetical_cost
@@ -263,10 +264,13 @@ def _served_queries(conn: psycopg.Connection, key: str, fingerprints: list[str])
     wanted = {str(f) for f in fingerprints}
     if not rows and wanted:  # no stored analysis (e.g. `autopilot optimize --apply`): the app's own log
         logged = conn.execute(
-            "SELECT DISTINCT query, false FROM (SELECT query FROM automation.query_performance "
+            "SELECT DISTINCT query FROM (SELECT query FROM automation.query_performance "
             "ORDER BY logged_at DESC LIMIT 20000) AS recent"
         ).fetchall()
-        rows = [r for r in logged if _fingerprint(r[0]) in wanted]
+        fingerprinted, _, _ = fingerprint_queries(
+            pl.DataFrame({"query": [r[0] for r in logged]}, schema={"query": pl.String})
+        )
+        rows = [(text, False) for text in fingerprinted.filter(pl.col("fingerprint").is_in(wanted))["query"]]
     served = []
     for text, generic in rows:
         try:
@@ -275,13 +279,6 @@ def _served_queries(conn: psycopg.Connection, key: str, fingerprints: list[str])
         except BadQuery:
             continue
     return served
-
-
-def _fingerprint(text: str) -> str | None:
-    try:
-        return parse_query(text).fingerprint
-    except BadQuery:
-        return None
 
 
 def _saving_problem(
