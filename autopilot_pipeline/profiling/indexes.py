@@ -9,6 +9,15 @@ from typing import Any
 
 import polars as pl
 
+from autopilot_pipeline.profiling.expressions import (
+    NotIndexable,
+    column_refs,
+    matching_paren,
+    node_of,
+    normalize,
+    parse_expression,
+    split_top_level,
+)
 from autopilot_pipeline.profiling.parsing import ParsedQuery
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 
@@ -17,14 +26,39 @@ from autopilot_pipeline.profiling.settings import ProfilingSettings
 
 @dataclass(frozen=True)
 class IndexCandidate:
-    """A B-tree index on plain columns of ``table`` (schema-qualified)."""
+    """An index on ``table`` (schema-qualified): ``method`` btree or brin; ``columns`` holds its key items in
+    order, each a plain column name or an expression in parentheses (``(lower(email))``, written by
+    :func:`~autopilot_pipeline.profiling.expressions.deparse`); ``predicate`` makes it partial."""
 
     table: str
     columns: tuple[str, ...]
+    method: str = "btree"
+    predicate: str | None = None
 
     @property
     def key(self) -> str:
-        return f"missing_index:{self.table}({','.join(self.columns)})"
+        """``missing_index:schema.table(a,b)`` for a plain B-tree (the original format), with `` USING brin``
+        before the parenthesis and `` WHERE <predicate>`` after it for the other kinds."""
+        using = f" USING {self.method}" if self.method != "btree" else ""
+        where = f" WHERE {self.predicate}" if self.predicate else ""
+        return f"missing_index:{self.table}{using}({','.join(self.columns)}){where}"
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if is_expression(c))
+
+    @property
+    def plain(self) -> bool:
+        return self.method == "btree" and self.predicate is None and not self.expressions
+
+    @property
+    def kind(self) -> str:
+        """brin | partial | expression | btree (what the advice explains)."""
+        if self.method != "btree":
+            return self.method
+        if self.predicate:
+            return "partial"
+        return "expression" if self.expressions else "btree"
 
     def definition(self, name: str | None = None, concurrently: bool = True) -> str:
         """The CREATE INDEX statement, identifiers quoted (named by :func:`index_name` by default)."""
@@ -37,16 +71,37 @@ class IndexCandidate:
 
     def _target(self) -> str:
         schema, table = split_table(self.table)
-        return (
-            f"{quote_ident(schema)}.{quote_ident(table)} ({', '.join(quote_ident(c) for c in self.columns)})"
-        )
+        using = f" USING {self.method}" if self.method != "btree" else ""
+        items = ", ".join(c if is_expression(c) else quote_ident(c) for c in self.columns)
+        where = f" WHERE {self.predicate}" if self.predicate else ""
+        return f"{quote_ident(schema)}.{quote_ident(table)}{using} ({items}){where}"
+
+
+def is_expression(item: str) -> bool:
+    """A key item in parentheses is an expression; anything else names a column."""
+    return item.startswith("(") and item.endswith(")")
 
 
 def candidate_from_key(key: str) -> IndexCandidate:
-    """Inverse of :attr:`IndexCandidate.key`."""
+    """Inverse of :attr:`IndexCandidate.key` (plain keys of earlier versions included). ValueError when the
+    key is malformed."""
     body = key.removeprefix("missing_index:")
-    table, _, cols = body.partition("(")
-    return IndexCandidate(table, tuple(c for c in cols.rstrip(")").split(",") if c))
+    open_at = body.find("(")
+    if open_at < 0:
+        return IndexCandidate(body, ())
+    head = body[:open_at]
+    table, _, method = head.partition(" USING ")
+    close_at = matching_paren(body, open_at)
+    if close_at < 0:
+        raise ValueError(f"unbalanced parentheses in index key {key!r}")
+    items = tuple(c for c in split_top_level(body[open_at + 1 : close_at]) if c)
+    rest = body[close_at + 1 :]
+    predicate = None
+    if rest:
+        if not rest.startswith(" WHERE "):
+            raise ValueError(f"unexpected text after the key columns of {key!r}")
+        predicate = rest.removeprefix(" WHERE ")
+    return IndexCandidate(table.strip(), items, (method or "btree").strip(), predicate or None)
 
 
 def split_table(qualified: str) -> tuple[str, str]:
@@ -74,7 +129,14 @@ _RESERVED = frozenset(_RESERVED_WORDS.split())
 def index_name(candidate: IndexCandidate) -> str:
     """``<table>_<col>_<col>_idx`` as Postgres names them, shortened with a hash to fit 63 bytes."""
     _, table = split_table(candidate.table)
-    name = "_".join((table, *candidate.columns, "idx"))
+    items = [
+        (re.sub(r"[^a-z0-9_]+", "_", c.lower()).strip("_") or "expr") if is_expression(c) else c
+        for c in candidate.columns
+    ]
+    extra = [candidate.method] if candidate.method != "btree" else []
+    if candidate.predicate:
+        extra.append(f"part{stable_hash(candidate.predicate) % 10000:04d}")
+    name = "_".join((table, *items, *extra, "idx"))
     if len(name.encode()) <= 63:
         return name
     digest = f"{stable_hash(candidate.key):08x}"
@@ -162,21 +224,95 @@ class ExistingIndex:
 
 
 def covering_index(candidate: IndexCandidate, indexes: Iterable[ExistingIndex]) -> ExistingIndex | None:
-    """An existing valid, non-partial B-tree whose leading key columns are the candidate's, in order.
+    """An existing valid index that serves whatever the candidate would: a B-tree whose leading key items are
+    the candidate's, in order (expressions compared as normalized text), and that is not partial unless it
+    has the candidate's very predicate. A partial candidate ``(c…) WHERE p = v`` is also served by a full
+    B-tree leading with ``p, c…``; a BRIN candidate by any B-tree or BRIN index leading with its column.
 
     (An index on the same equality columns in another order also serves the query; the planner check —
     HypoPG, or a baseline plan that already uses an index — rejects such candidates.)"""
-    width = len(candidate.columns)
+    wanted = _normalized_items(candidate.columns)
+    if wanted is None:
+        return None
+    forms = [wanted]
+    column = _equality_column(candidate.predicate)
+    if column is not None:
+        forms.append((column, *[c for c in wanted if c != column]))
+    want_pred = _normalized_predicate(candidate.predicate)
     for index in indexes:
-        if (
-            index.qualified_table == candidate.table
-            and index.method == "btree"
-            and index.valid
-            and index.predicate is None
-            and tuple(index.columns[:width]) == candidate.columns
-        ):
-            return index
+        if index.qualified_table != candidate.table or not index.valid:
+            continue
+        if index.method not in (("btree", "brin") if candidate.method == "brin" else ("btree",)):
+            continue
+        have = _existing_items(index)
+        if have is None:
+            continue
+        own = _normalized_predicate(index.predicate)
+        if index.predicate is not None and (own is None or own != want_pred):
+            continue
+        candidates = forms if index.predicate is None else [wanted]
+        width = 1 if candidate.method == "brin" else None
+        for form in candidates:
+            need = form[:width] if width else form
+            if need and tuple(have[: len(need)]) == need:
+                return index
     return None
+
+
+def _normalized_items(items: Sequence[str]) -> tuple[str, ...] | None:
+    out = []
+    for item in items:
+        if is_expression(item):
+            try:
+                out.append("(" + normalize(item) + ")")
+            except NotIndexable:
+                return None
+        else:
+            out.append(item)
+    return tuple(out)
+
+
+def _normalized_predicate(predicate: str | None) -> str | None:
+    if predicate is None:
+        return None
+    try:
+        return normalize(predicate)
+    except NotIndexable:
+        return None
+
+
+def _equality_column(predicate: str | None) -> str | None:
+    """``col`` of a predicate ``col = constant`` (the shape partial-index advice writes), else None."""
+    if predicate is None:
+        return None
+    try:
+        node = parse_expression(predicate)
+    except NotIndexable:
+        return None
+    kind, body = node_of(node)
+    if kind != "A_Expr" or body.get("kind") != "AEXPR_OP":
+        return None
+    refs = column_refs(body.get("lexpr"))
+    if len(refs) != 1 or node_of(body.get("lexpr"))[0] != "ColumnRef" or column_refs(body.get("rexpr")):
+        return None
+    return refs[0][-1] if refs[0] else None
+
+
+def _existing_items(index: ExistingIndex) -> tuple[str, ...] | None:
+    """An existing index's key items as candidates write them (expressions normalized), or None."""
+    expressions = split_top_level(index.expressions) if index.expressions else []
+    out = []
+    for column in index.columns:
+        if column is not None:
+            out.append(column)
+            continue
+        if not expressions:
+            return None
+        try:
+            out.append("(" + normalize(expressions.pop(0)) + ")")
+        except NotIndexable:
+            out.append("(?)")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
