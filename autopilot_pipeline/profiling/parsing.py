@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 from pglast import parser as pg_parser
 
+from autopilot_pipeline.profiling.expressions import NotIndexable, column_refs, deparse, parse_expression
 from autopilot_pipeline.profiling.settings import MAX_QUERY_CHARS
 
 # --------------------------------------------------------------------------------------------- parsing
@@ -44,12 +45,36 @@ class ColumnUse:
 
 
 @dataclass(frozen=True)
+class ExpressionUse:
+    """An expression over one table's columns compared with something else (``lower(email) = lower($1)``):
+    a candidate key item for an expression index. ``expression`` is in parentheses, columns unqualified."""
+
+    table: str | None
+    expression: str
+    role: str  # eq | range
+    scope: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ColumnValue:
+    """A column compared for equality with a constant (``status = 'pending'``; ``value`` as SQL text, or
+    ``NULL`` for IS NULL): the literal a partial index could be restricted to."""
+
+    table: str | None
+    column: str
+    value: str
+    scope: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ParsedQuery:
     fingerprint: str
     normalized: str
     statement: str  # select | insert | update | delete | merge | utility
     tables: tuple[str, ...]
     columns: tuple[ColumnUse, ...]
+    expressions: tuple[ExpressionUse, ...] = ()
+    values: tuple[ColumnValue, ...] = ()
 
     @property
     def explainable(self) -> bool:
@@ -61,15 +86,25 @@ class ParsedQuery:
         """Qualify table names through ``table_names`` (as written -> schema.table) and give unqualified,
         ambiguous columns the one table in their scope that has them (``columns_of``)."""
         tables = tuple(dict.fromkeys(table_names.get(t, t) for t in self.tables))
-        uses = []
-        for use in self.columns:
-            table = table_names.get(use.table, use.table) if use.table else None
-            if table is None and columns_of is not None:
-                owners = [table_names.get(t, t) for t in use.scope]
-                owners = [t for t in owners if use.column in set(columns_of.get(t, ()))]
-                table = owners[0] if len(owners) == 1 else None
-            uses.append(replace(use, table=table, scope=()))
-        return replace(self, tables=tables, columns=tuple(uses))
+
+        def owner(table: str | None, columns: Iterable[str], scope: tuple[str, ...]) -> str | None:
+            if table:
+                return table_names.get(table, table)
+            if columns_of is None:
+                return None
+            owners = [table_names.get(t, t) for t in scope]
+            owners = [t for t in owners if set(columns) <= set(columns_of.get(t, ()))]
+            return owners[0] if len(owners) == 1 else None
+
+        uses = [replace(u, table=owner(u.table, [u.column], u.scope), scope=()) for u in self.columns]
+        values = [replace(v, table=owner(v.table, [v.column], v.scope), scope=()) for v in self.values]
+        exprs = [
+            replace(e, table=owner(e.table, _expression_columns(e.expression), e.scope), scope=())
+            for e in self.expressions
+        ]
+        return replace(
+            self, tables=tables, columns=tuple(uses), values=tuple(values), expressions=tuple(exprs)
+        )
 
 
 # Characters that mark a mangled or deceptive text: C0/C1 controls (other than tab/newline/CR), bidi
@@ -129,12 +164,21 @@ class _Scope:
 _RANGE_OPS = {"<", ">", "<=", ">="}
 
 
+def _expression_columns(expression: str) -> list[str]:
+    try:
+        return [names[-1] for names in column_refs(parse_expression(expression)) if names]
+    except NotIndexable:
+        return []
+
+
 class _Extractor:
     """Walks a libpg_query JSON tree collecting base tables and filter/join/sort columns."""
 
     def __init__(self) -> None:
         self.tables: list[str] = []
         self.uses: list[ColumnUse] = []
+        self.expressions: list[ExpressionUse] = []
+        self.values: list[ColumnValue] = []
 
     # -- statements
     def statement(self, kind: str, body: dict) -> str:
@@ -298,6 +342,7 @@ class _Extractor:
             ref = self.column(body.get("arg"), scope)
             if ref is not None and body.get("nulltesttype") == "IS_NULL":
                 self.add(ref, "null", scope)
+                self.values.append(ColumnValue(ref[0], ref[1], "NULL", ref[2]))
             return
         if kind == "SubLink":
             self.sublinks(wrapper, scope)
@@ -314,11 +359,16 @@ class _Extractor:
             for this, other in ((left, right), (right, left)):
                 ref = self.column(this, scope)
                 if ref is None:
+                    self.expression(this, other, "eq" if op == "=" else "range", scope)
                     continue
                 refs = self.refs_in(other, scope)
                 if ref[0] is not None and any(r[0] == ref[0] for r in refs):
                     continue  # a = b within one table: no index lookup helps
                 self.add(ref, "range" if op != "=" else "join" if refs else "eq", scope)
+                if op == "=" and not refs:
+                    constant = _constant(other)
+                    if constant is not None:
+                        self.values.append(ColumnValue(ref[0], ref[1], constant, ref[2]))
         elif op_kind in ("AEXPR_IN", "AEXPR_OP_ANY") and op == "=":
             ref = self.column(left, scope)
             if ref is not None:
@@ -327,6 +377,42 @@ class _Extractor:
             ref = self.column(left, scope)
             if ref is not None:
                 self.add(ref, "range", scope)
+            else:
+                self.expression(left, right, "range", scope)
+
+    def expression(self, this: Any, other: Any, role: str, scope: _Scope) -> None:
+        """Record ``this`` as an expression-index candidate when it is a function call or cast over columns
+        of one table only, with nothing but indexable nodes inside, and ``other`` does not read that table."""
+        if _node(this)[0] not in ("FuncCall", "TypeCast"):
+            return
+        refs = self.refs_in(this, scope)
+        if not refs or len(refs) != len(column_refs(this)):
+            return  # no column, or one from a subquery/CTE we cannot index
+        tables = {r[0] for r in refs}
+        scopes = {r[2] for r in refs}
+        if len(tables) != 1 or len(scopes) != 1:
+            return
+        table = next(iter(tables))
+        if any(r[0] == table and (table is not None or r[2] == refs[0][2]) for r in self.refs_in(other, scope)):
+            return
+        try:
+            text = deparse(this)
+        except NotIndexable:
+            return
+        self.expressions.append(ExpressionUse(table, f"({text})", role, refs[0][2]))
+
+
+def _constant(wrapper: Any) -> str | None:
+    """SQL text of a constant (a literal, or a literal with a cast), else None."""
+    kind, body = _node(wrapper)
+    if kind == "TypeCast" and _node(body.get("arg"))[0] == "A_Const":
+        kind, wrapper = "A_Const", body.get("arg")
+    if kind != "A_Const" or _node(wrapper)[1].get("isnull"):
+        return None
+    try:
+        return deparse(wrapper)
+    except NotIndexable:
+        return None
 
 
 def parse_query(text: str) -> ParsedQuery:
@@ -356,6 +442,8 @@ def parse_query(text: str) -> ParsedQuery:
         statement=statement,
         tables=tuple(dict.fromkeys(extractor.tables)),
         columns=tuple(dict.fromkeys(extractor.uses)),
+        expressions=tuple(dict.fromkeys(extractor.expressions)),
+        values=tuple(dict.fromkeys(extractor.values)),
     )
 
 
