@@ -77,8 +77,36 @@ def _print_report(report: dict[str, Any]) -> None:
             print(f"  - ({item['priority']}) {item['description']}")
             if item.get("actionSql"):
                 print(f"      {item['actionSql']}")
+            for line in _index_lines(item):
+                print(f"      {line}")
         if len(opt["items"]) > 10:
             print(f"  … and {len(opt['items']) - 10} more (automation.performance_recommendations)")
+
+
+def _index_lines(item: dict[str, Any]) -> list[str]:
+    """The structured details of an index recommendation, one short line each."""
+    lines = []
+    if item.get("queries"):
+        shown = "; ".join(q["query"][:70] for q in item["queries"][:3])
+        lines.append(f"serves {len(item['queries'])} query shape(s): {shown}")
+    if item.get("estimatedSavedMs") is not None:
+        lines.append(
+            f"predicted saving: {item['estimatedSavedMs'] / 1000:.1f} s per window (calls x time saved)"
+        )
+    if item.get("estimatedSizeBytes"):
+        lines.append(
+            f"estimated size: {item['estimatedSizeBytes'] / 1048576:.1f} MB; "
+            f"index writes/day: {item.get('indexWritesPerDay', 0):,.0f}"
+        )
+    if item.get("why"):
+        lines.append(f"why: {item['why']}")
+    for key in ("brinAlternative", "btreeAlternative"):
+        alt = item.get(key)
+        if alt:
+            lines.append(
+                f"alternative: {alt['definition']} (~{alt['estimated_size_bytes'] / 1048576:.2f} MB): {alt['note']}"
+            )
+    return lines
 
 
 def _optimize(args: argparse.Namespace) -> int:

@@ -47,13 +47,75 @@ def quote_name(name: str) -> str:
 
 
 _KEYWORDS = frozenset(
-    (
-        "ALL AND ANY ARRAY AS ASC BETWEEN BOTH CASE CAST CHECK COLLATE COLUMN CONSTRAINT CREATE CURRENT_DATE "
-        "CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER DEFAULT DESC DISTINCT DO ELSE END EXCEPT EXTRACT FALSE "
-        "FETCH FOR FOREIGN FROM GRANT GROUP HAVING IN INTERVAL LEADING LIMIT NOT NULL OFFSET ON ONLY OR ORDER "
-        "OVERLAY POSITION PRIMARY REFERENCES SELECT SUBSTRING TABLE THEN TO TRAILING TREAT TRIM TRUE UNION UNIQUE "
-        "USER USING WHEN WHERE WINDOW WITH"
-    ).split()
+    [
+        "ALL",
+        "AND",
+        "ANY",
+        "ARRAY",
+        "AS",
+        "ASC",
+        "BETWEEN",
+        "BOTH",
+        "CASE",
+        "CAST",
+        "CHECK",
+        "COLLATE",
+        "COLUMN",
+        "CONSTRAINT",
+        "CREATE",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "CURRENT_USER",
+        "DEFAULT",
+        "DESC",
+        "DISTINCT",
+        "DO",
+        "ELSE",
+        "END",
+        "EXCEPT",
+        "EXTRACT",
+        "FALSE",
+        "FETCH",
+        "FOR",
+        "FOREIGN",
+        "FROM",
+        "GRANT",
+        "GROUP",
+        "HAVING",
+        "IN",
+        "INTERVAL",
+        "LEADING",
+        "LIMIT",
+        "NOT",
+        "NULL",
+        "OFFSET",
+        "ON",
+        "ONLY",
+        "OR",
+        "ORDER",
+        "OVERLAY",
+        "POSITION",
+        "PRIMARY",
+        "REFERENCES",
+        "SELECT",
+        "SUBSTRING",
+        "TABLE",
+        "THEN",
+        "TO",
+        "TRAILING",
+        "TREAT",
+        "TRIM",
+        "TRUE",
+        "UNION",
+        "UNIQUE",
+        "USER",
+        "USING",
+        "WHEN",
+        "WHERE",
+        "WINDOW",
+        "WITH",
+    ]
 )
 
 

@@ -49,6 +49,15 @@ def missing_index_findings(
             how = "by a heuristic estimate (HypoPG is not installed, so the planner did not verify it)"
         cols = ", ".join(candidate.columns)
         shapes = plural(len(item["fingerprints"]), "query shape")
+        details = dict(item.get("details") or {})
+        kind = {"brin": "BRIN index", "partial": "Partial index", "expression": "Expression index"}.get(
+            candidate.kind, "Index"
+        )
+        where = f" WHERE {candidate.predicate}" if candidate.predicate else ""
+        size = details.get("estimated_size_bytes")
+        extra = f"; ~{_size(size)}" if size else ""
+        if details.get("index_writes_per_day") is not None:
+            extra += f", {details['index_writes_per_day']:,.0f} index writes/day"
         out.append(
             Recommendation(
                 key=candidate.key,
@@ -56,8 +65,8 @@ def missing_index_findings(
                 priority=priority,
                 table_name=candidate.table,
                 description=(
-                    f"Index {candidate.table} ({cols}) for {shapes} ({item['calls']} calls): "
-                    f"~{math.floor(item['saving_pct'])} % cheaper, {how}"
+                    f"{kind} {candidate.table} ({cols}){where} for {shapes} ({item['calls']} calls): "
+                    f"~{math.floor(item['saving_pct'])} % cheaper, {how}{extra}"
                 ),
                 action_sql=candidate.definition() + ";",
                 impact=f"Estimated {item['saved_ms'] / 1000:.1f} s less query time per analysis window (rank {rank})",
@@ -72,6 +81,9 @@ def missing_index_findings(
                     "plan_cost_before": round(item["base_cost"], 2),
                     "plan_cost_after": round(item["cost"], 2),
                     "rank": rank,
+                    "index_method": candidate.method,
+                    "index_predicate": candidate.predicate,
+                    **details,
                 },
             )
         )

@@ -393,7 +393,9 @@ class _Extractor:
         if len(tables) != 1 or len(scopes) != 1:
             return
         table = next(iter(tables))
-        if any(r[0] == table and (table is not None or r[2] == refs[0][2]) for r in self.refs_in(other, scope)):
+        if any(
+            r[0] == table and (table is not None or r[2] == refs[0][2]) for r in self.refs_in(other, scope)
+        ):
             return
         try:
             text = deparse(this)

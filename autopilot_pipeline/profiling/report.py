@@ -127,6 +127,7 @@ def assemble_optimizations(recommendations: Iterable[Mapping[str, Any]]) -> dict
                         "description": r["description"],
                         "actionSql": r.get("action_sql"),
                         "estimatedImprovementPct": _finite(r.get("estimated_improvement_pct")),
+                        **_index_details(r),
                     }
                     for r in recs
                 ],
@@ -145,6 +146,27 @@ def assemble_optimizations(recommendations: Iterable[Mapping[str, Any]]) -> dict
         "optimizations": optimizations,
         "estimatedImpact": impact,
     }
+
+
+_DETAIL_KEYS = (
+    ("index_type", "indexType"),
+    ("queries", "queries"),
+    ("estimated_saved_ms", "estimatedSavedMs"),
+    ("estimated_size_bytes", "estimatedSizeBytes"),
+    ("index_writes_per_day", "indexWritesPerDay"),
+    ("why", "why"),
+    ("brin_alternative", "brinAlternative"),
+    ("btree_alternative", "btreeAlternative"),
+)
+
+
+def _index_details(rec: Mapping[str, Any]) -> dict[str, Any]:
+    """A missing-index recommendation's structured details (queries served, predicted saving, size, write
+    overhead, why this index type, the BRIN/B-tree alternative), under the report's camelCase names."""
+    if rec.get("recommendation_type") != "missing_index":
+        return {}
+    meta = rec.get("metadata") or {}
+    return {out: meta[key] for key, out in _DETAIL_KEYS if meta.get(key) is not None}
 
 
 def _finite(value: Any) -> float | None:

@@ -64,3 +64,17 @@ class ProfilingSettings(BaseModel):
     """lock_timeout of an index build, so it never queues behind a long transaction."""
     remediation_limit: int = 5
     """Index builds per run at most."""
+    expression_min_saving_pct: float = 25.0
+    """An expression index counts when the planner uses it and saves this much: with no statistics on the
+    expression yet, the planner assumes 0.5 % of rows match an equality, which understates a selective one."""
+    share_max_lost_pct: float = 2.0
+    """An index serves a query in the set cover if its plan costs at most 2 % of the query's cost more than
+    with the query's best candidate: sharing one index must not make any query noticeably slower."""
+    partial_max_fraction: float = 0.005
+    """A value matching <= 0.5 % of the rows gets a partial index (>= 200x smaller than the full one)."""
+    brin_min_rows: int = 500_000
+    """BRIN only pays off on large tables (one summary per 128 pages; small tables are scanned whole)."""
+    brin_min_correlation: float = 0.95
+    """|pg_stats.correlation| of the column: the physical order must follow the values for BRIN to skip."""
+    max_candidates_per_table: int = 24
+    """Hypothetical indexes tried on one table per run at most (each is one EXPLAIN per query)."""

@@ -33,6 +33,7 @@ from autopilot_pipeline.profiling.indexes import (
 from autopilot_pipeline.profiling.report import assemble_optimizations
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import collect_table_statistics, read_indexes
+from autopilot_pipeline.profiling.store.index_advice import index_details
 from autopilot_pipeline.profiling.store.slow_queries import (
     SlowQueryAnalysis,
     analyze_slow_queries,
@@ -125,6 +126,12 @@ def build_recommendations(
     workload = {r["fingerprint"]: (int(r["calls"]), float(r["mean_ms"])) for r in slow.iter_rows(named=True)}
     advice = rank_index_advice(verdicts, workload)
     advice = [a for a in advice if covering_index(a["candidate"], indexes) is None]
+    texts = {
+        r["fingerprint"]: r.get("normalized_query") or r.get("example_query") or ""
+        for r in slow.iter_rows(named=True)
+    }
+    for a in advice:
+        a["details"] = index_details(conn, a["candidate"], a["fingerprints"], texts)
     advised = {fp for a in advice for fp in a["fingerprints"]}
     freeze = float(conn.execute("SELECT current_setting('autovacuum_freeze_max_age')::float8").fetchone()[0])  # type: ignore[index]
     app_indexes = [ix for ix in indexes if ix.schema not in IGNORED_SCHEMAS]  # ours are set by migrations

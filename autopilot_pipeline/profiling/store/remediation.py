@@ -12,11 +12,19 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from autopilot_pipeline.profiling.expressions import (
+    NotIndexable,
+    column_refs,
+    deparse,
+    matching_paren,
+    parse_expression,
+)
 from autopilot_pipeline.profiling.indexes import (
     IndexCandidate,
     candidate_from_key,
     covering_index,
     index_name,
+    is_expression,
     quote_ident,
     split_table,
     stable_hash,
@@ -24,6 +32,7 @@ from autopilot_pipeline.profiling.indexes import (
 from autopilot_pipeline.profiling.parsing import BadQuery, fingerprint_queries, parse_query
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import explain, hypopg_schema, read_indexes, read_only
+from autopilot_pipeline.profiling.store.index_advice import immutability_problem
 from autopilot_pipeline.profiling.store.slow_queries import hypothetical_cost
 from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS
 
@@ -179,8 +188,14 @@ def _remediate_one(
     settings: ProfilingSettings,
 ) -> dict[str, Any]:
     rec_id, key, action_sql, _metadata = row
-    candidate = candidate_from_key(key)
     mode = "apply" if apply else "dry_run"
+    try:
+        candidate = candidate_from_key(key)
+    except ValueError as exc:
+        audit_id = _audit(conn, rec_id, key, "", mode, actor)
+        details = {"reason": f"refused: {exc}"}
+        _finish(conn, audit_id, "skipped", None, details)
+        return {"key": key, "result": "skipped", **details}
     refused = _catalog_problem(conn, candidate, settings) or _saving_problem(
         conn, key, candidate, (_metadata or {}).get("fingerprints") or [], settings
     )
@@ -245,8 +260,46 @@ def _catalog_problem(
     ).fetchall()
     if not rows:
         return f"no table {candidate.table}"
-    missing = [c for c in candidate.columns if c not in {r[0] for r in rows}]
-    return f"no column {', '.join(missing)} in {candidate.table}" if missing else None
+    if candidate.method not in ("btree", "brin"):
+        return f"index method {candidate.method!r} (btree or brin allowed)"
+    existing = {r[0] for r in rows}
+    named: list[str] = []
+    for text in [*candidate.expressions, *([candidate.predicate] if candidate.predicate else [])]:
+        problem = _expression_problem(text)
+        if problem:
+            return problem
+        named += _referenced_columns(text)
+    missing = [
+        c for c in (*[c for c in candidate.columns if not is_expression(c)], *named) if c not in existing
+    ]
+    if missing:
+        return f"no column {', '.join(dict.fromkeys(missing))} in {candidate.table}"
+    for text in candidate.expressions:
+        problem = immutability_problem(conn, candidate.table, text)
+        if problem:
+            return f"expression {text}: {problem}"
+    return None
+
+
+def _expression_problem(text: str) -> str | None:
+    """An expression or predicate from a key must be exactly what our own closed deparser writes: a column
+    expression, nothing that could carry other SQL into the CREATE INDEX statement."""
+    try:
+        rendered = deparse(parse_expression(text))
+    except NotIndexable as exc:
+        return f"{text!r} is not an index expression we write: {exc}"
+    wrapped = (
+        rendered
+        if rendered.startswith("(") and matching_paren(rendered, 0) == len(rendered) - 1
+        else f"({rendered})"
+    )
+    if text not in (rendered, wrapped):
+        return f"{text!r} is not an index expression we write (expected {wrapped})"
+    return None
+
+
+def _referenced_columns(text: str) -> list[str]:
+    return [names[-1] for names in column_refs(parse_expression(text)) if names]
 
 
 def _served_queries(conn: psycopg.Connection, key: str, fingerprints: list[str]) -> list[tuple[str, bool]]:
@@ -305,6 +358,7 @@ def _saving_problem(
         cost = hypothetical_cost(conn, hypo, candidate, text, generic)
         if cost is not None and base > 0:
             best = max(best, 100.0 * (1.0 - cost / base))
-    if best < settings.min_saving_pct:
-        return f"the planner now saves {best:.0f} % with it (at least {settings.min_saving_pct:.0f} % needed)"
+    need = settings.expression_min_saving_pct if candidate.expressions else settings.min_saving_pct
+    if best < need:
+        return f"the planner now saves {best:.0f} % with it (at least {need:.0f} % needed)"
     return None

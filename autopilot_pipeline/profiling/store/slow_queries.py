@@ -33,6 +33,7 @@ from autopilot_pipeline.profiling.store.catalog import (
     read_only,
     seq_scans,
 )
+from autopilot_pipeline.profiling.store.index_advice import QueryInput, verified_index_advice
 from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS, TS, db_now
 
 # --------------------------------------------------------------------------------------------- slow queries
@@ -205,6 +206,7 @@ def analyze_slow_queries(
     indexes = read_indexes(conn)
     verdicts: list[IndexVerdict] = []
     queries: dict[str, tuple[str, bool]] = {}
+    planned: list[QueryInput] = []
     rows = []
     for row in chosen.iter_rows(named=True):
         fp = row["fingerprint"]
@@ -239,13 +241,9 @@ def analyze_slow_queries(
             and c.table.split(".")[0] not in IGNORED_SCHEMAS
             and covering_index(c, indexes) is None
         ]
-        if hypo:
-            costs = {}
-            for candidate in candidates:
-                cost = hypothetical_cost(conn, hypo, candidate, text, generic)
-                if cost is not None:
-                    costs[candidate] = cost
-            verdict = choose_index(fp, base, costs, settings, "hypopg")
+        if hypo:  # decided below, across all queries: candidates of every kind, one set of indexes
+            planned.append(QueryInput(fp, text, generic, parsed, base, scanned, candidates))
+            verdict = IndexVerdict(fp, base, None, None, "hypopg", "")
         else:
             costs = _heuristic_costs(plan, candidates, catalog, parsed, indexes)
             verdict = choose_index(fp, base, costs, settings, "heuristic")
@@ -261,6 +259,19 @@ def analyze_slow_queries(
                 "analysis": verdict.reason,
             }
         )
+    if hypo:
+        decided = {
+            v.fingerprint: v
+            for v in verified_index_advice(conn, hypo, planned, catalog.resolve_query, indexes, settings)
+        }
+        verdicts = [
+            v if v.reason == "no sequential scan of a large table" else decided.get(v.fingerprint, v)
+            for v in verdicts
+        ]
+        for r in rows:
+            v = decided.get(r["fingerprint"])
+            if v is not None and r.get("plan_cost") is not None and r["analysis"] == "":
+                r["analysis"] = v.reason
 
     def refit(wide: IndexCandidate, members: Sequence[IndexVerdict]) -> list[IndexVerdict] | None:
         if not hypo:
@@ -277,7 +288,8 @@ def analyze_slow_queries(
             out.append(replace(new, reason=f"cost {v.base_cost:.0f} -> {cost:.0f} (shared index)"))
         return out
 
-    verdicts = merge_index_advice(verdicts, refit)
+    if not hypo:
+        verdicts = merge_index_advice(verdicts, refit)
     by_fp = {v.fingerprint: v for v in verdicts}
     for r in rows:
         v = by_fp.get(r["fingerprint"])
