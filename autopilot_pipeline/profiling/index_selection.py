@@ -19,6 +19,7 @@ PAGE = 8192
 _BTREE_FILL = 0.9  # leaf pages are built 90 % full
 TUPLE_OVERHEAD = 8 + 4  # index tuple header (TID + info) + its line pointer
 _BRIN_PAGES_PER_RANGE = 128
+_NEGLIGIBLE = 0.005  # a plan-cost difference under 0.5 % of the query's unindexed cost does not matter
 
 
 @dataclass(frozen=True)
@@ -216,8 +217,9 @@ def select_indexes(
     ``options[fp][c]`` is the planner's cost of query ``fp`` with hypothetical index ``c`` (only when the plan
     uses it), ``base[fp]`` its cost without. A candidate *serves* a query when it saves at least the kind's
     threshold (``min_saving_pct``; ``expression_min_saving_pct`` for an expression index, which the planner
-    costs without statistics) and costs the query at most ``share_max_lost_pct`` % of its base cost more than
-    the best candidate — so a small or shared index never displaces a much better one. Greedy rule: take the candidate with the least
+    costs without statistics) and its plan costs at most ``share_max_cost_ratio`` times the plan with the
+    query's best candidate (or the difference is under 0.5 % of the base cost) — so a small or shared index
+    never displaces a much better one. Greedy rule: take the candidate with the least
     weight per still-unserved query it serves; ties go to the one serving more queries, then to the cheaper
     plans. Each query then uses the cheapest chosen index that serves it. The greedy cover is within a
     logarithmic factor of the optimum, and the queries of one table are few, so it is close in practice."""
@@ -231,7 +233,7 @@ def select_indexes(
             continue
         best = min(good.values())
         for c, cost in good.items():
-            if cost - best <= settings.share_max_lost_pct / 100.0 * b + 1e-9:
+            if cost <= best * settings.share_max_cost_ratio + 1e-9 or cost - best <= _NEGLIGIBLE * b:
                 serves.setdefault(c, set()).add(fp)
     uncovered = set().union(*serves.values()) if serves else set()
     chosen: list[IndexCandidate] = []

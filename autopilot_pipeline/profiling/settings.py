@@ -67,9 +67,10 @@ class ProfilingSettings(BaseModel):
     expression_min_saving_pct: float = 25.0
     """An expression index counts when the planner uses it and saves this much: with no statistics on the
     expression yet, the planner assumes 0.5 % of rows match an equality, which understates a selective one."""
-    share_max_lost_pct: float = 2.0
-    """An index serves a query in the set cover if its plan costs at most 2 % of the query's cost more than
-    with the query's best candidate: sharing one index must not make any query noticeably slower."""
+    share_max_cost_ratio: float = 1.5
+    """An index serves a query in the set cover if the query's plan with it costs at most 1.5x its plan with
+    the query's own best candidate (or differs by < 0.5 % of the cost without any): sharing one index must not
+    make a query noticeably slower than it could be."""
     partial_max_fraction: float = 0.005
     """A value matching <= 0.5 % of the rows gets a partial index (>= 200x smaller than the full one)."""
     brin_min_rows: int = 500_000

@@ -398,8 +398,8 @@ def verified_index_advice(
             )
             verdicts.append(IndexVerdict(q.fingerprint, q.base_cost, None, None, "hypopg", reason))
         else:
-            own_best = min(options[q.fingerprint].values())
-            shared = " (shared index)" if choice.cost > own_best * 1.01 + 1e-9 else ""
+            users = sum(1 for other in choices.values() if other.candidate == choice.candidate)
+            shared = " (shared index)" if users > 1 else ""
             reason = f"cost {q.base_cost:.0f} -> {choice.cost:.0f}{shared}"
             verdicts.append(
                 IndexVerdict(q.fingerprint, q.base_cost, choice.candidate, choice.cost, "hypopg", reason)
