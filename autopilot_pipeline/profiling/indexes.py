@@ -501,7 +501,10 @@ def stale_recommendations(
         key, kind, created = rec["recommendation_key"], rec["recommendation_type"], rec.get("created_at")
         done = False
         if kind == "missing_index":
-            done = covering_index(candidate_from_key(key), indexes) is not None
+            try:
+                done = covering_index(candidate_from_key(key), indexes) is not None
+            except ValueError:  # a malformed key (not written by us): obsolete
+                done = False
         elif kind in ("unused_index", "duplicate_index"):
             done = key.split(":", 1)[1] not in names
         elif kind in ("vacuum", "analyze", "wraparound") and rec.get("table_name") in last:

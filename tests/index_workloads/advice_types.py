@@ -37,6 +37,15 @@ SELECT g, 1 + (g::bigint * 7919) % 100000,
        g % 2 = 0, (g::bigint * 37) % 100000, timestamptz '2025-01-01' + g * interval '20 seconds'
 FROM generate_series(1, 1000000) g;
 
+-- 2b. partial on IS NULL: a job queue where only the newest few hundred jobs are not done yet
+CREATE TABLE app.jobs (
+    id bigint PRIMARY KEY, kind text NOT NULL, queued_at timestamptz NOT NULL, done_at timestamptz
+) WITH (autovacuum_enabled = false);
+INSERT INTO app.jobs
+SELECT g, 'kind_' || g % 7, timestamptz '2025-01-01' + g * interval '30 seconds',
+       CASE WHEN g > 499800 THEN NULL ELSE timestamptz '2025-01-01' + g * interval '30 seconds' + interval '5 minutes' END
+FROM generate_series(1, 500000) g;
+
 -- 4. BRIN-suited: append-only readings in time order (correlation 1), read by time range
 CREATE TABLE app.readings (
     id bigint NOT NULL, sensor int NOT NULL, recorded_at timestamp NOT NULL, value double precision NOT NULL
@@ -62,7 +71,7 @@ CREATE TABLE app.flags (name text NOT NULL, enabled boolean NOT NULL);
 INSERT INTO app.flags SELECT 'flag_' || g, g % 2 = 0 FROM generate_series(1, 300) g;
 """
 
-TABLES = ("app.users", "app.orders", "app.readings", "app.tickets", "app.settings", "app.flags")
+TABLES = ("app.users", "app.orders", "app.jobs", "app.readings", "app.tickets", "app.settings", "app.flags")
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,14 @@ def _cases() -> list[Case]:
             "partial_pending_orders",
             "missing_index:app.orders(status) WHERE (status = 'pending')",
             ("SELECT id, customer_id, total_cents FROM app.orders WHERE status = 'pending'",) * 6,
+        ),
+        Case(
+            "partial_open_jobs",
+            "missing_index:app.jobs(queued_at) WHERE (done_at IS NULL)",
+            tuple(
+                f"SELECT id, kind FROM app.jobs WHERE done_at IS NULL ORDER BY queued_at LIMIT {n}"
+                for n in (10, 50, 50, 100)
+            ),
         ),
         Case(
             "plain_customer_orders",  # the literal varies: a plain index, not a partial one

@@ -322,8 +322,14 @@ def _kind_candidates(
         key = (use.table, use.expression)
         if key not in ctx.immutable:
             ctx.immutable[key] = immutability_problem(conn, use.table, use.expression)
-        if ctx.immutable[key] is None:
-            out.append(IndexCandidate(use.table, (use.expression,)))
+        if ctx.immutable[key] is not None:
+            continue
+        out.append(IndexCandidate(use.table, (use.expression,)))
+        if use.role == "eq":  # with the query's equality columns of that table: (tenant_id, (lower(email)))
+            eq = [u.column for u in q.parsed.columns if u.table == use.table and u.role in ("eq", "in")]
+            eq = list(dict.fromkeys(eq))[: max(settings.max_index_columns - 1, 0)]
+            if eq:
+                out.append(IndexCandidate(use.table, (*eq, use.expression)))
     for (table, column), seen in values.items():
         if table not in q.scanned:
             continue
@@ -363,7 +369,10 @@ def verified_index_advice(
     values = logged_values(conn, [q.fingerprint for q in queries if q.scanned], resolve, settings)
     pool: dict[str, list[IndexCandidate]] = {}
     for q in queries:
-        for c in [*q.plain, *_kind_candidates(conn, q, values.get(q.fingerprint, {}), ctx, settings)]:
+        seen = values.get(q.fingerprint)
+        if not seen:  # no logged literals: only what the text itself keeps (IS NULL survives normalization)
+            seen = {(v.table, v.column): [v.value] for v in q.parsed.values if v.table and v.value == "NULL"}
+        for c in [*q.plain, *_kind_candidates(conn, q, seen, ctx, settings)]:
             if covering_index(c, indexes) is None and c not in pool.setdefault(c.table, []):
                 pool[c.table].append(c)
     options: dict[str, dict[IndexCandidate, float]] = {}
