@@ -157,6 +157,7 @@ _DETAIL_KEYS = (
     ("why", "why"),
     ("brin_alternative", "brinAlternative"),
     ("btree_alternative", "btreeAlternative"),
+    ("supersedes", "supersedes"),
 )
 
 

@@ -45,6 +45,7 @@ INSERT INTO app.jobs
 SELECT g, 'kind_' || g % 7, timestamptz '2025-01-01' + g * interval '30 seconds',
        CASE WHEN g > 499800 THEN NULL ELSE timestamptz '2025-01-01' + g * interval '30 seconds' + interval '5 minutes' END
 FROM generate_series(1, 500000) g;
+CREATE INDEX jobs_kind_idx ON app.jobs (kind);  -- a poor index (7 values)
 
 -- 4. BRIN-suited: append-only readings in time order (correlation 1), read by time range
 CREATE TABLE app.readings (
@@ -107,6 +108,15 @@ def _cases() -> list[Case]:
             tuple(
                 f"SELECT id, kind FROM app.jobs WHERE done_at IS NULL ORDER BY queued_at LIMIT {n}"
                 for n in (10, 50, 50, 100)
+            ),
+        ),
+        Case(
+            "jobs_of_kind_in_a_day",  # a day is 0.6 % of the jobs: (queued_at) beats the poor (kind) index,
+            "missing_index:app.jobs(queued_at)",  # and (kind, queued_at) is not enough better for its size
+            tuple(
+                f"SELECT id FROM app.jobs WHERE kind = 'kind_{k}' AND queued_at >= '2025-02-0{d}' "
+                f"AND queued_at < timestamptz '2025-02-0{d}' + interval '1 day'"
+                for k, d in ((1, 1), (3, 2), (5, 3), (6, 4))
             ),
         ),
         Case(

@@ -70,6 +70,18 @@ def _index_names(plan: dict[str, Any]) -> set[str]:
     return names
 
 
+def plan_relations(plan: dict[str, Any]) -> list[str]:
+    """schema.table of every relation the plan reads (sequential, index, bitmap scans)."""
+    out = []
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if "Relation Name" in node:
+            out.append(f"{node.get('Schema', 'public')}.{node['Relation Name']}")
+        stack.extend(node.get("Plans", []))
+    return list(dict.fromkeys(out))
+
+
 def hypothetical_plan(
     conn: psycopg.Connection, schema: str, candidate: IndexCandidate, query: str, generic: bool
 ) -> HypoResult | None:
@@ -405,6 +417,13 @@ def verified_index_advice(
                 if best is None
                 else f"best candidate saves {100 * (1 - best / q.base_cost):.0f} % < {settings.min_saving_pct:.0f} %"
             )
+            refused = [
+                f"{e.expression} cannot be indexed: {ctx.immutable[(e.table, e.expression)]}"
+                for e in q.parsed.expressions
+                if e.table and ctx.immutable.get((e.table, e.expression))
+            ]
+            if refused:
+                reason += "; " + "; ".join(dict.fromkeys(refused))
             verdicts.append(IndexVerdict(q.fingerprint, q.base_cost, None, None, "hypopg", reason))
         else:
             users = sum(1 for other in choices.values() if other.candidate == choice.candidate)
@@ -459,6 +478,7 @@ def index_details(
     candidate: IndexCandidate,
     fingerprints: Sequence[str],
     texts: Mapping[str, str],
+    indexes: Sequence[ExistingIndex] = (),
 ) -> dict[str, Any]:
     """What a recommendation states beside its saving: the queries it serves, its estimated size, the index
     writes it adds to its table per day, why this kind of index, and for a time column that suits BRIN the
@@ -488,6 +508,20 @@ def index_details(
             point and brin_eligible(activity, column_stats, settings),
         ),
     }
+    superseded = [
+        f"{ix.schema}.{ix.name}"
+        for ix in indexes
+        if ix.qualified_table == candidate.table
+        and ix.method == candidate.method == "btree"
+        and ix.valid
+        and not (ix.primary or ix.unique or ix.backs_constraint)
+        and ix.predicate is None
+        and candidate.predicate is None
+        and 0 < len(ix.columns) < len(candidate.columns)
+        and tuple(ix.columns) == candidate.columns[: len(ix.columns)]
+    ]
+    if superseded:  # the new index makes these redundant (a leading prefix of it): drop them after building
+        details["supersedes"] = superseded
     if candidate.predicate:
         details["predicate_fraction"] = round(fraction, 6)
         details["full_index_size_bytes"] = estimated_size(

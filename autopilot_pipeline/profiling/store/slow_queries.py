@@ -33,7 +33,7 @@ from autopilot_pipeline.profiling.store.catalog import (
     read_only,
     seq_scans,
 )
-from autopilot_pipeline.profiling.store.index_advice import QueryInput, verified_index_advice
+from autopilot_pipeline.profiling.store.index_advice import QueryInput, plan_relations, verified_index_advice
 from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS, TS, db_now
 
 # --------------------------------------------------------------------------------------------- slow queries
@@ -234,15 +234,30 @@ def analyze_slow_queries(
             if t.split(".")[0] not in IGNORED_SCHEMAS
             and catalog.reltuples.get(t, 0.0) >= settings.min_table_rows
         ]
+        reachable = scanned
+        if hypo:  # the planner can also judge a better index on a large table already read through one
+            reachable = list(
+                dict.fromkeys(
+                    [
+                        *scanned,
+                        *(
+                            t
+                            for t in plan_relations(plan)
+                            if t.split(".")[0] not in IGNORED_SCHEMAS
+                            and catalog.reltuples.get(t, 0.0) >= settings.min_table_rows
+                        ),
+                    ]
+                )
+            )
         candidates = [
             c
             for c in index_candidates(parsed, settings.max_index_columns)
-            if c.table in scanned
+            if c.table in reachable
             and c.table.split(".")[0] not in IGNORED_SCHEMAS
             and covering_index(c, indexes) is None
         ]
         if hypo:  # decided below, across all queries: candidates of every kind, one set of indexes
-            planned.append(QueryInput(fp, text, generic, parsed, base, scanned, candidates))
+            planned.append(QueryInput(fp, text, generic, parsed, base, reachable, candidates))
             verdict = IndexVerdict(fp, base, None, None, "hypopg", "")
         else:
             costs = _heuristic_costs(plan, candidates, catalog, parsed, indexes)
@@ -265,13 +280,18 @@ def analyze_slow_queries(
             for v in verified_index_advice(conn, hypo, planned, catalog.resolve_query, indexes, settings)
         }
         verdicts = [
-            v if v.reason == "no sequential scan of a large table" else decided.get(v.fingerprint, v)
+            v
+            if v.fingerprint not in decided
+            or (
+                decided[v.fingerprint].candidate is None and v.reason == "no sequential scan of a large table"
+            )
+            else decided[v.fingerprint]
             for v in verdicts
         ]
+        final = {v.fingerprint: v for v in verdicts}
         for r in rows:
-            v = decided.get(r["fingerprint"])
-            if v is not None and r.get("plan_cost") is not None and r["analysis"] == "":
-                r["analysis"] = v.reason
+            if r.get("plan_cost") is not None and r["fingerprint"] in final:
+                r["analysis"] = final[r["fingerprint"]].reason
 
     def refit(wide: IndexCandidate, members: Sequence[IndexVerdict]) -> list[IndexVerdict] | None:
         if not hypo:
