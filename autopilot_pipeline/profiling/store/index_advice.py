@@ -479,6 +479,7 @@ def index_details(
     fingerprints: Sequence[str],
     texts: Mapping[str, str],
     indexes: Sequence[ExistingIndex] = (),
+    settings: ProfilingSettings | None = None,
 ) -> dict[str, Any]:
     """What a recommendation states beside its saving: the queries it serves, its estimated size, the index
     writes it adds to its table per day, why this kind of index, and for a time column that suits BRIN the
@@ -492,7 +493,7 @@ def index_details(
     writes = write_overhead(candidate, activity, fraction)
     first = candidate.columns[0] if candidate.columns else ""
     column_stats = stats.get(first) if not is_expression(first) else None
-    settings = ProfilingSettings()
+    settings = settings or ProfilingSettings()
     roles = _roles(candidate, [texts.get(fp, "") for fp in fingerprints]).get(first, set())
     point = bool(roles & {"eq", "in", "join", "null", "order"})
     details: dict[str, Any] = {

@@ -131,7 +131,7 @@ def build_recommendations(
         for r in slow.iter_rows(named=True)
     }
     for a in advice:
-        a["details"] = index_details(conn, a["candidate"], a["fingerprints"], texts, indexes)
+        a["details"] = index_details(conn, a["candidate"], a["fingerprints"], texts, indexes, settings)
     advised = {fp for a in advice for fp in a["fingerprints"]}
     freeze = float(conn.execute("SELECT current_setting('autovacuum_freeze_max_age')::float8").fetchone()[0])  # type: ignore[index]
     app_indexes = [ix for ix in indexes if ix.schema not in IGNORED_SCHEMAS]  # ours are set by migrations
