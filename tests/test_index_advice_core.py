@@ -178,6 +178,9 @@ def test_value_fractions_as_the_planner_reasons() -> None:
     assert value_fraction(tail, "'zzz'", 1e6) == pytest.approx(0.6 / (500_000 - 2))
     assert value_fraction(tail, "NULL", 1e6) == 0.1
     assert value_fraction(ColumnStats(), "'x'", 1e6) is None  # never analyzed
+    flag = ColumnStats(0.0, 2.0, {"t": 0.5, "f": 0.5})
+    assert value_fraction(flag, "true", 1e6) == 0.5
+    assert value_fraction(flag, "'maybe'", 1e6) is None  # all values listed, not this one: no guess
 
 
 def test_partial_predicate_only_for_one_rare_value_in_every_call() -> None:

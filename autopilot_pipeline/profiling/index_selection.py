@@ -72,6 +72,7 @@ def value_fraction(stats: ColumnStats, value: str, rows: float) -> float | None:
     if value == "NULL":
         return stats.null_frac
     text = constant_text(value)
+    text = {"true": "t", "false": "f"}.get(text.lower(), text)  # booleans as pg_stats prints them
     if text in stats.most_common:
         return stats.most_common[text]
     distinct = stats.n_distinct if stats.n_distinct >= 0 else -stats.n_distinct * max(rows, 1.0)
@@ -80,7 +81,7 @@ def value_fraction(stats: ColumnStats, value: str, rows: float) -> float | None:
     others = distinct - len(stats.most_common)
     remaining = max(1.0 - stats.null_frac - sum(stats.most_common.values()), 0.0)
     if others < 1:
-        return 0.0 if stats.most_common else None
+        return None  # every value is listed, yet not this one as written: unknown (say nothing)
     share = remaining / others
     if stats.most_common:
         share = min(share, min(stats.most_common.values()))
