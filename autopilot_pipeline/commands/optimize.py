@@ -83,6 +83,10 @@ def _print_report(report: dict[str, Any]) -> None:
             print(f"  … and {len(opt['items']) - 10} more (automation.performance_recommendations)")
 
 
+def _bytes(n: float) -> str:
+    return f"{n / 1048576:.1f} MB" if n >= 1048576 else f"{n / 1024:.0f} kB"
+
+
 def _index_lines(item: dict[str, Any]) -> list[str]:
     """The structured details of an index recommendation, one short line each."""
     lines = []
@@ -95,7 +99,7 @@ def _index_lines(item: dict[str, Any]) -> list[str]:
         )
     if item.get("estimatedSizeBytes"):
         lines.append(
-            f"estimated size: {item['estimatedSizeBytes'] / 1048576:.1f} MB; "
+            f"estimated size: {_bytes(item['estimatedSizeBytes'])}; "
             f"index writes/day: {item.get('indexWritesPerDay', 0):,.0f}"
         )
     if item.get("why"):
@@ -104,7 +108,7 @@ def _index_lines(item: dict[str, Any]) -> list[str]:
         alt = item.get(key)
         if alt:
             lines.append(
-                f"alternative: {alt['definition']} (~{alt['estimated_size_bytes'] / 1048576:.2f} MB): {alt['note']}"
+                f"alternative: {alt['definition']} (~{_bytes(alt['estimated_size_bytes'])}): {alt['note']}"
             )
     return lines
 
