@@ -45,7 +45,7 @@ class ProfilingSettings(BaseModel):
     stale_vacuum_days: float = 7.0
     """A table over its trigger and not vacuumed for this long is urgent."""
     unused_min_stats_days: float = 7.0
-    """Index usage counted for less than this is weak evidence."""
+    """No unused index is proposed for dropping before its usage was observed this long (weekly jobs)."""
     cache_hit_min: float = 0.99
     """PgHero/pganalyze: below 99 % the working set does not fit in memory."""
     cache_min_blocks: int = 10_000
@@ -64,3 +64,9 @@ class ProfilingSettings(BaseModel):
     """lock_timeout of an index build, so it never queues behind a long transaction."""
     remediation_limit: int = 5
     """Index builds per run at most."""
+    fk_join_min_calls: int = 1_000
+    """Joins child -> parent per window that make a foreign key's index worth it without parent deletes."""
+    realized_min_calls: int = 30
+    """Calls before and after an index was applied needed to report its realized saving ("measuring")."""
+    realized_baseline_days: float = 7.0
+    """Statistics windows up to this long before an index was applied form its "before"."""
