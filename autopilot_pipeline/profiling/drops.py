@@ -44,13 +44,22 @@ class TableWrites:
     inserts_per_day: float
     updates_per_day: float  # non-HOT: HOT updates touch no index
     deletes_per_day: float
+    period_days: float | None = None  # the counters' period the rates come from
 
     @property
     def index_writes_per_day(self) -> float:
         return self.inserts_per_day + self.updates_per_day
 
-    def as_dict(self) -> dict[str, float]:
+    def describe(self, table: str) -> str:
+        """The write cost in words: per day over a day or more of counters, else the count itself."""
+        if self.period_days is not None and self.period_days < 1:
+            count = self.index_writes_per_day * self.period_days
+            return f"{count:,.0f} index entries written on {table} in {24 * self.period_days:.1f} h of statistics"
+        return f"{self.index_writes_per_day:,.0f} index entries written per day on {table}"
+
+    def as_dict(self) -> dict[str, float | None]:
         return {
+            "measured_over_days": None if self.period_days is None else round(self.period_days, 5),
             "table_writes_per_day": round(
                 self.inserts_per_day + self.updates_per_day + self.deletes_per_day, 1
             ),
@@ -69,7 +78,7 @@ def _write_cost(ix: ExistingIndex, writes: Mapping[str, TableWrites]) -> tuple[d
     w = writes.get(ix.qualified_table)
     if w is None:
         return None, ""
-    return w.as_dict(), f"; {w.index_writes_per_day:,.0f} index entries written per day on {ix.table}"
+    return w.as_dict(), f"; {w.describe(ix.table)}"
 
 
 def unused_index_findings(

@@ -84,10 +84,10 @@ def statistics_period(conn: psycopg.Connection) -> StatisticsPeriod:
 
 
 def table_writes(conn: psycopg.Connection, period: StatisticsPeriod | None = None) -> dict[str, TableWrites]:
-    """Per-day writes of every application table from the cumulative counters over their period (None for
-    a period under an hour: too short to say "per day")."""
+    """Per-day writes of every application table: the cumulative counters over their period, at the rate
+    observed (the period is stated beside the advice, so a rate from a short one is read as such)."""
     period = period or statistics_period(conn)
-    if period.days < 1 / 24:
+    if period.days <= 0:
         return {}
     rows = conn.execute(
         "SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd - n_tup_hot_upd, n_tup_del "
@@ -95,7 +95,8 @@ def table_writes(conn: psycopg.Connection, period: StatisticsPeriod | None = Non
         (sorted(IGNORED_SCHEMAS),),
     ).fetchall()
     return {
-        r[0]: TableWrites(r[1] / period.days, max(r[2], 0) / period.days, r[3] / period.days) for r in rows
+        r[0]: TableWrites(r[1] / period.days, max(r[2], 0) / period.days, r[3] / period.days, period.days)
+        for r in rows
     }
 
 
