@@ -104,11 +104,12 @@ def _implied_predicate(predicate: str | None, columns: Iterable[str]) -> bool:
     return True
 
 
-def covering_fk_index(fk: ForeignKey, indexes: Iterable[ExistingIndex]) -> ExistingIndex | None:
-    """A valid index on the child whose leading key columns are the FK's columns, in any order (the check
+def covering_fk_indexes(fk: ForeignKey, indexes: Iterable[ExistingIndex]) -> list[ExistingIndex]:
+    """Valid indexes on the child whose leading key columns are the FK's columns, in any order (the check
     is an equality on each), with no predicate beyond ``IS NOT NULL`` on them; a hash index on the column
-    serves a one-column key. None when the child has no such index."""
+    serves a one-column key."""
     n = len(fk.columns)
+    out = []
     for ix in indexes:
         if ix.qualified_table != fk.child or not ix.valid or not _implied_predicate(ix.predicate, fk.columns):
             continue
@@ -116,8 +117,17 @@ def covering_fk_index(fk: ForeignKey, indexes: Iterable[ExistingIndex]) -> Exist
         if len(lead) < n or any(c is None for c in lead) or set(lead) != set(fk.columns):
             continue
         if ix.method == "btree" or (ix.method == "hash" and n == 1):
-            return ix
-    return None
+            out.append(ix)
+    return out
+
+
+def covering_fk_index(fk: ForeignKey, indexes: Iterable[ExistingIndex]) -> ExistingIndex | None:
+    """The index that serves the FK's check, or None. Of several, the one drop advice keeps: the widest
+    (a narrower one is its prefix), then one enforcing uniqueness, the most scanned, the first name."""
+    found = covering_fk_indexes(fk, indexes)
+    if not found:
+        return None
+    return min(found, key=lambda ix: (-len(ix.columns), not ix.unique, -(ix.scans or 0), ix.name))
 
 
 def estimated_btree_bytes(rows: float, key_width: float) -> int:
@@ -263,8 +273,9 @@ def foreign_key_findings(
 
 
 def fk_protected_indexes(fks: Iterable[ForeignKey], indexes: Sequence[ExistingIndex]) -> dict[str, str]:
-    """``{schema.index: constraint}`` of indexes that serve a foreign key's check: never dropped as unused
-    (their scans come when a parent row is deleted, which may be rare)."""
+    """``{schema.index: constraint}`` of the index serving each foreign key's check: never dropped (its scans
+    come when a parent row is deleted, which may be rare). One per key: other covering indexes may go as
+    duplicates or unused, this one stays and serves the check."""
     out: dict[str, str] = {}
     for fk in fks:
         ix = covering_fk_index(fk, indexes)
