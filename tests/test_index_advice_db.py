@@ -6,19 +6,23 @@ before and after applying it."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import dagster as dg
 import psycopg
 import pytest
+from psycopg import sql
 
 from autopilot_pipeline import cli
 from autopilot_pipeline.defs.profiling import assets as A
 from autopilot_pipeline.defs.profiling.resources import ProfilingConfig, ProfilingResource
 from autopilot_pipeline.defs.resources import PostgresResource
+from autopilot_pipeline.postgres import migrate, urls
 from autopilot_pipeline.profiling.store.catalog import explain, read_indexes, read_only
 from autopilot_pipeline.profiling.store.recommendations import optimize_system, read_open_recommendations
 
+from .extensions import require_extension
 from .index_workloads import set_and_drops as w
 
 PROFILING = [A.query_stats, A.table_statistics, A.slow_queries, A.performance_recommendations]
@@ -198,3 +202,48 @@ def test_an_index_created_by_hand_gets_its_realized_saving_beside_the_predicted_
     assert cli.main(["optimize", "--min-mean-ms", "0"]) == 0
     out = capsys.readouterr().out
     assert "predicted vs realized" in out and "rs.readings_by_sensor (manual, 1 queries)" in out
+
+
+@pytest.fixture
+def pg15_url(pg15_server: str) -> Any:
+    """A fresh, migrated database on Debian's PostgreSQL 15 with HypoPG (planner-verified advice)."""
+    require_extension(pg15_server, "hypopg")
+    name = f"advice_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(urls.with_database(pg15_server, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urls.with_database(pg15_server, name)
+    migrate.migrate(url)
+    yield url
+    with psycopg.connect(urls.with_database(pg15_server, "postgres"), autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.mark.slow
+def test_an_auto_applied_index_is_measured_from_the_window_its_build_closes(pg15_url):
+    with psycopg.connect(pg15_url, autocommit=True) as conn:
+        w.build_savings(conn)
+        run(pg15_url, high_saved_ms=0.0)
+        w.read_sensors(conn, 40)
+        run(pg15_url, high_saved_ms=0.0)
+        table, columns = w.SAVINGS_INDEX
+        key = f"missing_index:{table}({','.join(columns)})"
+        assert recommendations(conn)[key]["metadata"]["verification"] == "hypopg"
+
+        config = ProfilingConfig(auto_remediate=True)
+        applied = dg.materialize(
+            [A.remediation_audit],
+            resources={
+                "postgres": PostgresResource(database_url=pg15_url),
+                "profiling": ProfilingResource(settings=config),
+            },
+        )
+        assert asset_metadata(applied, "automation/remediation_audit", "applied") == 1
+        (saving,) = optimize_system(conn, refresh=False)["realizedSavings"]
+        assert saving["source"] == "auto_apply" and saving["recommendationKey"] == key
+        assert saving["status"] == "measuring"
+
+        w.read_sensors(conn, 40, offset=5)
+        run(pg15_url, high_saved_ms=0.0)  # the first run after the build measures it
+        (saving,) = optimize_system(conn, refresh=False)["realizedSavings"]
+        assert saving["status"] == "measured" and saving["callsAfter"] == 40
+        assert saving["predictedSavingPct"] > 50 and saving["realizedSavingPct"] > 50, saving
