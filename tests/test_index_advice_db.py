@@ -247,3 +247,24 @@ def test_an_auto_applied_index_is_measured_from_the_window_its_build_closes(pg15
         (saving,) = optimize_system(conn, refresh=False)["realizedSavings"]
         assert saving["status"] == "measured" and saving["callsAfter"] == 40
         assert saving["predictedSavingPct"] > 50 and saving["realizedSavingPct"] > 50, saving
+
+
+def test_a_hand_made_index_without_advice_serves_the_queries_whose_plans_use_it(pg_url, conn):
+    conn.execute(
+        "CREATE SCHEMA hm; CREATE TABLE hm.items (id bigint PRIMARY KEY, sku int NOT NULL, kind int NOT NULL); "
+        "INSERT INTO hm.items SELECT g, g % 20000, g % 7 FROM generate_series(1, 60000) g; ANALYZE hm.items"
+    )
+    no_advice = {"min_table_rows": 10_000_000}  # so the index matches no recommendation
+    run(pg_url, **no_advice)
+    for i in range(35):
+        conn.execute("SELECT id FROM hm.items WHERE sku = %s", (i * 37,)).fetchall()
+    run(pg_url, **no_advice)
+    conn.execute("CREATE INDEX items_sku ON hm.items (sku)")
+    conn.execute("CREATE INDEX items_kind ON hm.items (kind)")  # 7 values: no query here uses it
+    run(pg_url, **no_advice)
+    savings = {s["index"]: s for s in optimize_system(conn, refresh=False)["realizedSavings"]}
+    assert set(savings) == {"hm.items_sku", "hm.items_kind"}
+    sku = savings["hm.items_sku"]
+    assert sku["recommendationKey"] is None and sku["predictedSavingPct"] is None
+    assert sku["queries"] == 1 and sku["status"] == "measuring" and sku["callsBefore"] == 35
+    assert savings["hm.items_kind"]["status"] == "no_queries" and savings["hm.items_kind"]["queries"] == 0
