@@ -97,7 +97,7 @@ def test_a_deleted_parent_gets_an_fk_index_with_its_saving_size_and_reasons():
     assert details["estimated_size_bytes"] == estimated_btree_bytes(1_000_000, 8)
     assert [s["kind"] for s in details["serves"]] == ["parent_delete", "ri_check"]
     assert details["serves"][1]["query"] == "SELECT 1 FROM ONLY s.child WHERE parent_id = $1 FOR KEY SHARE"
-    assert details["write_overhead"]["table_writes_per_day"] == 500.0
+    assert details["write_overhead"]["index_entries_per_day"] == 500.0
     assert rec.metadata["fingerprints"] == ["fp1"] and rec.metadata["verification"] == "foreign_key"
     assert "10 parent rows deleted" in rec.description
 

@@ -71,7 +71,7 @@ class ForeignKeyEvidence:
     parent_deletes: int = 0
     parent_updates: int = 0
     stats_days: float | None = None  # the period the delete/update counters cover
-    child_writes_per_day: float | None = None
+    child_writes_per_day: float | None = None  # index entries: inserts + non-HOT updates
     key_width: float = 8.0  # bytes of the key columns (pg_stats.avg_width)
     statements: tuple[ServedQuery, ...] = ()
     check_cost: float | None = None  # plan cost of the RI check query now (a sequential scan)
@@ -138,8 +138,8 @@ def estimated_btree_bytes(rows: float, key_width: float) -> int:
 
 
 def _check_saving(ev: ForeignKeyEvidence) -> float | None:
-    """Share of a parent DELETE's cost the index removes: the RI check (or cascade) scan replaced by an index
-    probe, against the statement's own cost plus the scan."""
+    """Share of one RI check's (or cascade's) cost the index removes: its sequential scan replaced by an
+    index probe. The statement's own work is weighed in by the caller."""
     if ev.check_cost is None or ev.indexed_cost is None or ev.check_cost <= 0:
         return None
     return max(0.0, ev.check_cost - ev.indexed_cost) / ev.check_cost
@@ -230,7 +230,7 @@ def foreign_key_findings(
             "predicted_saving_pct": pct,
             "estimated_size_bytes": size,
             "write_overhead": {
-                "table_writes_per_day": None
+                "index_entries_per_day": None
                 if ev.child_writes_per_day is None
                 else round(ev.child_writes_per_day, 1),
                 "note": f"every insert into {fk.table} and every update of its key adds one index entry",
