@@ -204,23 +204,14 @@ def observe_indexes(
         first_look = min((v[2] for v in stored.values()), default=None)
         previous_at = max((v[4] for v in stored.values()), default=None)
         result = IndexObservation(now, previous_at)
+        rows = []
         for ix in current:
             first_seen, zero_since, new = _advance(stored.get((ix.schema, ix.name)), ix, now)
             if new and stored:
                 result.new.append(ix)
             if ix.scans == 0:
                 result.periods[ix.qualified] = _period_of(now, first_seen, zero_since, first_look, period)
-            conn.execute(
-                """
-                INSERT INTO automation.index_catalog AS c (schema_name, index_name, table_name, index_oid,
-                    definition, size_bytes, idx_scan, first_seen_at, last_seen_at, scans_zero_since)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (schema_name, index_name) DO UPDATE SET table_name = excluded.table_name,
-                    index_oid = excluded.index_oid, definition = excluded.definition,
-                    size_bytes = excluded.size_bytes, idx_scan = excluded.idx_scan,
-                    first_seen_at = excluded.first_seen_at, last_seen_at = excluded.last_seen_at,
-                    scans_zero_since = excluded.scans_zero_since
-                """,
+            rows.append(
                 (
                     ix.schema,
                     ix.name,
@@ -232,13 +223,16 @@ def observe_indexes(
                     first_seen,
                     now,
                     zero_since,
-                ),
+                )
             )
-        names = {(ix.schema, ix.name) for ix in current}
-        for schema, name in [k for k in stored if k not in names]:
-            conn.execute(
-                "DELETE FROM automation.index_catalog WHERE schema_name = %s AND index_name = %s",
-                (schema, name),
+        # the look replaces the previous one: indexes gone since are forgotten
+        conn.execute("DELETE FROM automation.index_catalog")
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO automation.index_catalog (schema_name, index_name, table_name, index_oid, definition, "
+                "size_bytes, idx_scan, first_seen_at, last_seen_at, scans_zero_since) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
             )
     return result
 

@@ -4,6 +4,7 @@ it (``automation.query_stats``), measured against the predicted saving."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -60,7 +61,7 @@ def _plans_using(conn: psycopg.Connection, ix: CatalogIndex) -> list[str]:
         "SELECT DISTINCT ON (fingerprint) fingerprint, coalesce(example_query, normalized_query), total_ms "
         "FROM automation.query_stats WHERE statement_type IN ('select', 'update', 'delete') "
         "AND (',' || tables || ',') ~ %s ORDER BY fingerprint, window_end DESC",
-        (rf",([^,]*\.)?{table},",),
+        (rf",([^,]*\.)?{re.escape(table)},",),
     ).fetchall()
     rows = sorted(rows, key=lambda r: -(r[2] or 0.0))[:PLAN_PROBES]
     out = []
