@@ -186,7 +186,8 @@ def test_profiling_assets_find_the_missing_indexes_and_skip_bad_sql(shop18):
             "duplicate_index:shop.products_category_idx",
             f"duplicate_index:shop.{dropped_sku}",
         }
-        assert "unused_index:shop.products_name_idx" in recs
+        # never scanned, but the statistics are seconds old (< unused_min_stats_days): not proposed yet
+        assert "unused_index:shop.products_name_idx" not in recs
         (review,) = [r for r in recs.values() if r["recommendation_type"] == "query_optimization"]
         assert review["metadata"]["is_new"] and review["description"].startswith("New slow query")
         assert conn.execute("SELECT count(*) FROM automation.remediation_audit").fetchone()[0] == 0

@@ -18,6 +18,7 @@ import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate, server
+from autopilot_pipeline.profiling.savings import savings_lines
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 from autopilot_pipeline.profiling.store.remediation import remediate
@@ -65,6 +66,15 @@ def _actor() -> str:
 
 
 def _print_report(report: dict[str, Any]) -> None:
+    _print_report_items(report)
+    savings = report.get("realizedSavings") or []
+    if savings:
+        print("\napplied indexes, predicted vs realized saving (pg_stat_statements before/after):")
+        for line in savings_lines(savings):
+            print(f"  - {line}")
+
+
+def _print_report_items(report: dict[str, Any]) -> None:
     if not report["optimizations"]:
         print(report["estimatedImpact"])
         return

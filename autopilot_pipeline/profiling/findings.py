@@ -4,13 +4,13 @@ wraparound and resource pressure. Pure: the store hands plain values in."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
-from autopilot_pipeline.profiling.indexes import ExistingIndex, IndexCandidate, index_name, quote_ident
+from autopilot_pipeline.profiling.indexes import IndexCandidate, index_name, quote_ident
 from autopilot_pipeline.profiling.report import plural
 from autopilot_pipeline.profiling.settings import XID_STOP_MARGIN, XID_WRAP_LIMIT, ProfilingSettings
 
@@ -55,7 +55,7 @@ def missing_index_findings(
         )
         where = f" WHERE {candidate.predicate}" if candidate.predicate else ""
         size = details.get("estimated_size_bytes")
-        extra = f"; ~{_size(size)}" if size else ""
+        extra = f"; ~{human_size(size)}" if size else ""
         if details.get("index_writes_per_day") is not None:
             extra += f", {details['index_writes_per_day']:,.0f} index writes/day"
         out.append(
@@ -130,131 +130,6 @@ def query_optimization_findings(
 def _shorten(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def unused_index_findings(
-    indexes: Iterable[ExistingIndex],
-    stats_age_days: float | None,
-    settings: ProfilingSettings,
-    exclude: Iterable[str] = (),
-) -> list[Recommendation]:
-    """Indexes never scanned since statistics began, that enforce nothing (not primary, unique or a
-    constraint), plus invalid indexes (left by a failed concurrent build). With less than
-    ``unused_min_stats_days`` of statistics the evidence is weak: low priority."""
-    skip = set(exclude)
-    out = []
-    weak = stats_age_days is None or stats_age_days < settings.unused_min_stats_days
-    for index in indexes:
-        if index.qualified_name in skip or f"{index.schema}.{index.name}" in skip:
-            continue
-        if not index.valid:
-            out.append(
-                Recommendation(
-                    key=f"unused_index:{index.schema}.{index.name}",
-                    type="unused_index",
-                    priority="high",
-                    table_name=index.qualified_table,
-                    description=f"Invalid index {index.schema}.{index.name} (a failed build): it slows writes "
-                    "and is never used",
-                    action_sql=f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name};",
-                    impact=f"Reclaims {_size(index.size_bytes)} and write overhead",
-                    metadata={"index": index.name, "invalid": True, "size_bytes": index.size_bytes},
-                )
-            )
-            continue
-        if index.scans != 0 or index.primary or index.unique or index.backs_constraint:
-            continue
-        age = "an unknown period" if stats_age_days is None else f"{stats_age_days:.1f} days"
-        out.append(
-            Recommendation(
-                key=f"unused_index:{index.schema}.{index.name}",
-                type="unused_index",
-                priority="low" if weak else "medium",
-                table_name=index.qualified_table,
-                description=f"Index {index.schema}.{index.name} ({_size(index.size_bytes)}) has not been "
-                f"scanned in {age} of statistics (check replicas before dropping)",
-                action_sql=f"DROP INDEX CONCURRENTLY IF EXISTS {index.qualified_name};",
-                impact=f"Reclaims {_size(index.size_bytes)}; cheaper writes",
-                metadata={
-                    "index": index.name,
-                    "size_bytes": index.size_bytes,
-                    "stats_age_days": stats_age_days,
-                },
-            )
-        )
-    return out
-
-
-def duplicate_index_findings(indexes: Sequence[ExistingIndex]) -> list[Recommendation]:
-    """PgHero's rule: an index whose key columns (with operator classes, collations and ordering) are a
-    leading prefix of another's on the same table, with the same predicate and expressions, is redundant —
-    unless it enforces uniqueness or a constraint. Of two identical indexes the one enforcing nothing goes."""
-
-    def signature(ix: ExistingIndex) -> list[tuple]:
-        n = len(ix.columns)
-        pad = ("",) * n
-        return list(
-            zip(ix.columns, ix.opclasses or pad, ix.collations or pad, ix.options or pad, strict=False)
-        )
-
-    out: dict[str, Recommendation] = {}
-    for a in indexes:
-        if not a.valid or a.primary:
-            continue
-        for b in indexes:
-            if (
-                a is b
-                or not b.valid
-                or (a.qualified_table, a.method, a.predicate, a.expressions)
-                != (b.qualified_table, b.method, b.predicate, b.expressions)
-            ):
-                continue
-            sa, sb = signature(a), signature(b)
-            same = sa == sb
-            prefix = len(sa) < len(sb) and sb[: len(sa)] == sa and a.method == "btree"
-            if not (same or prefix):
-                continue
-            if a.backs_constraint:
-                continue  # dropping it would mean dropping the constraint
-            if a.unique and not (same and b.unique):
-                continue  # the only index enforcing this uniqueness
-            if same:
-                # of two identical indexes keep the one that enforces more, then the one the planner uses
-                # more, then the first name
-                rank_a = (a.primary, a.backs_constraint, a.unique, a.scans or 0)
-                rank_b = (b.primary, b.backs_constraint, b.unique, b.scans or 0)
-                if not (rank_b > rank_a or (rank_b == rank_a and b.name < a.name)):
-                    continue
-            key = f"duplicate_index:{a.schema}.{a.name}"
-            out[key] = Recommendation(
-                key=key,
-                type="duplicate_index",
-                priority="medium",
-                table_name=a.qualified_table,
-                description=(
-                    f"Index {a.schema}.{a.name} ({', '.join(c or 'expr' for c in a.columns)}) is "
-                    f"{'identical to' if same else 'a prefix of'} {b.schema}.{b.name} "
-                    f"({', '.join(c or 'expr' for c in b.columns)}): drop it"
-                ),
-                action_sql=f"DROP INDEX CONCURRENTLY IF EXISTS {a.qualified_name};",
-                impact=f"Reclaims {_size(a.size_bytes)}; cheaper writes; queries use {b.name}",
-                metadata={
-                    "index": a.name,
-                    "covered_by": b.name,
-                    "identical": same,
-                    "size_bytes": a.size_bytes,
-                },
-            )
-    return list(out.values())
-
-
-def _size(n: int | None) -> str:
-    value = float(n or 0)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
 
 
 def vacuum_threshold(
@@ -510,3 +385,13 @@ def resource_findings(db: DatabaseStats, settings: ProfilingSettings) -> list[Re
             )
         )
     return out
+
+
+def human_size(n: int | None) -> str:
+    """Bytes as people read them (kB, MB, GB)."""
+    value = float(n or 0)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"

@@ -45,7 +45,7 @@ class ProfilingSettings(BaseModel):
     stale_vacuum_days: float = 7.0
     """A table over its trigger and not vacuumed for this long is urgent."""
     unused_min_stats_days: float = 7.0
-    """Index usage counted for less than this is weak evidence."""
+    """No unused index is proposed for dropping before its usage was observed this long (weekly jobs)."""
     cache_hit_min: float = 0.99
     """PgHero/pganalyze: below 99 % the working set does not fit in memory."""
     cache_min_blocks: int = 10_000
@@ -79,3 +79,9 @@ class ProfilingSettings(BaseModel):
     """|pg_stats.correlation| of the column: the physical order must follow the values for BRIN to skip."""
     max_candidates_per_table: int = 24
     """Hypothetical indexes tried on one table per run at most (each is one EXPLAIN per query)."""
+    fk_join_min_calls: int = 1_000
+    """Joins child -> parent per window that make a foreign key's index worth it without parent deletes."""
+    realized_min_calls: int = 30
+    """Calls before and after an index was applied needed to report its realized saving ("measuring")."""
+    realized_baseline_days: float = 7.0
+    """Statistics windows up to this long before an index was applied form its "before"."""

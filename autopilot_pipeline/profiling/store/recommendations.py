@@ -12,17 +12,17 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from autopilot_pipeline.profiling.drops import drop_findings
 from autopilot_pipeline.profiling.findings import (
     DatabaseStats,
     Recommendation,
-    duplicate_index_findings,
     maintenance_findings,
     missing_index_findings,
     query_optimization_findings,
     resource_findings,
-    unused_index_findings,
     wraparound_findings,
 )
+from autopilot_pipeline.profiling.foreign_keys import fk_protected_indexes, foreign_key_findings
 from autopilot_pipeline.profiling.indexes import (
     ExistingIndex,
     IndexVerdict,
@@ -31,9 +31,19 @@ from autopilot_pipeline.profiling.indexes import (
     stale_recommendations,
 )
 from autopilot_pipeline.profiling.report import assemble_optimizations
+from autopilot_pipeline.profiling.savings import savings_report
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import collect_table_statistics, read_indexes
+from autopilot_pipeline.profiling.store.foreign_key_advice import foreign_key_evidence
 from autopilot_pipeline.profiling.store.index_advice import index_details
+from autopilot_pipeline.profiling.store.index_usage import (
+    observation_periods,
+    protected_indexes,
+    read_foreign_keys,
+    statistics_period,
+    table_writes,
+)
+from autopilot_pipeline.profiling.store.savings import measure_realized_savings, read_realized_savings
 from autopilot_pipeline.profiling.store.slow_queries import (
     SlowQueryAnalysis,
     analyze_slow_queries,
@@ -75,14 +85,6 @@ def database_stats(conn: psycopg.Connection) -> DatabaseStats:
         shared_buffers=row[8],
         xid_age=int(row[9]),
     )
-
-
-def _stats_age_days(conn: psycopg.Connection) -> float | None:
-    row = conn.execute(
-        "SELECT extract(epoch FROM now() - coalesce(stats_reset, pg_postmaster_start_time())) / 86400 "
-        "FROM pg_stat_database WHERE datname = current_database()"
-    ).fetchone()
-    return None if row is None or row[0] is None else float(row[0])
 
 
 def _recently_applied(conn: psycopg.Connection, days: float) -> list[str]:
@@ -135,19 +137,32 @@ def build_recommendations(
     advised = {fp for a in advice for fp in a["fingerprints"]}
     freeze = float(conn.execute("SELECT current_setting('autovacuum_freeze_max_age')::float8").fetchone()[0])  # type: ignore[index]
     app_indexes = [ix for ix in indexes if ix.schema not in IGNORED_SCHEMAS]  # ours are set by migrations
-    duplicates = duplicate_index_findings(app_indexes)
-    flagged = {f"{ix.schema}.{ix.name}" for ix in app_indexes} & {r.key.split(":", 1)[1] for r in duplicates}
-    unused = unused_index_findings(
+    period = statistics_period(conn)
+    fks = read_foreign_keys(conn)
+    protected = {
+        **{k: f"serves foreign key {v}" for k, v in fk_protected_indexes(fks, app_indexes).items()},
+        **protected_indexes(conn),
+    }
+    drops = drop_findings(
         app_indexes,
-        _stats_age_days(conn),
+        period.days,
         settings,
-        exclude=[*_recently_applied(conn, settings.unused_min_stats_days), *flagged],
+        exclude=_recently_applied(conn, settings.unused_min_stats_days),
+        observed=observation_periods(conn, period),
+        protected=protected,
+        writes=table_writes(conn, period),
+    )
+    foreign = foreign_key_findings(
+        foreign_key_evidence(conn, fks, indexes, settings, slow, period),
+        indexes,
+        settings,
+        advised=[a["candidate"] for a in advice],
     )
     recs = [
         *missing_index_findings(advice, settings),
+        *foreign,
         *query_optimization_findings(slow, advised, settings),
-        *unused,
-        *duplicates,
+        *drops,
         *maintenance_findings(tables_dt, now, settings),
         *wraparound_findings(tables_dt, freeze, {"name": db.name, "xid_age": db.xid_age}, settings),
         *resource_findings(db, settings),
@@ -176,6 +191,7 @@ def generate_recommendations(
         slow = read_slow_queries(conn)
         verdicts = verdicts_from_slow_queries(slow)
     recs, indexes, tables = build_recommendations(conn, slow, verdicts, settings)
+    measure_realized_savings(conn, settings)
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('autopilot.recommendations'))")
         for r in recs:
@@ -275,7 +291,8 @@ def read_open_recommendations(
 def optimize_system(
     conn: psycopg.Connection, settings: ProfilingSettings | None = None, refresh: bool = True
 ) -> dict[str, Any]:
-    """The seed's ``optimize_system`` task: ``{totalOptimizations, optimizations[...], estimatedImpact}``.
+    """The seed's ``optimize_system`` task: ``{totalOptimizations, optimizations[...], estimatedImpact}``,
+    plus ``realizedSavings``: each applied index's predicted and measured saving.
 
     ``refresh`` re-reads statistics and re-plans the heaviest queries first (recommendations are upserted
     under their stable keys; the pg_stat_statements snapshot of the scheduled run is not touched); without
@@ -287,7 +304,9 @@ def optimize_system(
             stats = collect_query_stats(conn, settings, store_snapshot=False).stats
         analysis = analyze_slow_queries(conn, stats, settings)
         generate_recommendations(conn, settings, analysis)
-    return assemble_optimizations(read_open_recommendations(conn))
+    report = assemble_optimizations(read_open_recommendations(conn))
+    report["realizedSavings"] = savings_report(read_realized_savings(conn))
+    return report
 
 
 def top_recommendations(conn: psycopg.Connection, limit: int = 5) -> list[tuple[str, str, str, float | None]]:

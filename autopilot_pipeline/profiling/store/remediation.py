@@ -3,6 +3,7 @@ attempt (dry runs included)."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +34,13 @@ from autopilot_pipeline.profiling.parsing import BadQuery, fingerprint_queries, 
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import explain, hypopg_schema, read_indexes, read_only
 from autopilot_pipeline.profiling.store.index_advice import immutability_problem
+from autopilot_pipeline.profiling.store.savings import track_applied_indexes
 from autopilot_pipeline.profiling.store.slow_queries import hypothetical_cost
-from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS
+from autopilot_pipeline.profiling.store.statements import (
+    IGNORED_SCHEMAS,
+    collect_query_stats,
+    write_query_stats,
+)
 
 # --------------------------------------------------------------------------------------------- remediation
 
@@ -153,11 +159,23 @@ def remediate(
             (limit,),
         ).fetchall()
         s = settings or ProfilingSettings()
-        return [
+        results = [
             _remediate_one(conn, row, apply, actor, lock_timeout_ms, statement_timeout_ms, s) for row in rows
         ]
+        if any(r["result"] == "applied" for r in results):
+            _close_window(conn, s)
+        return results
     finally:
         conn.execute("SELECT pg_advisory_unlock(hashtext('autopilot.remediate'))")
+
+
+def _close_window(conn: psycopg.Connection, settings: ProfilingSettings) -> None:
+    """A statistics window ends right after the builds (pg_stat_statements snapshot and catalog look), so
+    the next run's window lies wholly after them and measures the realized saving a day sooner."""
+    with conn.transaction():
+        result = collect_query_stats(conn, settings, store_snapshot=True)
+        write_query_stats(conn, result)
+        track_applied_indexes(conn, at=result.window_end)
 
 
 def _audit(conn: psycopg.Connection, rec_id: int, key: str, action: str, mode: str, actor: str) -> int:
@@ -328,7 +346,8 @@ def _served_queries(conn: psycopg.Connection, key: str, fingerprints: list[str])
     for text, generic in rows:
         try:
             if parse_query(text).explainable:
-                served.append((text, bool(generic)))
+                # pg_stat_statements' examples keep their $n parameters: those need a generic plan
+                served.append((text, bool(generic) or re.search(r"\$\d", text) is not None))
         except BadQuery:
             continue
     return served
