@@ -90,14 +90,14 @@ def test_a_deleted_parent_gets_an_fk_index_with_its_saving_size_and_reasons():
     assert rec.key == IndexCandidate("s.child", ("parent_id",)).key == "missing_index:s.child(parent_id)"
     assert rec.type == "missing_index" and rec.priority == "medium"
     assert rec.action_sql == "CREATE INDEX CONCURRENTLY child_parent_id_idx ON s.child (parent_id);"
-    details = rec.metadata["details"]
+    details = rec.metadata
     # each call: 100 ms of which the RI scan is 990 / (10 + 990); the index makes it 10 / 990 of itself
-    assert details["predicted_saved_ms"] == pytest.approx(10 * 100 * (980 / 990) * 990 / 1000, abs=0.1)
+    assert details["estimated_saved_ms"] == pytest.approx(10 * 100 * (980 / 990) * 990 / 1000, abs=0.1)
     assert rec.estimated_improvement_pct == pytest.approx(98.0)
     assert details["estimated_size_bytes"] == estimated_btree_bytes(1_000_000, 8)
-    assert [s["kind"] for s in details["serves"]] == ["parent_delete", "ri_check"]
-    assert details["serves"][1]["query"] == "SELECT 1 FROM ONLY s.child WHERE parent_id = $1 FOR KEY SHARE"
-    assert details["write_overhead"]["index_entries_per_day"] == 500.0
+    assert [s["kind"] for s in details["queries"]] == ["parent_delete", "ri_check"]
+    assert details["queries"][1]["query"] == "SELECT 1 FROM ONLY s.child WHERE parent_id = $1 FOR KEY SHARE"
+    assert details["index_writes_per_day"] == 500.0
     assert rec.metadata["fingerprints"] == ["fp1"] and rec.metadata["verification"] == "foreign_key"
     assert "10 parent rows deleted" in rec.description
 
@@ -109,7 +109,7 @@ def test_fk_index_priority_follows_the_evidence():
     cascade = ForeignKey("s", "child", "fk", ("parent_id",), "s", "parent", ("id",), on_delete="c")
     (rec,) = foreign_key_findings([evidence(fk=cascade)], [], SETTINGS)
     assert rec.priority == "medium" and "ON DELETE CASCADE" in rec.description
-    assert rec.metadata["details"]["predicted_saved_ms"] is None  # no delete seen: no number invented
+    assert rec.metadata["estimated_saved_ms"] is None  # no delete seen: no number invented
     (rec,) = foreign_key_findings([evidence(parent_updates=5)], [], SETTINGS)
     assert rec.priority == "low"
     join = ServedQuery("fp2", "join", 5_000, 1.0)

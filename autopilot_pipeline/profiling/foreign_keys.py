@@ -208,7 +208,7 @@ def foreign_key_findings(
         details = {
             "why": why,
             "index_type": "btree (equality on every key column: the RI check's lookup)",
-            "serves": [
+            "queries": [
                 {
                     "fingerprint": s.fingerprint,
                     "kind": s.kind,
@@ -226,16 +226,13 @@ def foreign_key_findings(
                     + " FOR KEY SHARE",
                 }
             ],
-            "predicted_saved_ms": None if saved is None else round(saved, 1),
             "predicted_saving_pct": pct,
             "estimated_size_bytes": size,
-            "write_overhead": {
-                "index_entries_per_day": None
-                if ev.child_writes_per_day is None
-                else round(ev.child_writes_per_day, 1),
-                "note": f"every insert into {fk.table} and every update of its key adds one index entry",
-            },
-            "verification": ev.verification,
+            "index_writes_per_day": None
+            if ev.child_writes_per_day is None
+            else round(ev.child_writes_per_day, 1),
+            "write_note": f"every insert into {fk.table} and every update of its key adds one index entry",
+            "cost_source": ev.verification,
             "notes": list(ev.notes),
         }
         impact = (
@@ -266,7 +263,7 @@ def foreign_key_findings(
                 "estimated_saved_ms": None if saved is None else round(saved, 1),
                 "plan_cost_before": ev.check_cost,
                 "plan_cost_after": ev.indexed_cost,
-                "details": details,
+                **details,
             },
         )
     return list(out.values())
