@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -114,6 +115,11 @@ def _worker_pid(instance: dg.DagsterInstance, run_id: str, daemon_pid: int) -> i
     return None
 
 
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 def _engine_lock_waiters(conn: psycopg.Connection) -> set[int]:
     """Backends of the application database waiting for an advisory lock (the test holds the only one)."""
     rows = conn.execute(
@@ -161,9 +167,80 @@ def _launch_by_hand(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_dead_and_hung_alert_runs_are_failed_and_the_next_evaluation_runs(
-    pg_server: str, pg_url: str, tmp_path: Path, monkeypatch
-) -> None:
+@dataclass
+class World:
+    """A running daemon on our instance, the engine lock held by the test, a local Slack receiver."""
+
+    instance: dg.DagsterInstance
+    daemon: subprocess.Popen
+    holder: psycopg.Connection
+    receiver: Receiver
+    env: dict[str, str]
+    log: Path
+    pg_url: str
+
+    def diagnose(self) -> str:
+        lines = [f"daemon alive: {self.daemon.poll() is None}", self.log.read_text()[-3000:]]
+        for run in _alert_runs(self.instance):
+            lines.append(f"run {run.run_id} {run.status} {run.tags.get(AS_OF_TAG)}")
+            lines += [f"  {m[:300]}" for m in _messages(self.instance, run.run_id) if m]
+        return "\n".join(lines)
+
+    def blocked(self, known: set[int], done: set[str]) -> tuple[dg.DagsterRun, set[int]] | None:
+        """The one started evaluation waiting on our lock in its step, and its new waiting backends."""
+        waiting = _engine_lock_waiters(self.holder) - known
+        started = [
+            r
+            for r in _alert_runs(self.instance)
+            if r.status == DagsterRunStatus.STARTED and r.run_id not in done
+        ]
+        return (started[0], waiting) if waiting and len(started) == 1 else None
+
+    def finished(self, run_id: str) -> dg.DagsterRun | None:
+        run = self.instance.get_run_by_id(run_id)
+        return run if run is not None and run.is_finished else None
+
+    def succeeded(self, *but: str) -> dg.DagsterRun | None:
+        """An evaluation other than ``but`` that succeeded."""
+        ok = [
+            r
+            for r in _alert_runs(self.instance)
+            if r.run_id not in but and r.status == DagsterRunStatus.SUCCESS
+        ]
+        return ok[0] if ok else None
+
+    def evaluated(self) -> list[datetime]:
+        with psycopg.connect(self.pg_url) as conn:
+            return [row[0] for row in conn.execute("SELECT evaluated_at FROM automation.alert_evaluations")]
+
+    def assert_evaluated(self, run: dg.DagsterRun) -> None:
+        """The run's evaluation is in the database (at its tick, for a scheduled run)."""
+        evaluated = self.evaluated()
+        tick = run.tags.get(AS_OF_TAG)
+        assert evaluated and (tick is None or datetime.fromisoformat(tick) in evaluated), (tick, evaluated)
+
+    def assert_one_evaluation_at_a_time(self) -> None:
+        records = [self.instance.get_run_record_by_id(r.run_id) for r in _alert_runs(self.instance)]
+        spans = sorted((r.start_time, r.end_time or time.time()) for r in records if r and r.start_time)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), spans
+
+    def assert_one_notice_each(self, *victims: dg.DagsterRun) -> None:
+        """Each failed run told in Slack exactly once, checked after the run-failure sensor has looked past
+        their last events (a run ended by its max runtime has two: the monitor's, then its worker's)."""
+        last_event = max(e.timestamp for v in victims for e in self.instance.all_logs(v.run_id))
+        _wait(
+            "a run-failure sensor tick after the victims' last events",
+            lambda: _sensor_ticked(self.instance, "run_failure_notice", after=last_event),
+            self.diagnose,
+            90,
+        )
+        notices = [t for t in self.receiver.texts if "Dagster run failed" in t]
+        for victim in victims:
+            assert sum(victim.run_id[:8] in t for t in notices) == 1, notices
+
+
+@pytest.fixture
+def world(pg_server: str, pg_url: str, tmp_path: Path, monkeypatch) -> Iterator[World]:
     dagster_db = f"dagster_deadrun_{uuid.uuid4().hex[:8]}"
     ensure_database(pg_server, dagster_db)
     home = _instance_home(tmp_path)
@@ -177,117 +254,98 @@ def test_dead_and_hung_alert_runs_are_failed_and_the_next_evaluation_runs(
     for name, value in env_vars.items():
         monkeypatch.setenv(name, value)
     receiver = Receiver()
-    log = tmp_path / "daemon.log"
     holder = psycopg.connect(pg_url, autocommit=True)
     holder.execute(ENGINE_LOCK)  # every evaluation waits for it inside its step until released
     env = cli_env(**env_vars, SLACK_WEBHOOK_URL=receiver.url)
+    log = tmp_path / "daemon.log"
     try:
         with dg.DagsterInstance.get() as instance, _daemon(env, log) as daemon:
-
-            def diagnose() -> str:
-                lines = [f"daemon alive: {daemon.poll() is None}", log.read_text()[-3000:]]
-                for run in _alert_runs(instance):
-                    lines.append(f"run {run.run_id} {run.status} {run.tags.get(AS_OF_TAG)}")
-                    lines += [f"  {m[:300]}" for m in _messages(instance, run.run_id) if m]
-                return "\n".join(lines)
-
-            def blocked(known: set[int], done: set[str]) -> tuple[dg.DagsterRun, set[int]] | None:
-                """The one started evaluation waiting on our lock in its step, and its new waiting backends."""
-                waiting = _engine_lock_waiters(holder) - known
-                started = [
-                    r
-                    for r in _alert_runs(instance)
-                    if r.status == DagsterRunStatus.STARTED and r.run_id not in done
-                ]
-                return (started[0], waiting) if waiting and len(started) == 1 else None
-
+            world = World(instance, daemon, holder, receiver, env, log, pg_url)
             _wait(
                 "the run-failure sensor's first tick",
                 lambda: _sensor_ticked(instance, "run_failure_notice"),
-                diagnose,
+                world.diagnose,
             )
-            _launch_by_hand(env)  # besides the minute schedule, so the first victim need not wait for a tick
-
-            # (1) a worker killed mid-step: the code server that started it reports the death at once
-            killed, orphans = _wait(
-                "an evaluation blocked in its step", lambda: blocked(set(), set()), diagnose
-            )
-            pid = _wait(
-                "the run's worker process",
-                lambda: _worker_pid(instance, killed.run_id, daemon.pid),
-                diagnose,
-                30,
-            )
-            os.kill(pid, signal.SIGKILL)
-            killed = _wait(
-                "the killed run marked failed",
-                lambda: (r := instance.get_run_by_id(killed.run_id)) and r.is_finished and r,
-                diagnose,
-            )
-            assert killed.status == DagsterRunStatus.FAILURE, diagnose()
-            assert any("terminated by signal 9" in m for m in _messages(instance, killed.run_id)), diagnose()
-
-            # (2) a run hung mid-step (its worker alive, waiting forever) holds the alerting lane's only slot
-            # until run monitoring ends it at its max runtime; the lock is held all along
-            hung, _ = _wait(
-                "the next evaluation blocked in its step",
-                lambda: blocked(orphans, {killed.run_id}),
-                diagnose,
-            )
-            hung = _wait(
-                "the hung run ended",
-                lambda: (r := instance.get_run_by_id(hung.run_id)) and r.is_finished and r,
-                diagnose,
-                MAX_RUNTIME_S + 60,
-            )
-            assert hung.status == DagsterRunStatus.FAILURE, diagnose()
-            assert any(
-                f"maximum runtime of {MAX_RUNTIME_S} seconds" in m for m in _messages(instance, hung.run_id)
-            ), diagnose()
-            hung_record = instance.get_run_record_by_id(hung.run_id)
-            assert hung_record.end_time - hung_record.start_time >= MAX_RUNTIME_S  # ended by the limit
-            holder.execute("SELECT pg_advisory_unlock_all()")
-
-            # (3) a later scheduled evaluation runs and succeeds: nothing is left blocking the lane
-            later = _wait(
-                "a later evaluation succeeded",
-                lambda: next(
-                    (
-                        r
-                        for r in _alert_runs(instance)
-                        if r.run_id not in (killed.run_id, hung.run_id)
-                        and r.status == DagsterRunStatus.SUCCESS
-                    ),
-                    None,
-                ),
-                diagnose,
-            )
-            records = [instance.get_run_record_by_id(r.run_id) for r in _alert_runs(instance)]
-            spans = sorted((r.start_time, r.end_time or time.time()) for r in records if r.start_time)
-            assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False)), (
-                spans
-            )  # one evaluation at a time
-            with psycopg.connect(pg_url) as conn:
-                evaluated = [
-                    row[0] for row in conn.execute("SELECT evaluated_at FROM automation.alert_evaluations")
-                ]
-            assert datetime.fromisoformat(later.tags[AS_OF_TAG]) in evaluated, evaluated
-            for victim in (killed, hung):  # a killed or cancelled evaluation left nothing half-written
-                if AS_OF_TAG in victim.tags:
-                    assert datetime.fromisoformat(victim.tags[AS_OF_TAG]) not in evaluated
-
-            # (4) the run-failure sensor told Slack about each once (the hung run has two failure events:
-            # run monitoring's, then its interrupted worker's), once it has looked past their last events
-            last_event = max(entry.timestamp for v in (killed, hung) for entry in instance.all_logs(v.run_id))
-            _wait(
-                "a run-failure sensor tick after the victims' last events",
-                lambda: _sensor_ticked(instance, "run_failure_notice", after=last_event),
-                diagnose,
-                90,
-            )
-            notices = [t for t in receiver.texts if "Dagster run failed" in t]
-            for victim in (killed, hung):
-                assert sum(victim.run_id[:8] in t for t in notices) == 1, notices
+            yield world
     finally:
         holder.close()
         receiver.close()
+
+
+def test_dead_and_hung_alert_runs_are_failed_and_the_next_evaluation_runs(world: World) -> None:
+    _launch_by_hand(world.env)  # besides the minute schedule, so the first victim need not wait for a tick
+    diagnose = world.diagnose
+
+    # (1) a worker killed mid-step: the code server that started it reports the death at once
+    killed, orphans = _wait(
+        "an evaluation blocked in its step", lambda: world.blocked(set(), set()), diagnose
+    )
+    pid = _wait(
+        "the run's worker process",
+        lambda: _worker_pid(world.instance, killed.run_id, world.daemon.pid),
+        diagnose,
+        30,
+    )
+    os.kill(pid, signal.SIGKILL)
+    killed = _wait("the killed run marked failed", lambda: world.finished(killed.run_id), diagnose)
+    assert killed.status == DagsterRunStatus.FAILURE, diagnose()
+    assert any("terminated by signal 9" in m for m in _messages(world.instance, killed.run_id)), diagnose()
+
+    # (2) a run hung mid-step (its worker alive, waiting forever) holds the alerting lane's only slot
+    # until run monitoring ends it at its max runtime; the lock is held all along
+    hung, _ = _wait(
+        "the next evaluation blocked in its step", lambda: world.blocked(orphans, {killed.run_id}), diagnose
+    )
+    hung = _wait("the hung run ended", lambda: world.finished(hung.run_id), diagnose, MAX_RUNTIME_S + 60)
+    assert hung.status == DagsterRunStatus.FAILURE, diagnose()
+    assert any(
+        f"maximum runtime of {MAX_RUNTIME_S} seconds" in m for m in _messages(world.instance, hung.run_id)
+    ), diagnose()
+    record = world.instance.get_run_record_by_id(hung.run_id)
+    assert record.end_time - record.start_time >= MAX_RUNTIME_S  # ended by the limit, not before
+    world.holder.execute("SELECT pg_advisory_unlock_all()")
+
+    # (3) a later scheduled evaluation runs and succeeds: nothing is left blocking the lane
+    later = _wait(
+        "a later evaluation succeeded", lambda: world.succeeded(killed.run_id, hung.run_id), diagnose
+    )
+    world.assert_one_evaluation_at_a_time()
+    world.assert_evaluated(later)
+    evaluated = world.evaluated()
+    for victim in (killed, hung):  # a killed or cancelled evaluation left nothing half-written
+        if AS_OF_TAG in victim.tags:
+            assert datetime.fromisoformat(victim.tags[AS_OF_TAG]) not in evaluated
+
+    # (4) the run-failure sensor told Slack about each once
+    world.assert_one_notice_each(killed, hung)
+
+
+def test_a_run_whose_worker_and_code_server_died_is_failed_at_its_max_runtime(world: World) -> None:
+    """Nobody is left to report the death: the run stays STARTED, holding the lane, until its max runtime."""
+    _launch_by_hand(world.env)
+    diagnose = world.diagnose
+    dead, _ = _wait("an evaluation blocked in its step", lambda: world.blocked(set(), set()), diagnose)
+    pid = _wait(
+        "the run's worker process",
+        lambda: _worker_pid(world.instance, dead.run_id, world.daemon.pid),
+        diagnose,
+        30,
+    )
+    server = _parent(pid)
+    assert server in descendants(world.daemon.pid), diagnose()  # the code server, not the daemon itself
+    os.kill(server, signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
+    world.holder.execute("SELECT pg_advisory_unlock_all()")  # only the dead run's orphaned backend waits
+
+    dead = _wait("the dead run ended", lambda: world.finished(dead.run_id), diagnose, MAX_RUNTIME_S + 60)
+    assert dead.status == DagsterRunStatus.FAILURE, diagnose()
+    assert any(
+        f"maximum runtime of {MAX_RUNTIME_S} seconds" in m for m in _messages(world.instance, dead.run_id)
+    ), diagnose()
+    record = world.instance.get_run_record_by_id(dead.run_id)
+    assert record.end_time - record.start_time >= MAX_RUNTIME_S  # nothing ended it earlier
+
+    later = _wait("a later evaluation succeeded", lambda: world.succeeded(dead.run_id), diagnose)
+    world.assert_one_evaluation_at_a_time()
+    world.assert_evaluated(later)
+    world.assert_one_notice_each(dead)
