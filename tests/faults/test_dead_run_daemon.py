@@ -1,15 +1,23 @@
-"""Issue 10 point 1, end to end: a run killed mid-step under a running daemon does not block the alerts.
+"""Issue 10 point 1, end to end: dead and hung runs under a running daemon do not block the alerts.
 
 A real ``dagster-daemon`` with our ``dagster.yaml`` (Postgres storage, the queued coordinator and its lanes,
-run monitoring) runs the real minute schedule of the alert evaluation. The test holds the engine's advisory
-lock on the application database, so the first scheduled evaluation blocks inside its step; then its run
-worker process gets SIGKILL. Dagster's default run launcher cannot see a dead worker, so the run stays
-STARTED, holding the alerting lane's only slot, until run monitoring ends it at the job's
-``dagster/max_runtime`` (60 s, ``defs/run_policy.py``). The next minute's evaluation, queued behind it, then
-runs and succeeds, and the run-failure sensor posts the notice to a local Slack receiver.
+run monitoring, the run-failure sensor) runs the real minute schedule of the alert evaluation, plus one
+evaluation launched by hand (``dagster job launch``, queued like the schedule's) so the first victim need not
+wait for a tick. The test holds the engine's advisory lock (``alerting/store.lock_engine``: a blocking
+transaction-level lock, on the application database) with a session lock of its own, so every evaluation
+waits inside its step, visibly in ``pg_stat_activity``. Then:
 
-Only the monitoring poll interval is shortened in the test's copy of ``dagster.yaml`` (a test cannot wait
-the shipped 20 s at every step); the runtime limit is the shipped one.
+- its worker gets SIGKILL: the code server that started the worker sees it die and fails the run at once
+  (Dagster's default run launcher has no health check, but it needs none for this);
+- the next one hangs (worker alive, waiting): it holds the alerting lane's only slot until run monitoring
+  fails it at the job's ``dagster/max_runtime`` (60 s, ``defs/run_policy.py``), and the scheduled evaluation
+  queued behind it then runs and succeeds;
+- worker and code server both killed: nobody reports the death, the run stays STARTED until its max
+  runtime, the daemon brings a code server back, and the next tick's evaluation succeeds.
+
+Each failed run gets exactly one notice on a local Slack receiver. Only the monitoring poll interval is
+shortened in the test's copy of ``dagster.yaml`` (2 s instead of 20 s); the runtime limit is the shipped one.
+Most of each test's 2–3 minutes is waiting for minute ticks and the 60 s limit.
 """
 
 from __future__ import annotations
