@@ -39,6 +39,14 @@ def failure_registry(job_name: str, at: float) -> CollectorRegistry:
     return registry
 
 
+def first_failure(context: dg.RunFailureSensorContext) -> bool:
+    """Whether this is the run's first failure event. A run ended by run monitoring (over its max runtime)
+    fails twice: the monitor's failure, then the interrupted worker's own; one notice is enough."""
+    events = context.instance.all_logs(context.dagster_run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    first = events[0].dagster_event if events else None
+    return first is None or first.message == context.failure_event.message
+
+
 @dg.run_failure_sensor(
     name="run_failure_notice",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -48,6 +56,8 @@ def run_failure_notice(
     context: dg.RunFailureSensorContext, slack: SlackResource, pushgateway: PushgatewayResource
 ) -> None:
     run = context.dagster_run
+    if not first_failure(context):
+        return
     reason = context.failure_event.message or "failed"
     client = slack.client()
     if client is not None:
