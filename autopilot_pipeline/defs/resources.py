@@ -47,7 +47,10 @@ class PostgresResource(dg.ConfigurableResource):
             try:
                 yield raw
             finally:
-                raw.autocommit = False
+                if raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    raw.autocommit = False
+                else:  # interrupted mid-statement: drop the connection rather than hide the interrupt
+                    sa_conn.invalidate()
 
 
 _TRUNCATE_EVERY = {dg.HourlyPartitionsDefinition: "1h", dg.DailyPartitionsDefinition: "1d"}
