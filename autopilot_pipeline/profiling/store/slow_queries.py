@@ -176,10 +176,11 @@ def analyze_slow_queries(
     """EXPLAIN the heaviest fingerprints and find the index that helps each, verified by the planner.
 
     Candidates come from the WHERE/JOIN/ORDER BY columns of the query on large tables it reads sequentially
-    and that no existing index already covers. With HypoPG each candidate is created hypothetically and the
-    query re-planned: the cheapest candidate is kept if it saves ``min_saving_pct`` on a query costing at
-    least ``min_cost`` (Dexter's rule). Without HypoPG the saving is a labelled heuristic.
-    """
+    and that no existing index already covers. With HypoPG the candidates of every kind (plain, expression,
+    partial, BRIN) are pooled per table, tried as hypothetical indexes on every query reading the table (a
+    large table read through an index too), and one set serving them all is chosen
+    (``store.index_advice.verified_index_advice``). Without HypoPG the saving is a labelled heuristic on
+    plain B-trees only."""
     settings = settings or ProfilingSettings()
     analyzed_at = db_now(conn)
     combined = combine_query_sources(stats) if stats.height else stats
@@ -205,7 +206,6 @@ def analyze_slow_queries(
     catalog = _Catalog(conn)
     indexes = read_indexes(conn)
     verdicts: list[IndexVerdict] = []
-    queries: dict[str, tuple[str, bool]] = {}
     planned: list[QueryInput] = []
     rows = []
     for row in chosen.iter_rows(named=True):
@@ -226,7 +226,6 @@ def analyze_slow_queries(
             reason = " ".join(str(exc).split())[:200]
             rows.append({"fingerprint": fp, "verification": "none", "analysis": f"EXPLAIN failed: {reason}"})
             continue
-        queries[fp] = (text, generic)
         base = float(plan["Total Cost"])
         scanned = [
             t
@@ -293,23 +292,8 @@ def analyze_slow_queries(
             if r.get("plan_cost") is not None and r["fingerprint"] in final:
                 r["analysis"] = final[r["fingerprint"]].reason
 
-    def refit(wide: IndexCandidate, members: Sequence[IndexVerdict]) -> list[IndexVerdict] | None:
-        if not hypo:
-            return [replace(v, candidate=wide) for v in members]
-        out = []
-        for v in members:
-            text, generic = queries[v.fingerprint]
-            cost = hypothetical_cost(conn, hypo, wide, text, generic)
-            if cost is None:
-                return None
-            new = replace(v, candidate=wide, cost=cost)
-            if new.saving_pct < settings.min_saving_pct:
-                return None
-            out.append(replace(new, reason=f"cost {v.base_cost:.0f} -> {cost:.0f} (shared index)"))
-        return out
-
-    if not hypo:
-        verdicts = merge_index_advice(verdicts, refit)
+    if not hypo:  # the heuristic advice: a prefix folds into a wider recommended index (no planner to ask)
+        verdicts = merge_index_advice(verdicts)
     by_fp = {v.fingerprint: v for v in verdicts}
     for r in rows:
         v = by_fp.get(r["fingerprint"])
