@@ -305,13 +305,16 @@ def test_automation_runs_each_hour_after_its_health_tables_and_the_rest_every_si
     ]
     selection = dg.AssetSelection.assets(*AIOPS_ASSETS)
     with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("targets", ["default"])
         noon = datetime(2026, 3, 4, 12, 0, 30, tzinfo=UTC)
         result = dg.evaluate_automation_conditions(
             defs, instance, selection, evaluation_time=noon - timedelta(minutes=1)
         )
         assert result.total_requested == 0  # nothing analysed before its inputs exist
         for key in health:  # the health job finishes hour 11 at 12:02
-            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-11:00"))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, partition="default|2026-03-04-11:00")
+            )
         result = dg.evaluate_automation_conditions(
             defs, instance, selection, evaluation_time=noon + timedelta(minutes=2), cursor=result.cursor
         )
@@ -322,7 +325,9 @@ def test_automation_runs_each_hour_after_its_health_tables_and_the_rest_every_si
         for key in [ANOMALIES, PREDICTIONS, TRENDS]:
             instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-11:00"))
         for key in health:  # an hour later (13:00 is not a 6-hourly tick): only the hourly analysis
-            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-12:00"))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, partition="default|2026-03-04-12:00")
+            )
         result = dg.evaluate_automation_conditions(
             defs,
             instance,

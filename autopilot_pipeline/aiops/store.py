@@ -79,7 +79,8 @@ def _table(name: str) -> sql.Identifier:
     return sql.Identifier(schema, table)
 
 
-_WINDOW = sql.SQL("bucket_start >= %(start)s AND bucket_start < %(end)s")
+#: AI ops analyse the ``default`` target (the configured database) until they are partitioned per target.
+_WINDOW = sql.SQL("target = 'default' AND bucket_start >= %(start)s AND bucket_start < %(end)s")
 
 
 # ------------------------------------------------------------------------------------------------- reads
@@ -143,7 +144,8 @@ def read_counts(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.
 def data_end(conn: psycopg.Connection) -> datetime | None:
     """The end of the latest hourly bucket in any source table (None: no data yet)."""
     query = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT max(bucket_start) FROM {}").format(_table(t)) for t in SOURCE_TABLES
+        sql.SQL("SELECT max(bucket_start) FROM {} WHERE target = 'default'").format(_table(t))
+        for t in SOURCE_TABLES
     )
     row = conn.execute(sql.SQL("SELECT max(m) FROM ({}) AS t(m)").format(query)).fetchone()
     return row[0] + HOUR if row and row[0] is not None else None

@@ -16,13 +16,18 @@ from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATION
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
-from autopilot_pipeline.defs.partitions import analysis_hours, analysis_time
+from autopilot_pipeline.defs.partitions import TIME, analysis_hours, analysis_time
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 GROUP = "aiops"
+#: The health tables are target × hour; AI ops analyse the ``default`` target's hour (per-target AI ops: not
+#: yet), so they depend on the hour of every target.
 HEALTH_TABLES = [
-    dg.AssetKey(["analytics", name])
+    dg.AssetDep(
+        dg.AssetKey(["analytics", name]),
+        partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIME),
+    )
     for name in ("uptime_hourly", "error_rates_hourly", "response_times_hourly", "metric_samples_hourly")
 ]
 RECOMMENDATIONS = dg.AssetKey(["automation", "performance_recommendations"])
@@ -267,7 +272,16 @@ def optimizations(
     key=INSIGHTS,
     partitions_def=analysis_hours,
     automation_condition=every_six_hours(),
-    deps=[ANOMALIES, TRENDS, PREDICTIONS, OPTIMIZATIONS, dg.AssetKey(["analytics", "health_score_hourly"])],
+    deps=[
+        ANOMALIES,
+        TRENDS,
+        PREDICTIONS,
+        OPTIMIZATIONS,
+        dg.AssetDep(
+            dg.AssetKey(["analytics", "health_score_hourly"]),
+            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TIME),
+        ),
+    ],
     group_name=GROUP,
     kinds={"postgres", "openai", "slack"},
     owners=OWNERS,
