@@ -121,7 +121,7 @@ def test_every_series_and_every_panel_has_data_in_prometheus(
     }
     assert set(severities) == {"info", "warning", "critical"}
 
-    queries = panel_queries(build_dashboard(), {"component": ".*"})
+    queries = panel_queries(build_dashboard(), {"target": "default", "component": ".*"})
 
     def empty_panels() -> list[str]:
         return [q for q in queries if not prometheus_stack.query(q)]
