@@ -48,6 +48,15 @@ ALTER TABLE analytics.metric_samples_hourly DROP CONSTRAINT metric_samples_hourl
     ADD PRIMARY KEY (target, bucket_start, component, metric_name);
 ALTER TABLE analytics.release_stats_daily DROP CONSTRAINT release_stats_daily_pkey,
     ADD PRIMARY KEY (target, bucket_start);
+-- AI ops analyse each target on its own (target × hour partitions), so their keys lead with it too.
+ALTER TABLE analytics.anomalies DROP CONSTRAINT anomalies_pkey,
+    ADD PRIMARY KEY (target, bucket_start, component, metric);
+ALTER TABLE analytics.trends DROP CONSTRAINT trends_pkey,
+    ADD PRIMARY KEY (target, analyzed_at, window_hours, component, metric);
+ALTER TABLE analytics.failure_predictions DROP CONSTRAINT failure_predictions_pkey,
+    ADD PRIMARY KEY (target, predicted_at, component, metric);
+ALTER TABLE analytics.insights DROP CONSTRAINT insights_pkey,
+    ADD PRIMARY KEY (target, generated_at);
 
 -- Source ids are per database: two targets' health_log can both hold id 42.
 DROP INDEX IF EXISTS analytics.quarantine_source_row_key;

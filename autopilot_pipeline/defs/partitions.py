@@ -36,6 +36,7 @@ def by_target(time_partitions: dg.TimeWindowPartitionsDefinition) -> dg.MultiPar
 
 hourly_by_target = by_target(hourly)
 daily_by_target = by_target(daily)
+analysis_hours_by_target = by_target(analysis_hours)
 
 #: Upstream of another time grain (hours → day): same target, the time windows that overlap.
 SAME_TARGET_OVERLAPPING_TIME = dg.MultiPartitionMapping(
