@@ -89,6 +89,24 @@ def test_a_health_run_per_target_writes_each_targets_rows(shop_b, pg_url, conn):
     assert scores == [("default", 3), ("shop_b", 1)]
 
 
+def test_ai_ops_of_one_target_read_and_write_only_its_rows(shop_b, pg_url, conn):
+    load(pg_url, frame())
+    load(shop_b, frame().filter(pl.col("source") == "web"))
+    with dg.DagsterInstance.ephemeral() as instance:
+        for name in ("default", "shop_b"):
+            assert runner.run_job_range(
+                instance, "health_hourly_job", "2026-03-02-10:00", "2026-03-02-11:00", target=name
+            ).success
+        # the hour ending at 12:00, analysed for shop_b only
+        assert runner.run_job(instance, "aiops_job", partition_key="2026-03-02-11:00", target="shop_b").success
+    scored = conn.execute("SELECT DISTINCT target, component FROM analytics.anomalies ORDER BY 1, 2").fetchall()
+    assert scored == [("shop_b", "web")]  # web is shop_b's only component; api belongs to default
+    assert conn.execute("SELECT DISTINCT target FROM analytics.insights").fetchall() == [("shop_b",)]
+    # another target's findings are not written into this database's application log
+    logged = conn.execute("SELECT count(*) FROM automation.health_log WHERE source = 'ai-ops'").fetchone()
+    assert logged == (1,)  # the fixture's own ai-ops row only
+
+
 def test_an_unreachable_target_fails_only_its_own_runs(shop_b, pg_url, conn, monkeypatch):
     load(pg_url, frame())
     monkeypatch.setenv("DOWN_URL", f"postgresql://app:pw@127.0.0.1:{free_port()}/app")  # nothing listens
