@@ -130,3 +130,49 @@ def test_urls_resolve_at_run_time(conn, tmp_path):
 def test_the_database_refuses_a_target_without_a_url_source(conn):
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute("INSERT INTO automation.targets (name) VALUES ('nowhere')")
+
+
+def test_alert_rules_naming_a_target(conn, caplog):
+    from datetime import UTC, datetime
+
+    from autopilot_pipeline.alerting.engine import evaluate_alert_rules
+
+    targets.add_target(conn, "shop_b", url_env="SHOP_B_URL")
+    conn.execute(
+        "INSERT INTO automation.alert_rules (name, metric_name, condition, threshold, target) VALUES "
+        "('On default', 'uptime_percentage', '<', 99, 'default'), ('On all', 'uptime_percentage', '<', 99, NULL), "
+        "('On shop_b', 'uptime_percentage', '<', 99, 'shop_b'), ('On typo', 'uptime_percentage', '<', 99, 'shop_x')"
+    )
+    with caplog.at_level("WARNING"):
+        result = evaluate_alert_rules(conn, datetime(2026, 3, 2, 12, tzinfo=UTC))
+    reasons = dict(zip(result.skipped["rule"], result.skipped["reason"], strict=True))
+    assert reasons == {
+        "On shop_b": "target 'shop_b' is not evaluated by this engine (it reads the default target; use a "
+        "Prometheus rule on the pushed target label)",
+        "On typo": "unknown target 'shop_x' (see `autopilot targets list`)",
+    }
+    assert "alert rule" in caplog.text and "unknown target 'shop_x'" in caplog.text
+    evaluated = conn.execute("SELECT rules_evaluated FROM automation.alert_evaluations").fetchone()
+    rules = conn.execute("SELECT count(*) FROM automation.alert_rules WHERE enabled").fetchone()[0]
+    assert evaluated == (rules - 2,)  # the default and every-target rules (and the built-in ones) ran
+
+
+def test_the_targets_sensor_keeps_the_partitions_in_step_with_the_table(pg_url, conn):
+    from autopilot_pipeline.defs.resources import PostgresResource
+    from autopilot_pipeline.defs.targets.sensors import targets_sensor
+
+    targets.add_target(conn, "shop_b", url_env="SHOP_B_URL")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("targets", ["gone"])
+
+        def tick() -> dg.SensorResult:
+            resources = {"postgres": PostgresResource(database_url=pg_url)}
+            with dg.build_sensor_context(instance=instance, resources=resources) as context:
+                return targets_sensor(context)
+
+        result = tick()
+        [add, delete] = result.dynamic_partitions_requests
+        assert add.partition_keys == ["default", "shop_b"] and delete.partition_keys == ["gone"]
+        instance.add_dynamic_partitions("targets", add.partition_keys)
+        instance.delete_dynamic_partition("targets", "gone")
+        assert tick().skip_reason.skip_message == "2 target(s), all registered"

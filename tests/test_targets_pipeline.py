@@ -98,8 +98,12 @@ def test_ai_ops_of_one_target_read_and_write_only_its_rows(shop_b, pg_url, conn)
                 instance, "health_hourly_job", "2026-03-02-10:00", "2026-03-02-11:00", target=name
             ).success
         # the hour ending at 12:00, analysed for shop_b only
-        assert runner.run_job(instance, "aiops_job", partition_key="2026-03-02-11:00", target="shop_b").success
-    scored = conn.execute("SELECT DISTINCT target, component FROM analytics.anomalies ORDER BY 1, 2").fetchall()
+        assert runner.run_job(
+            instance, "aiops_job", partition_key="2026-03-02-11:00", target="shop_b"
+        ).success
+    scored = conn.execute(
+        "SELECT DISTINCT target, component FROM analytics.anomalies ORDER BY 1, 2"
+    ).fetchall()
     assert scored == [("shop_b", "web")]  # web is shop_b's only component; api belongs to default
     assert conn.execute("SELECT DISTINCT target FROM analytics.insights").fetchall() == [("shop_b",)]
     # another target's findings are not written into this database's application log
