@@ -168,12 +168,18 @@ def test_pushed_metrics_carry_the_target_label_and_group(
             assert runner.run_job_range(
                 instance, "health_hourly_job", "2026-03-02-10:00", "2026-03-02-11:00", target=name
             ).success
+        monkeypatch.setenv("DOWN_URL", f"postgresql://app:pw@127.0.0.1:{free_port()}/app")
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            targets.add_target(conn, "down", url_env="DOWN_URL")  # its push still happens, without releases
         monkeypatch.setenv("PUSHGATEWAY_URL", prometheus_stack.pushgateway_url)
         job = runner.load_definitions().resolve_job_def("metrics_push_job")
         as_of = (H11 + timedelta(minutes=30)).isoformat()
         result = job.execute_in_process(instance=instance, tags={AS_OF_TAG: as_of}, raise_on_error=False)
     assert result.success
+    meta = result.asset_materializations_for_node("metrics__prometheus_push")[0].metadata
+    assert meta["targets"].value == "default, down, shop_b" and meta["unreachable_targets"].value == "down"
     text = prometheus_stack.pushed_text()
+    assert 'autopilot_migrations_total{instance="",job="autopilot",target="down"} 0' in text
     assert (
         'autopilot_uptime_percentage{component="web",instance="",job="autopilot",target="shop_b"} 100' in text
     )

@@ -12,6 +12,7 @@ import json
 from datetime import datetime, timedelta
 
 import dagster as dg
+import psycopg
 
 from autopilot_pipeline.defs.health.jobs import health_hourly_job
 from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START, hourly, target_key
@@ -79,8 +80,9 @@ def health_log_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
                     notes.append(f"{target.name}: cursor initialised")
                     continue
                 new = health_store.new_health_rows(source, seen[target.name])
-        except (dg.Failure, AutopilotError) as exc:
-            context.log.warning(f"skipped target {target.name}: {getattr(exc, 'description', None) or exc}")
+        except (dg.Failure, AutopilotError, psycopg.Error) as exc:  # one target never blocks the others
+            reason = getattr(exc, "description", None) or " ".join(str(exc).split())
+            context.log.warning(f"skipped target {target.name}: {reason}")
             continue
         seen[target.name] = new.last_id
         if new.rows:
@@ -90,7 +92,8 @@ def health_log_sensor(context: dg.SensorEvaluationContext, postgres: PostgresRes
                 f"{target.name}: {new.rows} new rows in {len(new.hours)} hour(s) -> {len(found)} run(s)"
             )
             requests += found
-    cursor = json.dumps(dict(sorted(seen.items())))
+    monitored_names = {target.name for target in monitored}  # a removed target's cursor goes with it
+    cursor = json.dumps({name: last for name, last in sorted(seen.items()) if name in monitored_names})
     if not requests:
         return dg.SensorResult(skip_reason="; ".join(notes) or "no new health_log rows", cursor=cursor)
     return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -12,6 +12,7 @@ own ``migration_log``/``deployment_log``) is left out, with a warning.
 import time
 
 import dagster as dg
+import psycopg
 from prometheus_client.exposition import generate_latest
 
 from autopilot_pipeline.defs.meta import OWNERS
@@ -56,7 +57,8 @@ def _series(exposition: str) -> list[str]:
     kinds={"prometheus", "postgres"},
     owners=OWNERS,
     description="Pushes the autopilot_* metrics (seed names; stat=avg|p95|p99; *_total are all-time "
-    "counters) to the Prometheus Pushgateway, replacing the job's group; skipped when PUSHGATEWAY_URL is "
+    "counters) to the Prometheus Pushgateway, one group per monitored target (label and grouping key "
+    "`target`), each replacing its previous push; skipped when PUSHGATEWAY_URL is "
     "unset.",
 )
 def prometheus_push(
@@ -76,8 +78,9 @@ def prometheus_push(
             try:
                 with postgres.connect_source(name) as source:
                     snapshots[name] = read_metrics_snapshot(conn, as_of, name, source)
-            except dg.Failure as exc:
-                context.log.warning(f"{exc.description}: its release gauges are left out of this push")
+            except (dg.Failure, psycopg.Error) as exc:  # one target never blocks the others' push
+                reason = getattr(exc, "description", None) or f"target {name!r}: {' '.join(str(exc).split())}"
+                context.log.warning(f"{reason}: its release gauges are left out of this push")
                 unreachable.append(name)
                 snapshots[name] = read_metrics_snapshot(conn, as_of, name, None)
     pushed_at = time.time()
