@@ -176,3 +176,52 @@ def test_the_targets_sensor_keeps_the_partitions_in_step_with_the_table(pg_url, 
         instance.add_dynamic_partitions("targets", add.partition_keys)
         instance.delete_dynamic_partition("targets", "gone")
         assert tick().skip_reason.skip_message == "2 target(s), all registered"
+
+
+def test_migration_0014_keeps_existing_rows_as_the_default_targets(pg_server, tmp_path):
+    """Rows written before targets existed become the ``default`` target's, under the new keys."""
+    import shutil
+    import uuid
+
+    from autopilot_pipeline.postgres import migrate
+
+    name = f"targets_upgrade_{uuid.uuid4().hex[:8]}"
+    url = _create_database(pg_server, name)
+    try:
+        before = tmp_path / "sql"
+        before.mkdir()
+        for m in migrate.available():
+            if m.version < "0014":
+                shutil.copy(m.path, before)
+        migrate.migrate(url, before)
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute(
+                "INSERT INTO analytics.uptime_hourly (bucket_start, component, checks, up_checks, uptime_pct) "
+                "VALUES ('2026-03-02 10:00+00', 'api', 4, 3, 75)"
+            )
+            c.execute(
+                "INSERT INTO analytics.quarantine (source_table, source_id, partition_start, reason, payload) "
+                "VALUES ('automation.health_log', 7, '2026-03-02 10:00+00', 'duplicate', '{}')"
+            )
+        assert migrate.migrate(url) == ["0014_targets"]
+        with psycopg.connect(url, autocommit=True) as c:
+            assert c.execute("SELECT target, checks FROM analytics.uptime_hourly").fetchall() == [
+                ("default", 4)
+            ]
+            assert c.execute("SELECT name FROM automation.targets").fetchall() == [("default",)]
+            # the same hour and component may now exist once per target, and a source id once per target
+            c.execute(
+                "INSERT INTO analytics.uptime_hourly (target, bucket_start, component, checks, up_checks, "
+                "uptime_pct) VALUES ('shop_b', '2026-03-02 10:00+00', 'api', 1, 1, 100)"
+            )
+            c.execute(
+                "INSERT INTO analytics.quarantine (target, source_table, source_id, partition_start, reason, "
+                "payload) VALUES ('shop_b', 'automation.health_log', 7, '2026-03-02 10:00+00', 'duplicate', '{}')"
+            )
+            with pytest.raises(psycopg.errors.UniqueViolation):
+                c.execute(
+                    "INSERT INTO analytics.uptime_hourly (bucket_start, component, checks, up_checks, "
+                    "uptime_pct) VALUES ('2026-03-02 10:00+00', 'api', 1, 1, 100)"
+                )
+    finally:
+        _drop_database(pg_server, name)
