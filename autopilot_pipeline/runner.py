@@ -14,8 +14,10 @@ from pathlib import Path
 import dagster as dg
 
 from autopilot_pipeline import settings, shutdown
-from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START
-from autopilot_pipeline.postgres.server import Database
+from autopilot_pipeline.defs import partitions
+from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START
+from autopilot_pipeline.postgres import targets
+from autopilot_pipeline.postgres.server import Database, connect
 
 # Failures are summarized by the caller in one line; the full logs stay in the Dagster instance (the UI).
 QUIET_LOGGERS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -46,6 +48,31 @@ def load_definitions() -> dg.Definitions:
     return defs() if callable(defs) else defs
 
 
+def sync_targets(db: Database, names: list[str]) -> None:
+    """Register ``names`` (and only them) as the ``targets`` partitions of the instance ``db`` serves."""
+    configure_environment(db)
+    with dg.DagsterInstance.get() as instance:
+        partitions.sync_targets(instance, names)
+
+
+def ensure_targets(instance: dg.DagsterInstance) -> list[str]:
+    """Register the rows of ``automation.targets`` (``default`` at least) as partitions before a run."""
+    url = settings.configured_database_url()
+    names = [DEFAULT_TARGET]
+    if url:
+        with connect(url) as conn:
+            names = [t.name for t in targets.list_targets(conn)]
+    partitions.sync_targets(instance, names)
+    return names
+
+
+def _keyed(job: dg.JobDefinition, key: str, target: str) -> str:
+    """``key`` as the job's partition key: a time key gains ``target`` when the job is per target."""
+    if isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
+        return partitions.target_key(target, key)
+    return key
+
+
 @dataclass(frozen=True)
 class RunSummary:
     job: str
@@ -55,10 +82,18 @@ class RunSummary:
 
 
 def run_job_range(
-    instance: dg.DagsterInstance, job_name: str, first_key: str, last_key: str, quiet: bool = True
+    instance: dg.DagsterInstance,
+    job_name: str,
+    first_key: str,
+    last_key: str,
+    quiet: bool = True,
+    target: str = DEFAULT_TARGET,
 ) -> RunSummary:
-    """Materialize ``job_name`` over the partition keys first..last in one run (single-run backfill)."""
+    """Materialize ``job_name`` over the partition keys first..last in one run (single-run backfill); time
+    keys of a per-target job are ``target``'s."""
     job = load_definitions().resolve_job_def(job_name)
+    ensure_targets(instance)
+    first_key, last_key = _keyed(job, first_key, target), _keyed(job, last_key, target)
     result = job.execute_in_process(
         instance=instance,
         tags={RANGE_START: first_key, RANGE_END: last_key},
@@ -75,6 +110,7 @@ def run_job(
     quiet: bool = True,
     resources: dict | None = None,
     partition_key: str | None = None,
+    target: str = DEFAULT_TARGET,
 ) -> RunSummary:
     """Run a job once: unpartitioned ones (alert evaluation, profiling, metrics push) now, a partitioned
     one (AI ops) for ``partition_key``.
@@ -82,6 +118,9 @@ def run_job(
     ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"settings": {"lookback_hours": 168}}}``.
     """
     job = load_definitions().resolve_job_def(job_name)
+    ensure_targets(instance)
+    if partition_key is not None:
+        partition_key = _keyed(job, partition_key, target)
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
     if resources:
         run_config["resources"] = {key: {"config": config} for key, config in resources.items()}

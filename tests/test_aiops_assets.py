@@ -38,13 +38,19 @@ SEED_TREND_KEYS = {"trend", "slope", "confidence", "dataPoints"}
 
 
 def partition(as_of: datetime) -> str:
-    """The AI-ops partition whose analysis time is ``as_of`` (the hour ending then)."""
-    return runner.hour_key(as_of - timedelta(hours=1))
+    """The default target's AI-ops partition whose analysis time is ``as_of`` (the hour ending then)."""
+    return f"default|{runner.hour_key(as_of - timedelta(hours=1))}"
+
+
+def instance_with_default() -> dg.DagsterInstance:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("targets", ["default"])
+    return instance
 
 
 def run_aiops(as_of: datetime = END, only: list[dg.AssetKey] | None = None) -> dg.ExecuteInProcessResult:
     definition = runner.load_definitions().resolve_job_def("aiops_job")
-    with dg.DagsterInstance.ephemeral() as instance:
+    with instance_with_default() as instance:
         return definition.execute_in_process(
             instance=instance,
             partition_key=partition(as_of),
@@ -256,7 +262,7 @@ def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
                 "slack": SlackResource(webhook_url=receiver.url, backoff_seconds=0.0),
             },
             partition_key=partition(END),
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance_with_default(),
         )
         assert result.success
         assert len(receiver.texts) == 1
@@ -275,7 +281,7 @@ def test_slack_summary_is_posted_by_the_insights_asset(aiops_db):
                 "slack": SlackResource(webhook_url=receiver.url, backoff_seconds=0.0),
             },
             partition_key=partition(END),
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance_with_default(),
         )
         meta = metadata(down, "analytics__insights")
         assert down.success and meta["slack"] == "failed" and "HTTP 500" in meta["slack_error"]
@@ -305,24 +311,33 @@ def test_automation_runs_each_hour_after_its_health_tables_and_the_rest_every_si
     ]
     selection = dg.AssetSelection.assets(*AIOPS_ASSETS)
     with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("targets", ["default"])
         noon = datetime(2026, 3, 4, 12, 0, 30, tzinfo=UTC)
         result = dg.evaluate_automation_conditions(
             defs, instance, selection, evaluation_time=noon - timedelta(minutes=1)
         )
         assert result.total_requested == 0  # nothing analysed before its inputs exist
         for key in health:  # the health job finishes hour 11 at 12:02
-            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-11:00"))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, partition="default|2026-03-04-11:00")
+            )
         result = dg.evaluate_automation_conditions(
             defs, instance, selection, evaluation_time=noon + timedelta(minutes=2), cursor=result.cursor
         )
-        assert result.get_requested_partitions(ANOMALIES) == {"2026-03-04-11:00"}
-        assert result.get_requested_partitions(PREDICTIONS) == {"2026-03-04-11:00"}
-        assert result.get_requested_partitions(TRENDS) == {"2026-03-04-11:00"}  # 12:00 is a 6-hourly tick
+        assert result.get_requested_partitions(ANOMALIES) == {"default|2026-03-04-11:00"}
+        assert result.get_requested_partitions(PREDICTIONS) == {"default|2026-03-04-11:00"}
+        assert result.get_requested_partitions(TRENDS) == {
+            "default|2026-03-04-11:00"
+        }  # 12:00 is a 6-hourly tick
         assert result.get_num_requested(INSIGHTS) == 1
         for key in [ANOMALIES, PREDICTIONS, TRENDS]:
-            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-11:00"))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, partition="default|2026-03-04-11:00")
+            )
         for key in health:  # an hour later (13:00 is not a 6-hourly tick): only the hourly analysis
-            instance.report_runless_asset_event(dg.AssetMaterialization(key, partition="2026-03-04-12:00"))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(key, partition="default|2026-03-04-12:00")
+            )
         result = dg.evaluate_automation_conditions(
             defs,
             instance,
@@ -330,7 +345,7 @@ def test_automation_runs_each_hour_after_its_health_tables_and_the_rest_every_si
             evaluation_time=noon + timedelta(hours=1, minutes=2),
             cursor=result.cursor,
         )
-        assert result.get_requested_partitions(ANOMALIES) == {"2026-03-04-12:00"}
+        assert result.get_requested_partitions(ANOMALIES) == {"default|2026-03-04-12:00"}
         assert result.get_num_requested(TRENDS) == 0 and result.get_num_requested(INSIGHTS) == 0
 
     job = defs.resolve_job_def("aiops_job")

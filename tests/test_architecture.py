@@ -73,9 +73,17 @@ def test_no_module_is_over_the_size_limit() -> None:
 
 
 def _partitions(spec: dg.AssetSpec) -> dict[str, Any] | None:
-    p = spec.partitions_def
+    return _describe_partitions(spec.partitions_def)
+
+
+def _describe_partitions(p: dg.PartitionsDefinition | None) -> dict[str, Any] | None:
     if p is None:
         return None
+    if isinstance(p, dg.MultiPartitionsDefinition):
+        return {
+            "type": type(p).__name__,
+            "dimensions": {d.name: _describe_partitions(d.partitions_def) for d in p.partitions_defs},
+        }
     described: dict[str, Any] = {"type": type(p).__name__}
     for attr in ("cron_schedule", "timezone", "end_offset", "name"):
         value = getattr(p, attr, None)

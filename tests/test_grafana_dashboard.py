@@ -80,13 +80,20 @@ def test_dashboard_identity(dashboard: dict) -> None:
 
 def test_variables(dashboard: dict) -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert set(variables) == {"datasource", "component"}
+    assert set(variables) == {"datasource", "target", "component"}
     source = variables["datasource"]
     assert source["type"] == "datasource" and source["query"] == "prometheus"
     comp = variables["component"]
     assert comp["type"] == "query" and comp["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
-    assert comp["query"] == "label_values(autopilot_uptime_percentage, component)"
+    assert comp["query"] == 'label_values(autopilot_uptime_percentage{target=~"$target"}, component)'
     assert comp["includeAll"] and comp["multi"] and comp["allValue"] == ".*"
+    target = variables["target"]
+    assert target["type"] == "query" and target["datasource"] == {
+        "type": "prometheus",
+        "uid": "${datasource}",
+    }
+    assert target["query"] == "label_values(autopilot_uptime_percentage, target)"
+    assert target["includeAll"] and target["multi"] and target["allValue"] == ".*"
 
 
 def test_every_panel_has_a_prometheus_target(dashboard: dict) -> None:
@@ -119,6 +126,10 @@ def test_every_metric_is_on_the_dashboard(dashboard: dict) -> None:
         for metric in COMPONENT_METRICS:
             if re.search(rf"\b{metric}\{{", e):
                 assert 'component=~"$component"' in e, e
+    # every query follows the $target variable (one dashboard for every monitored database)
+    for e in exprs:
+        for metric in re.findall(r"\bautopilot_\w+", e):
+            assert re.search(rf'\b{metric}\{{target=~"\$target"', e), e
     response = [p for p in _panels(dashboard) if "autopilot_response_time_ms" in p["targets"][0]["expr"]]
     assert response and "{{stat}}" in response[0]["targets"][0]["legendFormat"]
 
@@ -138,10 +149,10 @@ def test_cli_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_panel_queries_substitutes_variables(dashboard: dict) -> None:
-    queries = panel_queries(dashboard, {"component": "api|web"})
+    queries = panel_queries(dashboard, {"target": ".*", "component": "api|web"})
     assert len(queries) == sum(len(p["targets"]) for p in _panels(dashboard))
     assert not any("$" in q for q in queries)
-    assert 'autopilot_uptime_percentage{component=~"api|web"}' in queries
+    assert 'autopilot_uptime_percentage{target=~".*", component=~"api|web"}' in queries
     nested = {
         "panels": [
             {
@@ -163,7 +174,7 @@ def _synthetic_series() -> list[dict[str, str]]:
     """One hour and a half of minutely samples shaped like the pipeline's push (job=autopilot)."""
     series = []
     for comp in ("api", "web"):
-        lab = f'job="autopilot", component="{comp}"'
+        lab = f'job="autopilot", target="default", component="{comp}"'
         series += [
             {"series": f"autopilot_uptime_percentage{{{lab}}}", "values": "99.5x90"},
             {"series": f"autopilot_degraded_percentage{{{lab}}}", "values": "2.5x90"},
@@ -197,7 +208,7 @@ def _synthetic_series() -> list[dict[str, str]]:
 @needs_promtool
 def test_every_panel_query_returns_data_in_prometheus(dashboard: dict, tmp_path: Path) -> None:
     """Each query becomes a recording rule ``count(<query>)``; promtool checks every one has a sample."""
-    queries = panel_queries(dashboard, {"component": ".*"})
+    queries = panel_queries(dashboard, {"target": ".*", "component": ".*"})
     rules = [
         {"record": "autopilot_panel_series", "expr": f"count({q})", "labels": {"panel": str(i)}}
         for i, q in enumerate(queries)

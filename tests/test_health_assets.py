@@ -1,5 +1,6 @@
 """The health assets materialized for real: Dagster in process, Postgres for data."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -110,9 +111,9 @@ def test_late_rows_for_a_past_partition_are_requested_and_picked_up(pipeline_env
     with conn.transaction():
         copy_frame(conn, "automation.health_log", late)
     result = evaluate_sensor(pipeline_env, cursor)
-    assert [r.tags[runner.RANGE_START] for r in result.run_requests] == ["2026-03-02-10:00"]
-    assert [r.tags[runner.RANGE_END] for r in result.run_requests] == ["2026-03-02-10:00"]
-    assert int(result.cursor) == cursor + 1
+    assert [r.tags[runner.RANGE_START] for r in result.run_requests] == ["default|2026-03-02-10:00"]
+    assert [r.tags[runner.RANGE_END] for r in result.run_requests] == ["default|2026-03-02-10:00"]
+    assert json.loads(result.cursor) == {"default": cursor + 1}
 
     request = result.run_requests[0]
     assert run_hours(request.tags[runner.RANGE_START], request.tags[runner.RANGE_END]).success
@@ -127,7 +128,8 @@ def test_sensor_first_tick_only_sets_the_cursor(pipeline_env, conn):
     load_fixture(conn)
     result = evaluate_sensor(pipeline_env, None)
     assert not result.run_requests
-    assert int(result.cursor) == conn.execute("SELECT max(id) FROM automation.health_log").fetchone()[0]
+    last = conn.execute("SELECT max(id) FROM automation.health_log").fetchone()[0]
+    assert json.loads(result.cursor) == {"default": last}
 
 
 def test_empty_window_materializes_with_a_warning_check(pipeline_env, conn):
@@ -146,19 +148,22 @@ def test_missing_upstream_partition_fails_with_one_clear_line(pipeline_env, tmp_
     from autopilot_pipeline.defs.ingest.assets import health_checks
     from autopilot_pipeline.defs.resources import PartitionedFrameIOManager
 
-    result = dg.materialize(
-        [uptime_hourly, health_checks.to_source_asset()],
-        partition_key="2026-03-02-10:00",
-        resources={
-            "postgres": PostgresResource(database_url=pipeline_env),
-            "frames": PartitionedFrameIOManager(base_dir=str(tmp_path / "frames")),
-        },
-        raise_on_error=False,
-    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("targets", ["default"])
+        result = dg.materialize(
+            [uptime_hourly, health_checks.to_source_asset()],
+            partition_key="default|2026-03-02-10:00",
+            instance=instance,
+            resources={
+                "postgres": PostgresResource(database_url=pipeline_env),
+                "frames": PartitionedFrameIOManager(base_dir=str(tmp_path / "frames")),
+            },
+            raise_on_error=False,
+        )
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     message = failure.step_failure_data.error.message
-    assert "ingest/health_checks partition 2026-03-02-10:00 has not been materialized" in message
+    assert "ingest/health_checks partition default|2026-03-02-10:00 has not been materialized" in message
 
 
 def test_health_pipeline_on_postgres_15(pg15_server, tmp_path, monkeypatch):

@@ -447,9 +447,15 @@ def _materialize_insights(url: str, llm: dict) -> dg.ExecuteInProcessResult:
             "llm": LLMResource(settings=LLMConfig(**llm)),
             "slack": SlackResource(),
         },
-        partition_key=runner.hour_key(END - timedelta(hours=1)),
-        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=f"default|{runner.hour_key(END - timedelta(hours=1))}",
+        instance=_instance_with_default(),
     )
+
+
+def _instance_with_default() -> dg.DagsterInstance:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("targets", ["default"])
+    return instance
 
 
 def test_insights_asset_records_usage_and_keeps_deterministic_insights_on_failure(pg_url, conn, llm_server):

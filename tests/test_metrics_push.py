@@ -121,7 +121,7 @@ def test_every_series_and_every_panel_has_data_in_prometheus(
     }
     assert set(severities) == {"info", "warning", "critical"}
 
-    queries = panel_queries(build_dashboard(), {"component": ".*"})
+    queries = panel_queries(build_dashboard(), {"target": "default", "component": ".*"})
 
     def empty_panels() -> list[str]:
         return [q for q in queries if not prometheus_stack.query(q)]
@@ -151,9 +151,10 @@ def uptime_components(exposition: str) -> set[str]:
 @needs_prometheus
 def test_push_replaces_the_group_so_removed_components_disappear(prometheus_stack: LocalPrometheus):
     both = pl.DataFrame({"component": ["api", "gone"], "value": [99.0, 97.0]})
-    push(build_registry(_snapshot(uptime=both), 0.0), prometheus_stack.pushgateway_url)
+    group = {"target": "default"}  # the asset's group for the default target
+    push(build_registry(_snapshot(uptime=both), 0.0), prometheus_stack.pushgateway_url, grouping_key=group)
     assert uptime_components(prometheus_stack.pushed_text()) == {"api", "gone"}
-    push(build_registry(_snapshot(), 0.0), prometheus_stack.pushgateway_url)
+    push(build_registry(_snapshot(), 0.0), prometheus_stack.pushgateway_url, grouping_key=group)
     assert uptime_components(prometheus_stack.pushed_text()) == {"api"}
 
 
@@ -298,11 +299,14 @@ def test_the_push_follows_the_health_tables_by_automation_condition():
     selection = dg.AssetSelection.assets(push_key)
     start = datetime(2026, 3, 4, 12, 1, tzinfo=UTC)
     with dg.DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("targets", ["default", "shop_b"])
         result = dg.evaluate_automation_conditions(defs, instance, selection, evaluation_time=start)
         assert result.get_num_requested(push_key) == 0
         for table in ("uptime_hourly", "health_score_hourly"):
             instance.report_runless_asset_event(
-                dg.AssetMaterialization(dg.AssetKey(["analytics", table]), partition="2026-03-04-11:00")
+                dg.AssetMaterialization(
+                    dg.AssetKey(["analytics", table]), partition="shop_b|2026-03-04-11:00"
+                )
             )
         result = dg.evaluate_automation_conditions(
             defs, instance, selection, evaluation_time=start + timedelta(minutes=1), cursor=result.cursor

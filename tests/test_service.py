@@ -130,10 +130,11 @@ def demo_db(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     with materialized_demo(pg_server, tmp_path_factory.mktemp("state"), END, "autopilot_service") as url:
         with dg.DagsterInstance.ephemeral() as instance:
+            instance.add_dynamic_partitions("targets", ["default"])
             job = runner.load_definitions().resolve_job_def("aiops_job")
             result = job.execute_in_process(
                 instance=instance,
-                partition_key=runner.hour_key(END - timedelta(hours=1)),  # the hour ending at END
+                partition_key=f"default|{runner.hour_key(END - timedelta(hours=1))}",  # the hour ending at END
                 run_config=runner.QUIET_LOGGERS,
             )
             assert result.success

@@ -76,18 +76,23 @@ class AnomalyRun:
 
 
 def run_anomalies(
-    conn: psycopg.Connection, as_of: datetime, settings: AiopsSettings | None = None, *, write: bool = True
+    conn: psycopg.Connection,
+    as_of: datetime,
+    settings: AiopsSettings | None = None,
+    *,
+    write: bool = True,
+    target: str = store.DEFAULT_TARGET,
 ) -> AnomalyRun:
     """Score the last ``scored_hours`` before ``as_of`` (trained on ``history_hours`` before them) and, with
     ``write``, replace that window in analytics.anomalies and the AI-ops rows of automation.health_log."""
     s = settings or AiopsSettings()
     start = as_of - s.scored_hours * HOUR
-    series = store.read_series(conn, start - s.history_hours * HOUR, as_of)
-    counts = store.read_counts(conn, start, as_of)
+    series = store.read_series(conn, start - s.history_hours * HOUR, as_of, target)
+    counts = store.read_counts(conn, start, as_of, target)
     scores = score_window(series, start, counts=counts, alpha=s.significance_alpha)
     written = logged = 0
     if write:
-        written, logged = store.write_scores(conn, scores, start, as_of, as_of)
+        written, logged = store.write_scores(conn, scores, start, as_of, as_of, target)
     return AnomalyRun(as_of, start, series, scores, written, logged)
 
 
@@ -123,13 +128,18 @@ class TrendRun:
 
 
 def run_trends(
-    conn: psycopg.Connection, as_of: datetime, settings: AiopsSettings | None = None, *, write: bool = True
+    conn: psycopg.Connection,
+    as_of: datetime,
+    settings: AiopsSettings | None = None,
+    *,
+    write: bool = True,
+    target: str = store.DEFAULT_TARGET,
 ) -> TrendRun:
     """Trends of every series over each window ending at ``as_of``; with ``write``, replace the trends of
     ``as_of`` in analytics.trends."""
     s = settings or AiopsSettings()
     longest = max(s.trend_windows_hours)
-    series = store.read_series(conn, as_of - longest * HOUR, as_of)
+    series = store.read_series(conn, as_of - longest * HOUR, as_of, target)
     parts = []
     for hours in s.trend_windows_hours:
         window = series.filter(
@@ -139,7 +149,7 @@ def run_trends(
             parts.append(_trend_rows(analyze_trends(window), hours))
     trends = pl.concat(parts) if parts else pl.DataFrame(schema=store.TREND_COLUMNS)
     trends = trends.cast(store.TREND_COLUMNS).sort("window_hours", "component", "metric")  # type: ignore[arg-type]
-    written = store.write_trends(conn, trends, as_of) if write else 0
+    written = store.write_trends(conn, trends, as_of, target) if write else 0
     return TrendRun(as_of, series, trends, written)
 
 
@@ -178,12 +188,19 @@ class PredictionRun:
 
 
 def run_predictions(
-    conn: psycopg.Connection, as_of: datetime, settings: AiopsSettings | None = None, *, write: bool = True
+    conn: psycopg.Connection,
+    as_of: datetime,
+    settings: AiopsSettings | None = None,
+    *,
+    write: bool = True,
+    target: str = store.DEFAULT_TARGET,
 ) -> PredictionRun:
     """Failure predictions ``horizon_hours`` ahead of ``as_of`` from cleaned history (aiops.forecasting);
     with ``write``, replace the predictions of ``as_of`` in analytics.failure_predictions."""
     s = settings or AiopsSettings()
-    series = store.read_series(conn, as_of - (s.prediction_history_hours + s.history_hours) * HOUR, as_of)
+    series = store.read_series(
+        conn, as_of - (s.prediction_history_hours + s.history_hours) * HOUR, as_of, target
+    )
     predictions, _cleaned = predict_at(
         series,
         as_of,
@@ -196,7 +213,7 @@ def run_predictions(
         p["horizonHours"] = s.horizon_hours
         # a risk score until the failure-risk targets hold on the held-out corpus (aiops/risk.py)
         p["calibrated"] = p.get("riskName") == "probability"
-    written = store.write_predictions(conn, predictions, as_of) if write else 0
+    written = store.write_predictions(conn, predictions, as_of, target) if write else 0
     recent = series.filter(
         pl.col("bucket_start")
         >= pl.lit(as_of - s.prediction_history_hours * HOUR).cast(pl.Datetime("us", "UTC"))
@@ -232,17 +249,19 @@ def run_insights(
     predictions: list[dict[str, Any]],
     optimizations: dict[str, Any] | None = None,
     write: bool = True,
+    target: str = store.DEFAULT_TARGET,
+    source: psycopg.Connection | None = None,
 ) -> InsightsRun:
-    """Deterministic insights of the last ``insights_hours`` before ``as_of``, with the LLM narrative when
-    configured (its failure is recorded, never raised); with ``write``, replace the row of ``as_of`` in
-    analytics.insights."""
+    """Deterministic insights of ``target``'s last ``insights_hours`` before ``as_of``, with the LLM narrative
+    when configured (its failure is recorded, never raised); with ``write``, replace the row of ``as_of`` in
+    analytics.insights. Releases are read from ``source``, the target's own database (default: ``conn``)."""
     s = settings or AiopsSettings()
     start = as_of - s.insights_hours * HOUR
     facts = build_facts(
         window_start=start,
         window_end=as_of,
-        components=store.health_facts(conn, start, as_of),
-        releases=store.release_facts(conn, start, as_of),
+        components=store.health_facts(conn, start, as_of, target),
+        releases=store.release_facts(source or conn, start, as_of),
         anomalies=anomalies,
         trends=trends,
         predictions=predictions,
@@ -273,5 +292,6 @@ def run_insights(
                 "completion_tokens": outcome.usage.get("completion_tokens"),
                 "total_tokens": outcome.usage.get("total_tokens"),
             },
+            target,
         )
     return InsightsRun(as_of, facts, insights, outcome)

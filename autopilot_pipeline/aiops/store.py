@@ -22,6 +22,7 @@ from autopilot_pipeline.aiops.detection import SCORE_SCHEMA
 from autopilot_pipeline.aiops.insights import json_safe
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE
 from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame, serialize_writes
+from autopilot_pipeline.postgres.targets import DEFAULT as DEFAULT_TARGET
 
 __all__ = [
     "BUILTIN_SERIES",
@@ -79,13 +80,16 @@ def _table(name: str) -> sql.Identifier:
     return sql.Identifier(schema, table)
 
 
-_WINDOW = sql.SQL("bucket_start >= %(start)s AND bucket_start < %(end)s")
+#: One monitored target's rows of a time window (every analytics row carries its target, migration 0014).
+_WINDOW = sql.SQL("target = %(target)s AND bucket_start >= %(start)s AND bucket_start < %(end)s")
 
 
 # ------------------------------------------------------------------------------------------------- reads
 
 
-def read_series(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+def read_series(
+    conn: psycopg.Connection, start: datetime, end: datetime, target: str = DEFAULT_TARGET
+) -> pl.DataFrame:
     """Long hourly series ``component, metric, bucket_start, value`` of ``[start, end)``: uptime %, degraded
     share, error ratio, p95 and average response time, and the hourly average of every custom metric."""
     ts = epoch_us("bucket_start")
@@ -112,14 +116,16 @@ def read_series(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.
     frame = read_frame(
         conn,
         sql.SQL(" UNION ALL ").join(parts),
-        {"start": start, "end": end},
+        {"start": start, "end": end, "target": target},
         SERIES_SCHEMA,
         ("bucket_start",),
     )
     return frame.sort("component", "metric", "bucket_start")
 
 
-def read_counts(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+def read_counts(
+    conn: psycopg.Connection, start: datetime, end: datetime, target: str = DEFAULT_TARGET
+) -> pl.DataFrame:
     """The counts behind the proportions (``aiops.detection.COUNTS_SCHEMA``): error_ratio -> events and
     errors, uptime_pct -> checks and failed checks, degraded_ratio -> checks and degraded checks, per
     component and hour (for the significance gate)."""
@@ -137,15 +143,18 @@ def read_counts(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.
         "trials": pl.Int64(),
         "failures": pl.Int64(),
     }
-    return read_frame(conn, query, {"start": start, "end": end}, schema, ("bucket_start",))
+    return read_frame(conn, query, {"start": start, "end": end, "target": target}, schema, ("bucket_start",))
 
 
-def data_end(conn: psycopg.Connection) -> datetime | None:
-    """The end of the latest hourly bucket in any source table (None: no data yet)."""
+def data_end(conn: psycopg.Connection, target: str = DEFAULT_TARGET) -> datetime | None:
+    """The end of ``target``'s latest hourly bucket in any source table (None: no data yet)."""
     query = sql.SQL(" UNION ALL ").join(
-        sql.SQL("SELECT max(bucket_start) FROM {}").format(_table(t)) for t in SOURCE_TABLES
+        sql.SQL("SELECT max(bucket_start) FROM {} WHERE target = %(target)s").format(_table(t))
+        for t in SOURCE_TABLES
     )
-    row = conn.execute(sql.SQL("SELECT max(m) FROM ({}) AS t(m)").format(query)).fetchone()
+    row = conn.execute(
+        sql.SQL("SELECT max(m) FROM ({}) AS t(m)").format(query), {"target": target}
+    ).fetchone()
     return row[0] + HOUR if row and row[0] is not None else None
 
 
@@ -194,11 +203,13 @@ HEALTH_FACTS_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def health_facts(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+def health_facts(
+    conn: psycopg.Connection, start: datetime, end: datetime, target: str = DEFAULT_TARGET
+) -> pl.DataFrame:
     """Per component over ``[start, end)``: checks, up checks, events, errors, median and worst hourly p95,
     mean and worst health score (:data:`HEALTH_FACTS_SCHEMA`)."""
     query = sql.SQL(_HEALTH_FACTS).format(window=_WINDOW)
-    return read_frame(conn, query, {"start": start, "end": end}, HEALTH_FACTS_SCHEMA)
+    return read_frame(conn, query, {"start": start, "end": end, "target": target}, HEALTH_FACTS_SCHEMA)
 
 
 def release_facts(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, int]:
@@ -224,7 +235,11 @@ ANOMALY_COLUMNS = SCORE_SCHEMA  # one row of analytics.anomalies per scored poin
 
 
 def read_anomalies(
-    conn: psycopg.Connection, start: datetime, end: datetime, only_anomalies: bool = True
+    conn: psycopg.Connection,
+    start: datetime,
+    end: datetime,
+    only_anomalies: bool = True,
+    target: str = DEFAULT_TARGET,
 ) -> pl.DataFrame:
     """Stored scores of ``[start, end)`` (:data:`ANOMALY_COLUMNS`), anomalies only by default."""
     cols = [epoch_us(c) if c == "bucket_start" else sql.Identifier(c) for c in ANOMALY_COLUMNS]
@@ -233,7 +248,9 @@ def read_anomalies(
         window=_WINDOW,
         only=sql.SQL(" AND is_anomaly" if only_anomalies else ""),
     )
-    return read_frame(conn, query, {"start": start, "end": end}, ANOMALY_COLUMNS, ("bucket_start",))
+    return read_frame(
+        conn, query, {"start": start, "end": end, "target": target}, ANOMALY_COLUMNS, ("bucket_start",)
+    )
 
 
 TREND_COLUMNS: dict[str, pl.DataType] = {
@@ -257,22 +274,28 @@ TREND_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
-def read_trends(conn: psycopg.Connection, analyzed_at: datetime) -> pl.DataFrame:
+def read_trends(
+    conn: psycopg.Connection, analyzed_at: datetime, target: str = DEFAULT_TARGET
+) -> pl.DataFrame:
     """The trends of one analysis time (:data:`TREND_COLUMNS`)."""
     stamps = [c for c, t in TREND_COLUMNS.items() if t == TS]
     cols = [epoch_us(c) if c in stamps else sql.Identifier(c) for c in TREND_COLUMNS]
-    query = sql.SQL("SELECT {} FROM analytics.trends WHERE analyzed_at = %s").format(sql.SQL(", ").join(cols))
-    return read_frame(conn, query, (analyzed_at,), TREND_COLUMNS, stamps)
+    query = sql.SQL("SELECT {} FROM analytics.trends WHERE target = %s AND analyzed_at = %s").format(
+        sql.SQL(", ").join(cols)
+    )
+    return read_frame(conn, query, (target, analyzed_at), TREND_COLUMNS, stamps)
 
 
-def read_predictions(conn: psycopg.Connection, predicted_at: datetime) -> list[dict]:
+def read_predictions(
+    conn: psycopg.Connection, predicted_at: datetime, target: str = DEFAULT_TARGET
+) -> list[dict]:
     """The predictions of one analysis time, back in the seed's shape, most likely first."""
     rows = conn.execute(
         "SELECT component, metric, probability, prediction, timeframe, horizon_hours, threshold, direction, "
         "method, last_value, expected_crossing_at, history_points, recommendations, forecast "
-        "FROM analytics.failure_predictions WHERE predicted_at = %s "
+        "FROM analytics.failure_predictions WHERE target = %s AND predicted_at = %s "
         "ORDER BY probability DESC, component, metric",
-        (predicted_at,),
+        (target, predicted_at),
     ).fetchall()
     return [
         {
@@ -302,44 +325,53 @@ _ANALYSIS_TIMES = {
 }
 
 
-def latest_analysis(conn: psycopg.Connection, kind: str, as_of: datetime) -> datetime | None:
-    """The latest analysis time of ``kind`` (trends, predictions, insights) at or before ``as_of``."""
+def latest_analysis(
+    conn: psycopg.Connection, kind: str, as_of: datetime, target: str = DEFAULT_TARGET
+) -> datetime | None:
+    """``target``'s latest analysis time of ``kind`` (trends, predictions, insights) at or before ``as_of``."""
     table, column = _ANALYSIS_TIMES[kind]
     row = conn.execute(
-        sql.SQL("SELECT max({col}) FROM {table} WHERE {col} <= %s").format(
+        sql.SQL("SELECT max({col}) FROM {table} WHERE target = %s AND {col} <= %s").format(
             col=sql.Identifier(column), table=_table(table)
         ),
-        (as_of,),
+        (target, as_of),
     ).fetchone()
     return row[0] if row else None
 
 
 _LATEST_ANALYSES = """
-SELECT (SELECT scored_at FROM analytics.anomalies WHERE bucket_start < %(now)s
-        ORDER BY bucket_start DESC LIMIT 1),
-       (SELECT max(analyzed_at) FROM analytics.trends WHERE analyzed_at <= %(now)s),
-       (SELECT max(predicted_at) FROM analytics.failure_predictions WHERE predicted_at <= %(now)s),
-       (SELECT max(generated_at) FROM analytics.insights WHERE generated_at <= %(now)s)
+SELECT (SELECT scored_at FROM analytics.anomalies WHERE target = %(target)s AND bucket_start < %(now)s
+        ORDER BY target, bucket_start DESC LIMIT 1),
+       (SELECT max(analyzed_at) FROM analytics.trends WHERE target = %(target)s AND analyzed_at <= %(now)s),
+       (SELECT max(predicted_at) FROM analytics.failure_predictions
+        WHERE target = %(target)s AND predicted_at <= %(now)s),
+       (SELECT max(generated_at) FROM analytics.insights WHERE target = %(target)s AND generated_at <= %(now)s)
 """
 
 
-def latest_analyses(conn: psycopg.Connection, now: datetime) -> dict[str, datetime | None]:
+def latest_analyses(
+    conn: psycopg.Connection, now: datetime, target: str = DEFAULT_TARGET
+) -> dict[str, datetime | None]:
     """The latest analysis time of anomalies, trends, predictions and insights at or before ``now``, in one
     index-only round trip (the anomalies' time is the ``scored_at`` of the newest scored hour)."""
-    row = conn.execute(_LATEST_ANALYSES, {"now": now}).fetchone()
+    row = conn.execute(_LATEST_ANALYSES, {"now": now, "target": target}).fetchone()
     assert row is not None
     return dict(zip(("anomalies", "trends", "predictions", "insights"), row, strict=True))
 
 
-def read_insights(conn: psycopg.Connection, generated_at: datetime | None = None) -> dict | None:
-    """The stored insights JSON of one analysis time (default: the latest)."""
+def read_insights(
+    conn: psycopg.Connection, generated_at: datetime | None = None, target: str = DEFAULT_TARGET
+) -> dict | None:
+    """``target``'s stored insights JSON of one analysis time (default: the latest)."""
     if generated_at is None:
         row = conn.execute(
-            "SELECT insights FROM analytics.insights ORDER BY generated_at DESC LIMIT 1"
+            "SELECT insights FROM analytics.insights WHERE target = %s ORDER BY generated_at DESC LIMIT 1",
+            (target,),
         ).fetchone()
     else:
         row = conn.execute(
-            "SELECT insights FROM analytics.insights WHERE generated_at = %s", (generated_at,)
+            "SELECT insights FROM analytics.insights WHERE target = %s AND generated_at = %s",
+            (target, generated_at),
         ).fetchone()
     return row[0] if row else None
 
@@ -352,15 +384,24 @@ def _iso(column: str) -> pl.Expr:
 
 
 def write_scores(
-    conn: psycopg.Connection, scores: pl.DataFrame, start: datetime, end: datetime, scored_at: datetime
+    conn: psycopg.Connection,
+    scores: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    scored_at: datetime,
+    target: str = DEFAULT_TARGET,
 ) -> tuple[int, int]:
     """Replace the scores of ``[start, end)`` in ``analytics.anomalies`` and the AI-ops anomaly rows of the
     same hours in ``automation.health_log``, in one transaction; returns (scores, health_log rows) written.
 
     A health_log row's ``checked_at`` is the end of its hour (when the hour's data was complete, i.e. when
     a live monitor would have seen it), so "anomalies in the last hour" finds the newest scored hour.
+    Only the ``default`` target's findings go to this database's ``health_log`` (the seed's SQL reads it as
+    its own application's); another target's stay in ``analytics.anomalies`` under its name.
     """
-    rows = scores.select(list(ANOMALY_COLUMNS)).with_columns(pl.lit(scored_at).cast(TS).alias("scored_at"))
+    rows = scores.select(list(ANOMALY_COLUMNS)).with_columns(
+        pl.lit(scored_at).cast(TS).alias("scored_at"), pl.lit(target).alias("target")
+    )
     found = scores.filter(pl.col("is_anomaly"))
     metadata = pl.struct(
         "component",
@@ -385,11 +426,14 @@ def write_scores(
         metadata.alias("metadata"),
     )
     with conn.transaction():
-        serialize_writes(conn, "analytics.anomalies")
+        serialize_writes(conn, f"analytics.anomalies:{target}")
         conn.execute(
-            "DELETE FROM analytics.anomalies WHERE bucket_start >= %s AND bucket_start < %s", (start, end)
+            "DELETE FROM analytics.anomalies WHERE target = %s AND bucket_start >= %s AND bucket_start < %s",
+            (target, start, end),
         )
         written = copy_frame(conn, "analytics.anomalies", rows)
+        if target != DEFAULT_TARGET:
+            return written, 0
         conn.execute(
             "DELETE FROM automation.health_log WHERE source = %s AND kind = 'anomaly' "
             "AND checked_at >= %s AND checked_at < %s",
@@ -399,14 +443,18 @@ def write_scores(
     return written, logged
 
 
-def write_trends(conn: psycopg.Connection, trends: pl.DataFrame, analyzed_at: datetime) -> int:
-    """Replace the trends of ``analyzed_at``; ``trends`` has :data:`TREND_COLUMNS`."""
-    rows = trends.select(pl.lit(analyzed_at).cast(TS).alias("analyzed_at"), *TREND_COLUMNS).with_columns(
-        pl.col("window_hours").cast(pl.Int32), pl.col("data_points").cast(pl.Int32)
-    )
+def write_trends(
+    conn: psycopg.Connection, trends: pl.DataFrame, analyzed_at: datetime, target: str = DEFAULT_TARGET
+) -> int:
+    """Replace ``target``'s trends of ``analyzed_at``; ``trends`` has :data:`TREND_COLUMNS`."""
+    rows = trends.select(
+        pl.lit(analyzed_at).cast(TS).alias("analyzed_at"), *TREND_COLUMNS, pl.lit(target).alias("target")
+    ).with_columns(pl.col("window_hours").cast(pl.Int32), pl.col("data_points").cast(pl.Int32))
     with conn.transaction():
-        serialize_writes(conn, "analytics.trends")
-        conn.execute("DELETE FROM analytics.trends WHERE analyzed_at = %s", (analyzed_at,))
+        serialize_writes(conn, f"analytics.trends:{target}")
+        conn.execute(
+            "DELETE FROM analytics.trends WHERE target = %s AND analyzed_at = %s", (target, analyzed_at)
+        )
         return copy_frame(conn, "analytics.trends", rows)
 
 
@@ -415,11 +463,16 @@ def _finite(value: Any) -> Any:
 
 
 def write_predictions(
-    conn: psycopg.Connection, predictions: Sequence[Mapping[str, Any]], predicted_at: datetime
+    conn: psycopg.Connection,
+    predictions: Sequence[Mapping[str, Any]],
+    predicted_at: datetime,
+    target: str = DEFAULT_TARGET,
 ) -> int:
-    """Replace the predictions of ``predicted_at`` (dicts in the seed's shape from ``predict_failures``)."""
+    """Replace ``target``'s predictions of ``predicted_at`` (dicts in the seed's shape from
+    ``predict_failures``)."""
     rows = [
         (
+            target,
             predicted_at,
             p["component"],
             p["metric"],
@@ -439,31 +492,42 @@ def write_predictions(
         for p in predictions
     ]
     with conn.transaction():
-        serialize_writes(conn, "analytics.failure_predictions")
-        conn.execute("DELETE FROM analytics.failure_predictions WHERE predicted_at = %s", (predicted_at,))
+        serialize_writes(conn, f"analytics.failure_predictions:{target}")
+        conn.execute(
+            "DELETE FROM analytics.failure_predictions WHERE target = %s AND predicted_at = %s",
+            (target, predicted_at),
+        )
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO analytics.failure_predictions (predicted_at, component, metric, probability, "
-                "prediction, timeframe, horizon_hours, threshold, direction, method, last_value, "
+                "INSERT INTO analytics.failure_predictions (target, predicted_at, component, metric, "
+                "probability, prediction, timeframe, horizon_hours, threshold, direction, method, last_value, "
                 "expected_crossing_at, history_points, recommendations, forecast) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 rows,
             )
     return len(rows)
 
 
-def write_insights(conn: psycopg.Connection, record: Mapping[str, Any]) -> None:
-    """Replace the insights row of ``record['generated_at']``."""
+def write_insights(conn: psycopg.Connection, record: Mapping[str, Any], target: str = DEFAULT_TARGET) -> None:
+    """Replace ``target``'s insights row of ``record['generated_at']``."""
     with conn.transaction():
-        serialize_writes(conn, "analytics.insights")
-        conn.execute("DELETE FROM analytics.insights WHERE generated_at = %s", (record["generated_at"],))
+        serialize_writes(conn, f"analytics.insights:{target}")
         conn.execute(
-            "INSERT INTO analytics.insights (generated_at, window_start, window_end, health, summary, insights, "
-            "facts, ai_status, ai_error, model, input_hash, prompt_tokens, completion_tokens, total_tokens) "
-            "VALUES (%(generated_at)s, %(window_start)s, %(window_end)s, %(health)s, %(summary)s, %(insights)s, "
-            "%(facts)s, %(ai_status)s, %(ai_error)s, %(model)s, %(input_hash)s, %(prompt_tokens)s, "
-            "%(completion_tokens)s, %(total_tokens)s)",
-            {**record, "insights": Jsonb(record["insights"]), "facts": Jsonb(record["facts"])},
+            "DELETE FROM analytics.insights WHERE target = %s AND generated_at = %s",
+            (target, record["generated_at"]),
+        )
+        conn.execute(
+            "INSERT INTO analytics.insights (target, generated_at, window_start, window_end, health, summary, "
+            "insights, facts, ai_status, ai_error, model, input_hash, prompt_tokens, completion_tokens, "
+            "total_tokens) VALUES (%(target)s, %(generated_at)s, %(window_start)s, %(window_end)s, %(health)s, "
+            "%(summary)s, %(insights)s, %(facts)s, %(ai_status)s, %(ai_error)s, %(model)s, %(input_hash)s, "
+            "%(prompt_tokens)s, %(completion_tokens)s, %(total_tokens)s)",
+            {
+                **record,
+                "target": target,
+                "insights": Jsonb(record["insights"]),
+                "facts": Jsonb(record["facts"]),
+            },
         )
 
 

@@ -3,7 +3,8 @@ seed's function names) over ``automation.alert_rules`` / ``alert_state`` / ``ale
 
 One evaluation at ``now``, in one transaction under an advisory lock:
 
-1. read the rules; skip (with a logged reason) rules on an unknown metric, and invalid ones (the state
+1. read the rules; skip (with a logged reason) rules on an unknown metric or an unknown target (or a
+   target other than ``default``, whose data this engine does not read), and invalid ones (the state
    machine's :func:`rule_problem`);
 2. read the metric windows the remaining rules need and compute each (rule, component) value with the
    metric catalog;
@@ -214,7 +215,11 @@ def evaluate_alert_rules(
                 pl.col("metric_name"),
             ).alias("reason"),
         )
-        candidates = enabled.filter(~pl.col("metric_name").is_in(unknown))
+        off_target = store.rule_target_problems(conn, enabled["rule_id"].to_list())
+        unknown_rules = pl.concat([unknown_rules, off_target.cast(unknown_rules.schema)])
+        candidates = enabled.filter(
+            ~pl.col("metric_name").is_in(unknown) & ~pl.col("rule_id").is_in(off_target["rule_id"].implode())
+        )
         names = candidates["metric_name"].unique().to_list()
         needed = catalog.sources_for(names)
         inputs = store.read_metric_inputs(conn, needed, now)

@@ -71,6 +71,30 @@ def read_rules(conn: psycopg.Connection) -> pl.DataFrame:
     return read_frame(conn, query, None, RULE_COLUMNS)
 
 
+def rule_target_problems(conn: psycopg.Connection, rule_ids: list[int]) -> pl.DataFrame:
+    """``(rule_id, reason)`` of rules whose ``target`` the engine cannot evaluate: an unknown target, or a
+    monitored target other than ``default`` (the engine reads the configured database's windows; alerts on
+    other targets come from Prometheus rules over the pushed ``target`` label). NULL means every target,
+    which today is the default one's data."""
+    rows = conn.execute(
+        "SELECT r.id, r.target, t.name IS NOT NULL FROM automation.alert_rules r "
+        "LEFT JOIN automation.targets t ON t.name = r.target "
+        "WHERE r.id = ANY(%s) AND r.target IS NOT NULL AND r.target <> 'default'",
+        (rule_ids,),
+    ).fetchall()
+    problems = [
+        (
+            rule_id,
+            f"target '{target}' is not evaluated by this engine (it reads the default target; use a "
+            "Prometheus rule on the pushed target label)"
+            if known
+            else f"unknown target '{target}' (see `autopilot targets list`)",
+        )
+        for rule_id, target, known in rows
+    ]
+    return pl.DataFrame(problems, schema={"rule_id": pl.Int64(), "reason": pl.String()}, orient="row")
+
+
 def read_states(conn: psycopg.Connection) -> pl.DataFrame:
     """Stored instances (pending and firing ones, and inactive ones of ``no_data_policy = 'alert'`` rules)."""
     timestamps = [c for c, t in STORED_STATE_SCHEMA.items() if isinstance(t, pl.Datetime)]

@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
             db = server.resolve()
         migrate.migrate(db.url)
         env = {**os.environ, **runner.configure_environment(db), "PYTHONWARNINGS": "ignore"}
+        with dg.DagsterInstance.get() as instance:
+            runner.ensure_targets(instance)  # 'default' and every added target, before the first tick
         with shutdown.deferred():
             stack = _start_prometheus() if args.with_prometheus else None
         if stack is not None:

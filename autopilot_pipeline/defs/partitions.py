@@ -7,6 +7,10 @@ sensor can refresh it as rows arrive.
 
 AI ops are partitioned by *complete* hours (no offset): a partition's end is the analysis time, so the
 hour in progress is never analysed and the UI shows which hour each finding describes.
+
+Monitored databases are the dynamic partitions of ``targets`` (``autopilot targets add``); assets whose rows
+come from a monitored database are partitioned by target × time, so a target's partitions run, fail and
+backfill on their own. The configured database is the target ``default``.
 """
 
 from datetime import UTC, datetime
@@ -18,6 +22,62 @@ PARTITIONS_START = "2025-01-01"
 hourly = dg.HourlyPartitionsDefinition(start_date=f"{PARTITIONS_START}-00:00", end_offset=1)
 daily = dg.DailyPartitionsDefinition(start_date=PARTITIONS_START, end_offset=1)
 analysis_hours = dg.HourlyPartitionsDefinition(start_date=f"{PARTITIONS_START}-00:00")
+
+TARGET = "target"
+TIME = "time"
+DEFAULT_TARGET = "default"
+targets = dg.DynamicPartitionsDefinition(name="targets")
+
+
+def by_target(time_partitions: dg.TimeWindowPartitionsDefinition) -> dg.MultiPartitionsDefinition:
+    """``time_partitions`` crossed with the monitored targets (keys ``target|time``)."""
+    return dg.MultiPartitionsDefinition({TARGET: targets, TIME: time_partitions})
+
+
+hourly_by_target = by_target(hourly)
+daily_by_target = by_target(daily)
+analysis_hours_by_target = by_target(analysis_hours)
+
+#: Upstream of another time grain (hours → day): same target, the time windows that overlap.
+SAME_TARGET_OVERLAPPING_TIME = dg.MultiPartitionMapping(
+    {
+        TARGET: dg.DimensionPartitionMapping(TARGET, dg.IdentityPartitionMapping()),
+        TIME: dg.DimensionPartitionMapping(TIME, dg.TimeWindowPartitionMapping()),
+    }
+)
+
+
+def target_key(target: str, time_key: str) -> str:
+    """The multi-partition key of ``target`` at ``time_key``."""
+    return str(dg.MultiPartitionKey({TARGET: target, TIME: time_key}))
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """(target, time key) of a ``target|time`` key."""
+    keys = getattr(key, "keys_by_dimension", None)
+    if keys is not None:
+        return keys[TARGET], keys[TIME]
+    target, _, time_key = str(key).partition("|")
+    return target, time_key
+
+
+def run_target(context: dg.AssetExecutionContext) -> str:
+    """The one target a per-target run covers; a range across targets is refused in one line."""
+    names = {split_key(key)[0] for key in context.partition_keys}
+    if len(names) != 1:
+        raise dg.Failure(f"a run covers one target at a time, this one covers {sorted(names)}")
+    return names.pop()
+
+
+def sync_targets(instance: dg.DagsterInstance, names: list[str]) -> None:
+    """Make the ``targets`` partitions exactly ``names`` (the rows of ``automation.targets``)."""
+    present = set(instance.get_dynamic_partitions(targets.name))
+    missing = [name for name in names if name not in present]
+    if missing:
+        instance.add_dynamic_partitions(targets.name, missing)
+    for name in sorted(present - set(names)):
+        instance.delete_dynamic_partition(targets.name, name)
+
 
 # Run tags that make one run cover a partition range (single-run backfills, the sensor, `autopilot demo`).
 RANGE_START = "dagster/asset_partition_range_start"

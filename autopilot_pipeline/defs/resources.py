@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -15,7 +15,8 @@ from pydantic import PrivateAttr
 from sqlalchemy import Engine, create_engine
 
 from autopilot_pipeline import settings
-from autopilot_pipeline.postgres import migrate, urls
+from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.postgres import migrate, targets, urls
 
 
 class PostgresResource(dg.ConfigurableResource):
@@ -52,33 +53,65 @@ class PostgresResource(dg.ConfigurableResource):
                 else:  # interrupted mid-statement: drop the connection rather than hide the interrupt
                     sa_conn.invalidate()
 
+    @contextmanager
+    def connect_source(self, target: str) -> Iterator[psycopg.Connection]:
+        """The monitored database of ``target``: this one for ``default``, otherwise the target's URL, read
+        now from its variable or file. An unknown or unreachable target fails the run in one line."""
+        if target == targets.DEFAULT:
+            with self.connect() as conn:
+                yield conn
+            return
+        stack = ExitStack()
+        try:
+            with self.connect() as own:
+                found = targets.get_target(own, target)
+            conn = stack.enter_context(targets.connect_target(found))
+        except AutopilotError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        with stack:
+            yield conn
+
 
 _TRUNCATE_EVERY = {dg.HourlyPartitionsDefinition: "1h", dg.DailyPartitionsDefinition: "1d"}
 
 
+def _time_partitions(partitions_def: dg.PartitionsDefinition) -> dg.TimeWindowPartitionsDefinition:
+    """The time dimension of a (target × time) or plain time partitioning."""
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        partitions_def = next(
+            dimension.partitions_def
+            for dimension in partitions_def.partitions_defs
+            if isinstance(dimension.partitions_def, dg.TimeWindowPartitionsDefinition)
+        )
+    assert isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    return partitions_def
+
+
 class PartitionedFrameIOManager(dg.ConfigurableIOManager):
-    """Hands polars frames between assets as one Parquet file per time partition.
+    """Hands polars frames between assets as one Parquet file per time partition (and target).
 
     The time column comes from the asset's ``partition_expr`` metadata; a run over a partition range writes
-    every partition of the range (empty ones too), so later runs can load any single partition.
+    every partition of the range (empty ones too), so later runs can load any single partition. A
+    ``target|time`` key is stored as ``<target>/<time>.parquet``.
     """
 
     base_dir: str
 
     def _path(self, key: dg.AssetKey, partition: str) -> Path:
-        return Path(self.base_dir, *key.path, f"{partition}.parquet")
+        target, _, time_key = str(partition).rpartition("|")
+        return Path(self.base_dir, *key.path, *([target] if target else []), f"{time_key}.parquet")
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         time_column = context.definition_metadata["partition_expr"]
-        every = _TRUNCATE_EVERY[type(context.asset_partitions_def)]
+        time_partitions = _time_partitions(context.asset_partitions_def)
+        every = _TRUNCATE_EVERY[type(time_partitions)]
         keyed = obj.with_columns(pl.col(time_column).dt.truncate(every).alias("__partition"))
         parts = {
             key[0]: frame
             for key, frame in keyed.partition_by("__partition", as_dict=True, include_key=False).items()
         }
-        partitions_def = context.asset_partitions_def
         for partition in context.asset_partition_keys:
-            start = partitions_def.time_window_for_partition_key(partition).start  # type: ignore[union-attr]
+            start = time_partitions.time_window_for_partition_key(str(partition).rpartition("|")[2]).start
             frame = parts.get(start, obj.clear())
             path = self._path(context.asset_key, partition)
             path.parent.mkdir(parents=True, exist_ok=True)

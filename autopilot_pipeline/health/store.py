@@ -52,9 +52,14 @@ def read_deployments_window(conn: psycopg.Connection, start: datetime, end: date
 
 
 def read_table_window(
-    conn: psycopg.Connection, table: str, schema: dict[str, pl.DataType], start: datetime, end: datetime
+    conn: psycopg.Connection,
+    table: str,
+    schema: dict[str, pl.DataType],
+    start: datetime,
+    end: datetime,
+    target: str = "default",
 ) -> pl.DataFrame:
-    """Rows of an ``analytics`` table whose ``bucket_start`` lies in ``[start, end)``.
+    """Rows of ``target`` in an ``analytics`` table whose ``bucket_start`` lies in ``[start, end)``.
 
     Derived tables hold one row per component and bucket, so this small read stays on the caller's
     session (``read_frame``) rather than paying for a second connection.
@@ -64,11 +69,11 @@ def read_table_window(
         epoch_us(name) if isinstance(dtype, pl.Datetime) else sql.Identifier(name)
         for name, dtype in schema.items()
     ]
-    query = sql.SQL("SELECT {cols} FROM {table} WHERE bucket_start >= %s AND bucket_start < %s").format(
-        cols=sql.SQL(", ").join(columns), table=sql.Identifier(schema_name, table_name)
-    )
+    query = sql.SQL(
+        "SELECT {cols} FROM {table} WHERE target = %s AND bucket_start >= %s AND bucket_start < %s"
+    ).format(cols=sql.SQL(", ").join(columns), table=sql.Identifier(schema_name, table_name))
     timestamps = [name for name, dtype in schema.items() if isinstance(dtype, pl.Datetime)]
-    return read_frame(conn, query, (start, end), schema, timestamps)
+    return read_frame(conn, query, (target, start, end), schema, timestamps)
 
 
 def write_quarantine(
@@ -78,18 +83,21 @@ def write_quarantine(
     bad: pl.DataFrame,
     start: datetime,
     end: datetime,
+    target: str = "default",
 ) -> None:
-    """Replace the window's quarantined rows of ``source_table`` (one transaction with the caller's; a
-    concurrent run of the same source waits, see :func:`serialize_writes`)."""
-    serialize_writes(conn, f"analytics.quarantine:{source_table}")
+    """Replace the window's quarantined rows of ``target``'s ``source_table`` (one transaction with the
+    caller's; a concurrent run of the same source waits, see :func:`serialize_writes`)."""
+    serialize_writes(conn, f"analytics.quarantine:{target}:{source_table}")
     conn.execute(
-        "DELETE FROM analytics.quarantine WHERE source_table = %s AND partition_start >= %s AND partition_start < %s",
-        (source_table, start, end),
+        "DELETE FROM analytics.quarantine WHERE target = %s AND source_table = %s "
+        "AND partition_start >= %s AND partition_start < %s",
+        (target, source_table, start, end),
     )
     if bad.height == 0:
         return
     payload_columns = [c for c in bad.columns if c != "reason"]
     rows = bad.select(
+        pl.lit(target).alias("target"),
         pl.lit(source_table).alias("source_table"),
         pl.col("id").alias("source_id"),
         pl.col(time_column).alias("event_at"),
@@ -141,17 +149,17 @@ def latest_id(conn: psycopg.Connection) -> int:
 COMPONENT_SUMMARY = """
 WITH up AS (
     SELECT component, sum(up_checks)::float8 * 100 / nullif(sum(checks), 0) AS uptime_pct, sum(checks) AS checks
-    FROM analytics.uptime_hourly GROUP BY component
+    FROM analytics.uptime_hourly WHERE target = %(target)s GROUP BY component
 ), err AS (
     SELECT component, sum(errors) AS errors, sum(errors)::float8 / nullif(sum(events), 0) AS error_ratio,
            sum(errors)::float8 / nullif(count(*), 0) AS errors_per_hour
-    FROM analytics.error_rates_hourly GROUP BY component
+    FROM analytics.error_rates_hourly WHERE target = %(target)s GROUP BY component
 ), rt AS (
     SELECT component, max(p95_ms) AS worst_p95_ms, percentile_cont(0.5) WITHIN GROUP (ORDER BY p95_ms) AS median_p95_ms
-    FROM analytics.response_times_hourly GROUP BY component
+    FROM analytics.response_times_hourly WHERE target = %(target)s GROUP BY component
 ), score AS (
     SELECT component, avg(health_score) AS health_score, min(health_score) AS worst_health_score
-    FROM analytics.health_score_hourly GROUP BY component
+    FROM analytics.health_score_hourly WHERE target = %(target)s GROUP BY component
 )
 SELECT up.component, up.checks, up.uptime_pct, err.errors, err.error_ratio, err.errors_per_hour,
        rt.median_p95_ms, rt.worst_p95_ms, score.health_score, score.worst_health_score
@@ -173,16 +181,17 @@ COMPONENT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def component_summary(conn: psycopg.Connection) -> pl.DataFrame:
-    """Per component over all materialized hours: uptime, errors, p95 and health score."""
-    return read_frame(conn, COMPONENT_SUMMARY, None, COMPONENT_SCHEMA)
+def component_summary(conn: psycopg.Connection, target: str = "default") -> pl.DataFrame:
+    """Per component of ``target`` over all materialized hours: uptime, errors, p95 and health score."""
+    return read_frame(conn, COMPONENT_SUMMARY, {"target": target}, COMPONENT_SCHEMA)
 
 
-def release_summary(conn: psycopg.Connection) -> dict[str, float | int | None]:
+def release_summary(conn: psycopg.Connection, target: str = "default") -> dict[str, float | int | None]:
     row = conn.execute(
         "SELECT coalesce(sum(migrations_total), 0), coalesce(sum(migrations_failed), 0), "
         "coalesce(sum(rollbacks_total), 0), coalesce(sum(deployments_total), 0), "
-        "coalesce(sum(deployments_failed), 0) FROM analytics.release_stats_daily"
+        "coalesce(sum(deployments_failed), 0) FROM analytics.release_stats_daily WHERE target = %s",
+        (target,),
     ).fetchone()
     assert row is not None
     migrations, failed, rollbacks, deployments, deploys_failed = (int(v) for v in row)

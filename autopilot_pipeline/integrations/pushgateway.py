@@ -1,7 +1,8 @@
 """Push to a Prometheus Pushgateway: a PUT of a whole registry, with retries and no credentials in errors.
 
-The PUT replaces the whole ``job`` group on the gateway, so a component that is no longer reported
-disappears instead of keeping its last value. The registry comes from
+The PUT replaces the whole group (``job`` and the grouping key, e.g. ``target``) on the gateway, so a
+component that is no longer reported disappears instead of keeping its last value, and one target's push
+leaves the other targets' groups alone. The registry comes from
 :func:`autopilot_pipeline.metrics.exposition.build_registry`.
 """
 
@@ -42,8 +43,10 @@ def push(
     attempts: int = 3,
     backoff_s: float = 1.0,
     sleep: Callable[[float], None] = time.sleep,
+    grouping_key: dict[str, str] | None = None,
 ) -> int:
-    """PUT ``registry`` as group ``job`` (replacing it); the attempts used, or :class:`PushError`."""
+    """PUT ``registry`` as group ``job`` + ``grouping_key`` (replacing it); the attempts used, or
+    :class:`PushError`."""
     if username:
 
         def handler(
@@ -55,7 +58,9 @@ def push(
     reason = ""
     for attempt in range(1, attempts + 1):
         try:
-            push_to_gateway(url, job=job, registry=registry, timeout=timeout_s, handler=handler)
+            push_to_gateway(
+                url, job=job, registry=registry, timeout=timeout_s, handler=handler, grouping_key=grouping_key
+            )
             return attempt
         except urllib.error.HTTPError as exc:
             reason = f"HTTP {exc.code} {exc.reason}"

@@ -6,7 +6,9 @@ JSON with a fresh export and run every panel's PromQL (:func:`panel_queries`) ag
 
 Metric conventions (see docs/ALERTING_RULES.md): response times carry ``stat`` = avg|p95|p99; success
 rates and uptime are percentages (0-100); failure probability is a fraction (0-1); ``*_total`` are
-monotonic counters, so panels use ``rate()``/``increase()`` on them.
+monotonic counters, so panels use ``rate()``/``increase()`` on them. Every series carries the monitored
+database it describes as ``target``: the ``$target`` variable filters every panel (series pushed before
+targets existed have no such label and match "All").
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ DASHBOARD_UID = "autopilot"
 DEFAULT_PATH = Path("grafana") / "dashboards" / "autopilot.json"  # relative to the project root
 
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
-C = 'component=~"$component"'
+T = 'target=~"$target"'
+C = f'{T}, component=~"$component"'
 
 
 def _query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> Dataquery:
@@ -132,30 +135,32 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
     ).decimals(2)
     yield _stat(
         "Firing alerts",
-        _query("sum(autopilot_alerts_firing)", instant=True),
+        _query(f"sum(autopilot_alerts_firing{{{T}}})", instant=True),
         "none",
         _OK_ZERO,
     ).description("Alert instances firing in the autopilot engine, all severities.")
     yield _stat(
         "Since last successful run",
-        _query("time() - max(autopilot_last_success_timestamp_seconds)", instant=True),
+        _query(f"time() - max(autopilot_last_success_timestamp_seconds{{{T}}})", instant=True),
         "s",
         _steps((None, "green"), (7200, "orange"), (10800, "red")),
     ).description("Age of the last successful metrics push; pushed values never go stale on their own.")
 
     yield Row("Health")
     yield _timeseries(
-        "Uptime by component", [_query(f"autopilot_uptime_percentage{{{C}}}", "{{component}}")], "percent"
+        "Uptime by component",
+        [_query(f"autopilot_uptime_percentage{{{C}}}", "{{target}} {{component}}")],
+        "percent",
     ).max(100)
     yield _timeseries(
         "Degraded checks by component (counted as up)",
-        [_query(f"autopilot_degraded_percentage{{{C}}}", "{{component}}")],
+        [_query(f"autopilot_degraded_percentage{{{C}}}", "{{target}} {{component}}")],
         "percent",
     ).min(0)
     yield (
         _timeseries(
             "Health score by component",
-            [_query(f"autopilot_health_score{{{C}}}", "{{component}}")],
+            [_query(f"autopilot_health_score{{{C}}}", "{{target}} {{component}}")],
             "none",
             width=24,
         )
@@ -164,23 +169,38 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
     )
     yield _timeseries(
         "Response time (avg / p95 / p99)",
-        [_query(f"autopilot_response_time_ms{{{C}}}", "{{component}} {{stat}}")],
+        [_query(f"autopilot_response_time_ms{{{C}}}", "{{target}} {{component}} {{stat}}")],
         "ms",
         width=24,
     ).description("autopilot_response_time_ms by component and stat (avg, p95, p99).")
     yield _timeseries(
         "Error rate (errors/s, 5m)",
-        [_query(f"sum by (component) (rate(autopilot_errors_total{{{C}}}[5m]))", "{{component}}")],
+        [
+            _query(
+                f"sum by (target, component) (rate(autopilot_errors_total{{{C}}}[5m]))",
+                "{{target}} {{component}}",
+            )
+        ],
         "short",
     ).description("The seed's alert expression rate(autopilot_errors_total[5m]); its threshold is 0.1/s.")
     yield _timeseries(
         "Errors in the last hour",
-        [_query(f"sum by (component) (increase(autopilot_errors_total{{{C}}}[1h]))", "{{component}}")],
+        [
+            _query(
+                f"sum by (target, component) (increase(autopilot_errors_total{{{C}}}[1h]))",
+                "{{target}} {{component}}",
+            )
+        ],
         "short",
     ).description("What the High Error Rate rule compares with 10.")
     yield _timeseries(
         "Health checks (per second, 5m)",
-        [_query(f"sum by (component) (rate(autopilot_health_checks_total{{{C}}}[5m]))", "{{component}}")],
+        [
+            _query(
+                f"sum by (target, component) (rate(autopilot_health_checks_total{{{C}}}[5m]))",
+                "{{target}} {{component}}",
+            )
+        ],
         "cps",
         width=24,
     )
@@ -188,61 +208,64 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
     yield Row("Releases")
     yield _stat(
         "Migrations",
-        _query("sum(autopilot_migrations_total)", instant=True),
+        _query(f"sum(autopilot_migrations_total{{{T}}})", instant=True),
         "none",
         _steps((None, "blue")),
         width=4,
     )
     yield _stat(
         "Migration success rate",
-        _query("min(autopilot_migrations_success_rate)", instant=True),
+        _query(f"min(autopilot_migrations_success_rate{{{T}}})", instant=True),
         "percent",
         _GOOD_HIGH_PCT,
         width=4,
     )
     yield _stat(
         "Deployments",
-        _query("sum(autopilot_deployments_total)", instant=True),
+        _query(f"sum(autopilot_deployments_total{{{T}}})", instant=True),
         "none",
         _steps((None, "blue")),
         width=4,
     )
     yield _stat(
         "Deployment success rate",
-        _query("min(autopilot_deployment_success_rate)", instant=True),
+        _query(f"min(autopilot_deployment_success_rate{{{T}}})", instant=True),
         "percent",
         _GOOD_HIGH_PCT,
         width=4,
     )
     yield _stat(
-        "Rollbacks", _query("sum(autopilot_rollbacks_total)", instant=True), "none", _OK_ZERO, width=8
+        "Rollbacks", _query(f"sum(autopilot_rollbacks_total{{{T}}})", instant=True), "none", _OK_ZERO, width=8
     )
     yield _timeseries(
         "Migrations, deployments and rollbacks per hour",
         [
-            _query("sum(increase(autopilot_migrations_total[1h]))", "migrations", "A"),
-            _query("sum(increase(autopilot_deployments_total[1h]))", "deployments", "B"),
-            _query("sum(increase(autopilot_rollbacks_total[1h]))", "rollbacks", "C"),
+            _query(f"sum(increase(autopilot_migrations_total{{{T}}}[1h]))", "migrations", "A"),
+            _query(f"sum(increase(autopilot_deployments_total{{{T}}}[1h]))", "deployments", "B"),
+            _query(f"sum(increase(autopilot_rollbacks_total{{{T}}}[1h]))", "rollbacks", "C"),
         ],
         "short",
     )
     yield _timeseries(
         "Success rates",
         [
-            _query("autopilot_migrations_success_rate", "migrations", "A"),
-            _query("autopilot_deployment_success_rate", "deployments", "B"),
+            _query(f"autopilot_migrations_success_rate{{{T}}}", "{{target}} migrations", "A"),
+            _query(f"autopilot_deployment_success_rate{{{T}}}", "{{target}} deployments", "B"),
         ],
         "percent",
     ).max(100)
     yield _timeseries(
-        "Migration duration", [_query("autopilot_migration_duration_ms", "duration")], "ms", width=24
+        "Migration duration",
+        [_query(f"autopilot_migration_duration_ms{{{T}}}", "{{target}}")],
+        "ms",
+        width=24,
     )
 
     yield Row("Alerts and AI ops")
     yield (
         _timeseries(
             "Firing alerts by severity",
-            [_query("sum by (severity) (autopilot_alerts_firing)", "{{severity}}")],
+            [_query(f"sum by (severity) (autopilot_alerts_firing{{{T}}})", "{{severity}}")],
             "none",
         )
         .draw_style(GraphDrawStyle.BARS)
@@ -252,8 +275,8 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
         "Anomalies per hour",
         [
             _query(
-                f"sum by (component, metric) (increase(autopilot_anomalies_total{{{C}}}[1h]))",
-                "{{component}} {{metric}}",
+                f"sum by (target, component, metric) (increase(autopilot_anomalies_total{{{C}}}[1h]))",
+                "{{target}} {{component}} {{metric}}",
             )
         ],
         "short",
@@ -265,7 +288,9 @@ def _panels() -> Iterator[Row | Stat | Timeseries | BarGauge]:
         .height(8)
         .span(24)
         .with_target(
-            _query(f"autopilot_failure_probability{{{C}}}", "{{component}} {{metric}}", instant=True)
+            _query(
+                f"autopilot_failure_probability{{{C}}}", "{{target}} {{component}} {{metric}}", instant=True
+            )
         )
         .unit("percentunit")
         .min(0)
@@ -288,10 +313,21 @@ def build_dashboard() -> dict[str, Any]:
         .timezone("browser")
         .with_variable(DatasourceVariable("datasource").label("Data source").type("prometheus"))
         .with_variable(
+            QueryVariable("target")
+            .label("Target")
+            .datasource(DS)
+            .query("label_values(autopilot_uptime_percentage, target)")
+            .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .sort(VariableSort.ALPHABETICAL_ASC)
+            .include_all(True)
+            .multi(True)
+            .all_value(".*")
+        )
+        .with_variable(
             QueryVariable("component")
             .label("Component")
             .datasource(DS)
-            .query("label_values(autopilot_uptime_percentage, component)")
+            .query(f"label_values(autopilot_uptime_percentage{{{T}}}, component)")
             .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
             .sort(VariableSort.ALPHABETICAL_ASC)
             .include_all(True)

@@ -6,7 +6,8 @@ series), which the Pushgateway push sends and any scrape endpoint can render.
 
 Names and labels (docs/ALERTING_RULES.md): the seed's eleven names unchanged; response times carry
 ``stat`` = avg|p95|p99; uptime, success rates and the health score are percentages; ``*_total`` are
-monotonic counters (all-time totals), so Prometheus can ``rate()`` them.
+monotonic counters (all-time totals), so Prometheus can ``rate()`` them. A snapshot of one monitored target
+carries ``target="<name>"`` on every series (the push's grouping key holds it too).
 """
 
 from __future__ import annotations
@@ -78,11 +79,21 @@ def _labelled(
 
 
 class _SnapshotCollector(Collector):
-    def __init__(self, snapshot: MetricsSnapshot, pushed_at: float) -> None:
+    def __init__(self, snapshot: MetricsSnapshot, pushed_at: float, target: str | None = None) -> None:
         self.snapshot = snapshot
         self.pushed_at = pushed_at
+        self.target = target
 
     def collect(self) -> Iterator[Metric]:
+        for family in self._families():
+            if self.target is not None:
+                family.samples = [
+                    sample._replace(labels={**sample.labels, "target": self.target})
+                    for sample in family.samples
+                ]
+            yield family
+
+    def _families(self) -> Iterator[Metric]:
         s = self.snapshot
         c = ["component"]
         yield _labelled(
@@ -197,8 +208,11 @@ class _SnapshotCollector(Collector):
             )
 
 
-def build_registry(snapshot: MetricsSnapshot, pushed_at: float) -> CollectorRegistry:
-    """A fresh registry exposing ``snapshot``; ``pushed_at`` (Unix seconds) is the last-success timestamp."""
+def build_registry(
+    snapshot: MetricsSnapshot, pushed_at: float, target: str | None = None
+) -> CollectorRegistry:
+    """A fresh registry exposing ``snapshot``; ``pushed_at`` (Unix seconds) is the last-success timestamp;
+    ``target`` labels every series with the monitored database it describes."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot, pushed_at))
+    registry.register(_SnapshotCollector(snapshot, pushed_at, target))
     return registry

@@ -16,6 +16,7 @@ from autopilot_pipeline.alerting.metric_catalog import Source, window_for
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE
 from autopilot_pipeline.metrics.exposition import MetricsSnapshot
 from autopilot_pipeline.postgres.io import read_frame
+from autopilot_pipeline.postgres.targets import DEFAULT as DEFAULT_TARGET
 
 TS = pl.Datetime("us", "UTC")
 _US = timedelta(microseconds=1)
@@ -26,29 +27,31 @@ SEVERITIES = ("info", "warning", "critical")
 
 
 def _latest_per_component(
-    conn: psycopg.Connection, table: str, columns: list[str], as_of: datetime
+    conn: psycopg.Connection, table: str, columns: list[str], as_of: datetime, target: str
 ) -> pl.DataFrame:
     schema_name, table_name = table.split(".")
     query = sql.SQL(
         "SELECT DISTINCT ON (component) component, {cols} FROM {table} "
-        "WHERE bucket_start > %s AND bucket_start <= %s ORDER BY component, bucket_start DESC"
+        "WHERE target = %s AND bucket_start > %s AND bucket_start <= %s ORDER BY component, bucket_start DESC"
     ).format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         table=sql.Identifier(schema_name, table_name),
     )
     schema = {"component": pl.String(), **{c: pl.Float64() for c in columns}}
-    return read_frame(conn, query, (as_of - GAUGE_LOOKBACK, as_of), schema)
+    return read_frame(conn, query, (target, as_of - GAUGE_LOOKBACK, as_of), schema)
 
 
 def _totals(
-    conn: psycopg.Connection, table: str, column: str, components: list[str], as_of: datetime
+    conn: psycopg.Connection, table: str, column: str, components: list[str], as_of: datetime, target: str
 ) -> pl.DataFrame:
     schema_name, table_name = table.split(".")
     query = sql.SQL(
-        "SELECT component, sum({col})::float8 FROM {table} WHERE component = ANY(%s) AND bucket_start <= %s "
-        "GROUP BY component"
+        "SELECT component, sum({col})::float8 FROM {table} WHERE target = %s AND component = ANY(%s) "
+        "AND bucket_start <= %s GROUP BY component"
     ).format(col=sql.Identifier(column), table=sql.Identifier(schema_name, table_name))
-    return read_frame(conn, query, (components, as_of), {"component": pl.String(), "value": pl.Float64()})
+    return read_frame(
+        conn, query, (target, components, as_of), {"component": pl.String(), "value": pl.Float64()}
+    )
 
 
 def _release_window(conn: psycopg.Connection, table: str, as_of: datetime) -> tuple[int, int, float | None]:
@@ -66,7 +69,7 @@ def _release_window(conn: psycopg.Connection, table: str, as_of: datetime) -> tu
     return int(row[0]), int(row[1]), None if row[2] is None else float(row[2])
 
 
-def _latest_predictions(conn: psycopg.Connection, as_of: datetime) -> pl.DataFrame | None:
+def _latest_predictions(conn: psycopg.Connection, as_of: datetime, target: str) -> pl.DataFrame | None:
     """The latest failure probability per component and metric predicted in the catalog's window up to
     ``as_of``; None before the AI-ops tables exist."""
     if conn.execute("SELECT to_regclass('analytics.failure_predictions')").fetchone()[0] is None:
@@ -75,47 +78,70 @@ def _latest_predictions(conn: psycopg.Connection, as_of: datetime) -> pl.DataFra
     return read_frame(
         conn,
         "SELECT DISTINCT ON (component, metric) component, metric, probability FROM analytics.failure_predictions "
-        "WHERE predicted_at > %s AND predicted_at <= %s ORDER BY component, metric, predicted_at DESC",
-        (start, as_of),
+        "WHERE target = %s AND predicted_at > %s AND predicted_at <= %s "
+        "ORDER BY component, metric, predicted_at DESC",
+        (target, start, as_of),
         {"component": pl.String(), "metric": pl.String(), "value": pl.Float64()},
     )
 
 
-def read_metrics_snapshot(conn: psycopg.Connection, as_of: datetime) -> MetricsSnapshot:
-    """Everything the push exposes, as of ``as_of`` (see docs/ALERTING_RULES.md, "Metric names").
+def read_metrics_snapshot(
+    conn: psycopg.Connection,
+    as_of: datetime,
+    target: str = DEFAULT_TARGET,
+    source: psycopg.Connection | None = None,
+) -> MetricsSnapshot:
+    """Everything the push exposes for ``target``, as of ``as_of`` (see docs/ALERTING_RULES.md, "Metric
+    names").
 
     Gauges per component come from each component's latest hourly bucket in the last two hours; counters
     are all-time sums of the analytics tables for those components; release rates and the migration
-    duration cover the last 24 hours of the release logs.
+    duration cover the last 24 hours of the release logs, read from ``source`` (the target's own database;
+    this one for ``default``; None for another target: not exposed). The alert engine and the AI-ops
+    findings written back to ``health_log`` are the ``default`` target's.
     """
-    uptime = _latest_per_component(conn, "analytics.uptime_hourly", ["uptime_pct", "degraded_ratio"], as_of)
-    score = _latest_per_component(conn, "analytics.health_score_hourly", ["health_score"], as_of)
-    rt = _latest_per_component(conn, "analytics.response_times_hourly", ["avg_ms", "p95_ms", "p99_ms"], as_of)
+    uptime = _latest_per_component(
+        conn, "analytics.uptime_hourly", ["uptime_pct", "degraded_ratio"], as_of, target
+    )
+    score = _latest_per_component(conn, "analytics.health_score_hourly", ["health_score"], as_of, target)
+    rt = _latest_per_component(
+        conn, "analytics.response_times_hourly", ["avg_ms", "p95_ms", "p99_ms"], as_of, target
+    )
     components = sorted(set(uptime["component"]) | set(score["component"]) | set(rt["component"]))
     totals = conn.execute(
         "SELECT coalesce(sum(migrations_total), 0), coalesce(sum(rollbacks_total), 0), "
-        "coalesce(sum(deployments_total), 0) FROM analytics.release_stats_daily WHERE bucket_start <= %s",
-        (as_of,),
+        "coalesce(sum(deployments_total), 0) FROM analytics.release_stats_daily "
+        "WHERE target = %s AND bucket_start <= %s",
+        (target, as_of),
     ).fetchone()
     assert totals is not None
-    migrations, migrations_ok, duration = _release_window(conn, "automation.migration_log", as_of)
-    deployments, deployments_ok, _ = _release_window(conn, "automation.deployment_log", as_of)
-    firing = dict(
-        conn.execute(
-            "SELECT r.severity, count(*) FROM automation.alert_state s "
-            "JOIN automation.alert_rules r ON r.id = s.rule_id WHERE s.state = 'firing' AND r.enabled "
-            "GROUP BY 1"
-        ).fetchall()
+    own = target == DEFAULT_TARGET
+    source = conn if own and source is None else source
+    migrations, migrations_ok, duration = (
+        _release_window(source, "automation.migration_log", as_of) if source else (0, 0, None)
     )
-    anomalies = read_frame(
-        conn,
-        "SELECT metadata->>'component', coalesce(metadata->>'metric', 'unknown'), count(*)::float8 "
-        "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at <= %s "
-        "AND metadata ? 'component' GROUP BY 1, 2",
-        (AI_OPS_SOURCE, as_of),
-        {"component": pl.String(), "metric": pl.String(), "value": pl.Float64()},
+    deployments, deployments_ok, _ = (
+        _release_window(source, "automation.deployment_log", as_of) if source else (0, 0, None)
     )
-    predictions = _latest_predictions(conn, as_of)
+    firing: dict[str, int] = {}
+    anomalies = None
+    if own:
+        firing = dict(
+            conn.execute(
+                "SELECT r.severity, count(*) FROM automation.alert_state s "
+                "JOIN automation.alert_rules r ON r.id = s.rule_id WHERE s.state = 'firing' AND r.enabled "
+                "GROUP BY 1"
+            ).fetchall()
+        )
+        anomalies = read_frame(
+            conn,
+            "SELECT metadata->>'component', coalesce(metadata->>'metric', 'unknown'), count(*)::float8 "
+            "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at <= %s "
+            "AND metadata ? 'component' GROUP BY 1, 2",
+            (AI_OPS_SOURCE, as_of),
+            {"component": pl.String(), "metric": pl.String(), "value": pl.Float64()},
+        ).sort("component", "metric")
+    predictions = _latest_predictions(conn, as_of, target)
     return MetricsSnapshot(
         as_of=as_of,
         uptime=uptime.select("component", pl.col("uptime_pct").alias("value")),
@@ -124,15 +150,15 @@ def read_metrics_snapshot(conn: psycopg.Connection, as_of: datetime) -> MetricsS
         response_times=rt.unpivot(index="component", variable_name="stat", value_name="value")
         .with_columns(pl.col("stat").str.replace("_ms", ""))
         .drop_nulls("value"),
-        health_checks_total=_totals(conn, "analytics.uptime_hourly", "checks", components, as_of),
-        errors_total=_totals(conn, "analytics.error_rates_hourly", "errors", components, as_of),
+        health_checks_total=_totals(conn, "analytics.uptime_hourly", "checks", components, as_of, target),
+        errors_total=_totals(conn, "analytics.error_rates_hourly", "errors", components, as_of, target),
         migrations_total=float(totals[0]),
         rollbacks_total=float(totals[1]),
         deployments_total=float(totals[2]),
         migrations_success_rate=100.0 * migrations_ok / migrations if migrations else None,
         deployment_success_rate=100.0 * deployments_ok / deployments if deployments else None,
         migration_duration_ms=duration,
-        alerts_firing={severity: int(firing.get(severity, 0)) for severity in SEVERITIES},
-        anomalies_total=anomalies.sort("component", "metric"),
+        alerts_firing={severity: int(firing.get(severity, 0)) for severity in SEVERITIES} if own else {},
+        anomalies_total=anomalies,
         failure_probability=predictions,
     )

@@ -143,15 +143,25 @@ def replace_window(
     start: datetime,
     end: datetime,
     frame: pl.DataFrame,
+    where: Mapping[str, Any] | None = None,
 ) -> int:
-    """Replace the rows of ``[start, end)`` with ``frame`` in one transaction (idempotent rewrite)."""
+    """Replace the rows of ``[start, end)`` with ``frame`` in one transaction (idempotent rewrite).
+
+    ``where`` narrows the window to rows whose columns equal its values (``{"target": "shop_b"}``): those
+    columns are added to ``frame`` and only that part of the table is locked and replaced.
+    """
     schema_name, table_name = table.split(".", 1)
+    where = dict(where or {})
+    conditions = [sql.SQL("{col} >= %s AND {col} < %s").format(col=sql.Identifier(time_column))]
+    conditions += [sql.SQL("{} = %s").format(sql.Identifier(name)) for name in where]
+    if where:
+        frame = frame.with_columns(pl.lit(value).alias(name) for name, value in where.items())
     with conn.transaction():
-        serialize_writes(conn, table)
+        serialize_writes(conn, ":".join([table, *(f"{k}={v}" for k, v in where.items())]))
         conn.execute(
-            sql.SQL("DELETE FROM {table} WHERE {col} >= %s AND {col} < %s").format(
-                table=sql.Identifier(schema_name, table_name), col=sql.Identifier(time_column)
+            sql.SQL("DELETE FROM {table} WHERE {conditions}").format(
+                table=sql.Identifier(schema_name, table_name), conditions=sql.SQL(" AND ").join(conditions)
             ),
-            (start, end),
+            (start, end, *where.values()),
         )
         return copy_frame(conn, table, frame)

@@ -1,14 +1,15 @@
 """AI operations: anomalies, trends, failure predictions, optimizations and insights.
 
 Thin assets over :mod:`autopilot_pipeline.aiops.pipeline` (read the window, call the pure analytics, replace
-the run's rows). Every asset is partitioned by complete hours and works at its partition's end, the
-analysis time ``as_of``; it shows its findings in the UI as a table and a plot. Anomalies and failure
+the run's rows). Every asset is partitioned by monitored target × complete hours and works on its target's
+rows at its partition's end, the analysis time ``as_of``; it shows its findings in the UI as a table and a plot. Anomalies and failure
 risk run after each hour's health tables (eager); trends, optimizations and insights every six hours, as
 the seed's workflow. The insights asset also posts the summary to Slack when ``SLACK_WEBHOOK_URL`` is set.
 """
 
 import dagster as dg
 import polars as pl
+import psycopg
 
 from autopilot_pipeline.aiops import pipeline, plots, store
 from autopilot_pipeline.aiops.insights import slack_message
@@ -16,13 +17,21 @@ from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATION
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
-from autopilot_pipeline.defs.partitions import analysis_hours, analysis_time
+from autopilot_pipeline.defs.partitions import (
+    DEFAULT_TARGET,
+    SAME_TARGET_OVERLAPPING_TIME,
+    analysis_hours_by_target,
+    analysis_time,
+    run_target,
+)
 from autopilot_pipeline.defs.resources import PostgresResource
+from autopilot_pipeline.profiling.report import assemble_optimizations
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 GROUP = "aiops"
+#: The same target's health hour (the health tables include the hour in progress; AI ops only complete hours).
 HEALTH_TABLES = [
-    dg.AssetKey(["analytics", name])
+    dg.AssetDep(dg.AssetKey(["analytics", name]), partition_mapping=SAME_TARGET_OVERLAPPING_TIME)
     for name in ("uptime_hourly", "error_rates_hourly", "response_times_hourly", "metric_samples_hourly")
 ]
 RECOMMENDATIONS = dg.AssetKey(["automation", "performance_recommendations"])
@@ -51,6 +60,14 @@ def every_six_hours(ignore: list[dg.AssetKey] | None = None) -> dg.AutomationCon
     ).with_label(f"every 6 hours ({cron}), after the hour's inputs")
 
 
+def _recommendations(conn: psycopg.Connection, target: str) -> dict:
+    """The open profiling recommendations: profiling watches the configured database (``default``) only, so
+    another target gets none rather than the default's."""
+    if target == DEFAULT_TARGET:
+        return optimize_system(conn, refresh=False)
+    return assemble_optimizations([])
+
+
 def _table(frame: pl.DataFrame, rows: int = 25) -> dg.MetadataValue:
     """A markdown table with 4 significant digits (error ratios and scores need more than 2 decimals)."""
     shown = frame.head(rows).with_columns(
@@ -67,7 +84,7 @@ def _plot(markdown: str | None) -> dg.MetadataValue:
 
 @dg.asset(
     key=ANOMALIES,
-    partitions_def=analysis_hours,
+    partitions_def=analysis_hours_by_target,
     automation_condition=AFTER_THE_HOUR,
     deps=HEALTH_TABLES,
     group_name=GROUP,
@@ -82,7 +99,7 @@ def anomalies(
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        run = pipeline.run_anomalies(conn, as_of, aiops.settings)
+        run = pipeline.run_anomalies(conn, as_of, aiops.settings, target=run_target(context))
     found = run.anomalies.sort(["confidence", "bucket_start"], descending=[True, True])
     by_severity = dict(found.group_by("severity").len().iter_rows()) if found.height else {}
     series = run.scores.select("component", "metric").unique().height if run.scores.height else 0
@@ -115,7 +132,7 @@ def anomalies(
 
 @dg.asset(
     key=TRENDS,
-    partitions_def=analysis_hours,
+    partitions_def=analysis_hours_by_target,
     automation_condition=every_six_hours(),
     deps=HEALTH_TABLES,
     group_name=GROUP,
@@ -130,7 +147,7 @@ def trends(
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        run = pipeline.run_trends(conn, as_of, aiops.settings)
+        run = pipeline.run_trends(conn, as_of, aiops.settings, target=run_target(context))
     counts = dict(run.trends.group_by("trend").len().iter_rows()) if run.trends.height else {}
     moving = run.trends.filter(pl.col("trend") != "stable").sort(["trend", "p_value"])
     return dg.MaterializeResult(
@@ -160,7 +177,7 @@ def trends(
 
 @dg.asset(
     key=PREDICTIONS,
-    partitions_def=analysis_hours,
+    partitions_def=analysis_hours_by_target,
     automation_condition=AFTER_THE_HOUR,
     deps=HEALTH_TABLES,
     group_name=GROUP,
@@ -175,7 +192,7 @@ def failure_predictions(
 ) -> dg.MaterializeResult:
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        run = pipeline.run_predictions(conn, as_of, aiops.settings)
+        run = pipeline.run_predictions(conn, as_of, aiops.settings, target=run_target(context))
     preds = run.predictions
     table = pl.DataFrame(
         [
@@ -220,7 +237,7 @@ def failure_predictions(
 
 @dg.asset(
     key=OPTIMIZATIONS,
-    partitions_def=analysis_hours,
+    partitions_def=analysis_hours_by_target,
     automation_condition=every_six_hours(ignore=[RECOMMENDATIONS]),
     deps=[RECOMMENDATIONS, PREDICTIONS],
     group_name=GROUP,
@@ -232,11 +249,12 @@ def failure_predictions(
 def optimizations(
     context: dg.AssetExecutionContext, postgres: PostgresResource, aiops: AiopsResource
 ) -> dg.MaterializeResult:
+    target = run_target(context)
     with postgres.connect() as conn:
         as_of = analysis_time(context)
-        at = store.latest_analysis(conn, "predictions", as_of)
-        preds = store.read_predictions(conn, at) if at else []
-        report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, aiops.settings)
+        at = store.latest_analysis(conn, "predictions", as_of, target)
+        preds = store.read_predictions(conn, at, target) if at else []
+        report = pipeline.run_optimizations(_recommendations(conn, target), preds, aiops.settings)
     table = pl.DataFrame(
         [
             {k: o[k] for k in ("priority", "type", "count", "description", "action", "impact")}
@@ -265,9 +283,17 @@ def optimizations(
 
 @dg.asset(
     key=INSIGHTS,
-    partitions_def=analysis_hours,
+    partitions_def=analysis_hours_by_target,
     automation_condition=every_six_hours(),
-    deps=[ANOMALIES, TRENDS, PREDICTIONS, OPTIMIZATIONS, dg.AssetKey(["analytics", "health_score_hourly"])],
+    deps=[
+        ANOMALIES,
+        TRENDS,
+        PREDICTIONS,
+        OPTIMIZATIONS,
+        dg.AssetDep(
+            dg.AssetKey(["analytics", "health_score_hourly"]), partition_mapping=SAME_TARGET_OVERLAPPING_TIME
+        ),
+    ],
     group_name=GROUP,
     kinds={"postgres", "openai", "slack"},
     owners=OWNERS,
@@ -283,17 +309,20 @@ def insights(
     slack: SlackResource,
 ) -> dg.MaterializeResult:
     settings = aiops.settings
-    with postgres.connect() as conn:
+    target = run_target(context)
+    with postgres.connect() as conn, postgres.connect_source(target) as source:
         as_of = analysis_time(context)
         start = as_of - settings.insights_hours * pipeline.HOUR
-        found = store.read_anomalies(conn, start, as_of)
-        trends_at = store.latest_analysis(conn, "trends", as_of)
+        found = store.read_anomalies(conn, start, as_of, target=target)
+        trends_at = store.latest_analysis(conn, "trends", as_of, target)
         trend_rows = (
-            store.read_trends(conn, trends_at) if trends_at else pl.DataFrame(schema=store.TREND_COLUMNS)
+            store.read_trends(conn, trends_at, target)
+            if trends_at
+            else pl.DataFrame(schema=store.TREND_COLUMNS)
         )
-        predictions_at = store.latest_analysis(conn, "predictions", as_of)
-        preds = store.read_predictions(conn, predictions_at) if predictions_at else []
-        report = pipeline.run_optimizations(optimize_system(conn, refresh=False), preds, settings)
+        predictions_at = store.latest_analysis(conn, "predictions", as_of, target)
+        preds = store.read_predictions(conn, predictions_at, target) if predictions_at else []
+        report = pipeline.run_optimizations(_recommendations(conn, target), preds, settings)
         run = pipeline.run_insights(
             conn,
             as_of,
@@ -303,6 +332,8 @@ def insights(
             trends=trend_rows,
             predictions=preds,
             optimizations=report,
+            target=target,
+            source=source,
         )
     if run.llm.status == "failed":
         context.log.warning(f"LLM narrative skipped, deterministic insights kept: {run.llm.error}")

@@ -5,7 +5,6 @@ Day to day nothing launches it: the assets carry their own automation conditions
 
 import dagster as dg
 
-from autopilot_pipeline.defs.partitions import analysis_hours
 from autopilot_pipeline.defs.run_policy import background
 
 ANOMALIES = dg.AssetKey(["analytics", "anomalies"])
@@ -19,7 +18,6 @@ aiops_job = dg.define_asset_job(
     "aiops_job",
     tags=background(1800, 2),
     selection=dg.AssetSelection.assets(*AIOPS_ASSETS),
-    partitions_def=analysis_hours,
     description="Detect anomalies, analyze trends, predict failures, assemble optimizations and insights "
-    "(with the optional LLM narrative), and post the summary to Slack, for one analysis hour.",
+    "(with the optional LLM narrative), and post the summary to Slack, for one target and analysis hour.",
 )

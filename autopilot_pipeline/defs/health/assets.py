@@ -2,13 +2,19 @@
 
 Each asset computes its window with the pure core and replaces exactly that window's rows in one
 transaction, so re-running a partition is idempotent and a failed write leaves the old rows in place.
+Partitions are target × time; every row carries its target.
 """
 
 import dagster as dg
 import polars as pl
 
 from autopilot_pipeline.defs.meta import OWNERS, table_metadata
-from autopilot_pipeline.defs.partitions import daily, hourly
+from autopilot_pipeline.defs.partitions import (
+    SAME_TARGET_OVERLAPPING_TIME,
+    daily_by_target,
+    hourly_by_target,
+    run_target,
+)
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health import samples as metrics
 from autopilot_pipeline.health import tables as health
@@ -27,11 +33,12 @@ def write_window(
     frame: pl.DataFrame,
     **extra: object,
 ) -> dg.MaterializeResult:
-    """Replace the run's window of ``table`` with ``frame`` and describe the result for the UI."""
+    """Replace the run's window of ``table`` for the run's target with ``frame``; describe it for the UI."""
     window = context.partition_time_window
+    target = run_target(context)
     with postgres.connect() as conn:
-        replace_window(conn, table, "bucket_start", window.start, window.end, frame)
-    return dg.MaterializeResult(metadata={**table_metadata(table, frame), **extra})
+        replace_window(conn, table, "bucket_start", window.start, window.end, frame, where={"target": target})
+    return dg.MaterializeResult(metadata={**table_metadata(table, frame), "target": target, **extra})
 
 
 def _stat(frame: pl.DataFrame, expr: pl.Expr) -> float | None:
@@ -60,7 +67,7 @@ HEALTH_CHECKS = dg.AssetIn(key=["ingest", "health_checks"])
     "uptime_hourly",
     "Uptime % per component and hour: up checks (healthy or degraded) / all checks; the share of degraded "
     "checks beside it.",
-    partitions_def=hourly,
+    partitions_def=hourly_by_target,
     ins={"checks": HEALTH_CHECKS},
 )
 def uptime_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource, checks: pl.DataFrame):
@@ -79,7 +86,7 @@ def uptime_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource,
 @_asset(
     "error_rates_hourly",
     "Errors (error events + failed checks), error ratio and errors per hour, per component and hour.",
-    partitions_def=hourly,
+    partitions_def=hourly_by_target,
     ins={"checks": HEALTH_CHECKS},
 )
 def error_rates_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource, checks: pl.DataFrame):
@@ -97,7 +104,7 @@ def error_rates_hourly(context: dg.AssetExecutionContext, postgres: PostgresReso
 @_asset(
     "response_times_hourly",
     "Response time avg, p50, p95, p99 and max per component and hour.",
-    partitions_def=hourly,
+    partitions_def=hourly_by_target,
     ins={"checks": HEALTH_CHECKS},
 )
 def response_times_hourly(
@@ -121,14 +128,15 @@ _KEY = {"bucket_start": TS, "component": pl.String()}
     "health_score_hourly",
     "Composite health score 0–100 per component and hour: 100 × (0.5·uptime + 0.3·errors + 0.2·latency) "
     "sub-scores (formula in README).",
-    partitions_def=hourly,
+    partitions_def=hourly_by_target,
     deps=[uptime_hourly, error_rates_hourly, response_times_hourly],
 )
 def health_score_hourly(context: dg.AssetExecutionContext, postgres: PostgresResource):
     window = context.partition_time_window
+    target = run_target(context)
     with postgres.connect() as conn:
         parts = [
-            read_table_window(conn, table, {**_KEY, column: pl.Float64()}, window.start, window.end)
+            read_table_window(conn, table, {**_KEY, column: pl.Float64()}, window.start, window.end, target)
             for table, column in (
                 ("analytics.uptime_hourly", "uptime_pct"),
                 ("analytics.error_rates_hourly", "error_ratio"),
@@ -149,14 +157,17 @@ def health_score_hourly(context: dg.AssetExecutionContext, postgres: PostgresRes
 @_asset(
     "uptime_daily",
     "Uptime % per component and day, summed exactly from the hourly counts.",
-    partitions_def=daily,
-    deps=[uptime_hourly],
+    partitions_def=daily_by_target,
+    deps=[dg.AssetDep(uptime_hourly, partition_mapping=SAME_TARGET_OVERLAPPING_TIME)],
 )
 def uptime_daily(context: dg.AssetExecutionContext, postgres: PostgresResource):
     window = context.partition_time_window
+    target = run_target(context)
     schema = {**_KEY, "checks": pl.Int64(), "up_checks": pl.Int64(), "degraded_checks": pl.Int64()}
     with postgres.connect() as conn:
-        hourly_rows = read_table_window(conn, "analytics.uptime_hourly", schema, window.start, window.end)
+        hourly_rows = read_table_window(
+            conn, "analytics.uptime_hourly", schema, window.start, window.end, target
+        )
     frame = health.rollup_uptime(hourly_rows, "1d")
     return write_window(
         context,
@@ -170,7 +181,7 @@ def uptime_daily(context: dg.AssetExecutionContext, postgres: PostgresResource):
 @_asset(
     "metric_samples_hourly",
     "Custom metrics (memory_usage_pct, ...) per component and hour: avg, max, last.",
-    partitions_def=hourly,
+    partitions_def=hourly_by_target,
     ins={"samples": dg.AssetIn(key=["ingest", "metric_samples"])},
 )
 def metric_samples_hourly(

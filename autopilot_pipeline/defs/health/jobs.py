@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from autopilot_pipeline.defs.partitions import daily, hourly
 from autopilot_pipeline.defs.run_policy import background
 
 HOURLY_ASSETS = [
@@ -25,7 +24,6 @@ health_hourly_job = dg.define_asset_job(
     "health_hourly_job",
     tags=background(3600, 2),
     selection=dg.AssetSelection.assets(*[dg.AssetKey.from_user_string(k) for k in HOURLY_ASSETS]),
-    partitions_def=hourly,
     description="Ingest one hour (or a range) of health_log and metric_samples; rebuild those hours' tables.",
 )
 
@@ -33,6 +31,5 @@ daily_rollups_job = dg.define_asset_job(
     "daily_rollups_job",
     tags=background(1800, 2),
     selection=dg.AssetSelection.assets(*[dg.AssetKey.from_user_string(k) for k in DAILY_ASSETS]),
-    partitions_def=daily,
     description="Release statistics and daily uptime for one day (or a range).",
 )

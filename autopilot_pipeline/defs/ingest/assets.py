@@ -1,5 +1,8 @@
 """Ingestion: read one time window of each ``automation`` source table in bulk, validate it, quarantine
-bad rows with a reason, and hand the clean frame to the analytics assets."""
+bad rows with a reason, and hand the clean frame to the analytics assets.
+
+Partitions are target × time: a run reads its target's database (the configured one for ``default``) and
+writes the quarantine here, under the target's name; an unreachable target fails only its own run."""
 
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -10,7 +13,7 @@ import psycopg
 
 from autopilot_pipeline.defs.health.resources import HealthResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
-from autopilot_pipeline.defs.partitions import daily, hourly
+from autopilot_pipeline.defs.partitions import daily_by_target, hourly_by_target, run_target
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health import samples as metrics
 from autopilot_pipeline.health import store as sources
@@ -84,11 +87,12 @@ def _ingest(
     time_column: str,
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     window = context.partition_time_window
-    with postgres.connect() as conn:
-        raw = read(conn, window.start, window.end)
-        clean, bad, counts = validate(raw, settings)
-        with conn.transaction():
-            sources.write_quarantine(conn, source_table, time_column, bad, window.start, window.end)
+    target = run_target(context)
+    with postgres.connect_source(target) as source:
+        raw = read(source, window.start, window.end)
+    clean, bad, counts = validate(raw, settings)
+    with postgres.connect() as conn, conn.transaction():
+        sources.write_quarantine(conn, source_table, time_column, bad, window.start, window.end, target)
     if bad.height:
         reasons = ", ".join(f"{n} {reason}" for reason, n in counts.items() if n and reason != "late")
         context.log.warning(f"{source_table}: quarantined {bad.height} of {raw.height} rows ({reasons})")
@@ -98,6 +102,7 @@ def _ingest(
             "dagster/row_count": clean.height,
             "rows_read": raw.height,
             "rows_quarantined": bad.height,
+            "target": target,
             "window_start": window.start.isoformat(),
             "window_end": window.end.isoformat(),
         },
@@ -108,7 +113,7 @@ def _ingest(
 def ingest_asset(
     name: str,
     source: dg.AssetSpec,
-    partitions_def: dg.TimeWindowPartitionsDefinition,
+    partitions_def: dg.MultiPartitionsDefinition,
     time_column: str,
     read: Callable[[psycopg.Connection, datetime, datetime], pl.DataFrame],
     validate: Callable[[pl.DataFrame, HealthSettings], tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]],
@@ -163,7 +168,7 @@ def _ignoring_settings(
 health_checks = ingest_asset(
     "health_checks",
     health_log,
-    hourly,
+    hourly_by_target,
     "checked_at",
     sources.read_health_window,
     _validate_health,
@@ -172,7 +177,7 @@ health_checks = ingest_asset(
 metric_samples = ingest_asset(
     "metric_samples",
     metric_samples_source,
-    hourly,
+    hourly_by_target,
     "sampled_at",
     sources.read_samples_window,
     _ignoring_settings(metrics.validate_samples),
@@ -181,7 +186,7 @@ metric_samples = ingest_asset(
 migrations = ingest_asset(
     "migrations",
     migration_log,
-    daily,
+    daily_by_target,
     "started_at",
     sources.read_migrations_window,
     _ignoring_settings(validate_releases),
@@ -190,7 +195,7 @@ migrations = ingest_asset(
 deployments = ingest_asset(
     "deployments",
     deployment_log,
-    daily,
+    daily_by_target,
     "started_at",
     sources.read_deployments_window,
     _ignoring_settings(validate_releases),

@@ -3,11 +3,16 @@ and the AI-ops gauges) computed from the analytics tables and PUT to the Pushgat
 
 With ``PUSHGATEWAY_URL`` unset the asset succeeds and says it pushed nothing; a gateway that stays down
 fails this asset only, with one line, after retries. No table is written either way.
+
+One push per monitored target, labelled and grouped by ``target``. A target whose database cannot be
+reached still gets its gauges from the analytics tables; only its 24-hour release window (read from its
+own ``migration_log``/``deployment_log``) is left out, with a warning.
 """
 
 import time
 
 import dagster as dg
+import psycopg
 from prometheus_client.exposition import generate_latest
 
 from autopilot_pipeline.defs.meta import OWNERS
@@ -15,8 +20,9 @@ from autopilot_pipeline.defs.metrics.resources import PushgatewayResource
 from autopilot_pipeline.defs.partitions import run_time
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.pushgateway import PushError, display_url
-from autopilot_pipeline.metrics.exposition import build_registry
+from autopilot_pipeline.metrics.exposition import MetricsSnapshot, build_registry
 from autopilot_pipeline.metrics.store import read_metrics_snapshot
+from autopilot_pipeline.postgres import targets
 
 UPSTREAM = [
     dg.AssetKey(["analytics", name])
@@ -51,7 +57,8 @@ def _series(exposition: str) -> list[str]:
     kinds={"prometheus", "postgres"},
     owners=OWNERS,
     description="Pushes the autopilot_* metrics (seed names; stat=avg|p95|p99; *_total are all-time "
-    "counters) to the Prometheus Pushgateway, replacing the job's group; skipped when PUSHGATEWAY_URL is "
+    "counters) to the Prometheus Pushgateway, one group per monitored target (label and grouping key "
+    "`target`), each replacing its previous push; skipped when PUSHGATEWAY_URL is "
     "unset.",
 )
 def prometheus_push(
@@ -60,24 +67,46 @@ def prometheus_push(
     pushgateway: PushgatewayResource,
 ) -> dg.MaterializeResult:
     as_of = run_time(context)
+    snapshots: dict[str, MetricsSnapshot] = {}
+    unreachable: list[str] = []
     with postgres.connect() as conn:
-        snapshot = read_metrics_snapshot(conn, as_of)
-    registry = build_registry(snapshot, pushed_at=time.time())
-    series = _series(generate_latest(registry).decode())
+        names = [t.name for t in targets.list_targets(conn)]
+        for name in names:
+            if name == targets.DEFAULT:
+                snapshots[name] = read_metrics_snapshot(conn, as_of)
+                continue
+            try:
+                with postgres.connect_source(name) as source:
+                    snapshots[name] = read_metrics_snapshot(conn, as_of, name, source)
+            except (dg.Failure, psycopg.Error) as exc:  # one target never blocks the others' push
+                reason = getattr(exc, "description", None) or f"target {name!r}: {' '.join(str(exc).split())}"
+                context.log.warning(f"{reason}: its release gauges are left out of this push")
+                unreachable.append(name)
+                snapshots[name] = read_metrics_snapshot(conn, as_of, name, None)
+    pushed_at = time.time()
+    registries = {name: build_registry(snapshot, pushed_at, name) for name, snapshot in snapshots.items()}
+    series = [
+        line for registry in registries.values() for line in _series(generate_latest(registry).decode())
+    ]
     families = sorted({line.split("{")[0].split(" ")[0] for line in series})
     metadata: dict[str, object] = {
         "as_of": as_of.isoformat(),
+        "targets": ", ".join(names),
         "series": len(series),
         "metrics": dg.MetadataValue.md("\n".join(f"- `{name}`" for name in families)),
         "exposition_preview": dg.MetadataValue.md("```\n" + "\n".join(series[:60]) + "\n```"),
     }
+    if unreachable:
+        metadata["unreachable_targets"] = ", ".join(unreachable)
     if not pushgateway.configured:
         context.log.info("PUSHGATEWAY_URL is not set: metrics computed but not pushed")
         return dg.MaterializeResult(
             metadata={**metadata, "pushed": False, "note": "PUSHGATEWAY_URL is not set: nothing was pushed"}
         )
+    attempts = 0
     try:
-        attempts = pushgateway.push(registry)
+        for name, registry in registries.items():
+            attempts += pushgateway.push(registry, target=name)
     except PushError as exc:
         raise dg.Failure(description=str(exc)) from None
     return dg.MaterializeResult(

@@ -25,7 +25,8 @@ class PushgatewayResource(dg.ConfigurableResource):
     def configured(self) -> bool:
         return bool(self.url)
 
-    def push(self, registry: CollectorRegistry) -> int:
+    def push(self, registry: CollectorRegistry, target: str | None = None) -> int:
+        """PUT ``registry`` as this job's group (of ``target``, when given)."""
         if not self.url:
             raise PushError("PUSHGATEWAY_URL is not set")
         return push(
@@ -37,6 +38,7 @@ class PushgatewayResource(dg.ConfigurableResource):
             self.timeout_seconds,
             self.attempts,
             self.backoff_seconds,
+            grouping_key={"target": target} if target else None,
         )
 
 

@@ -5,7 +5,7 @@ import polars as pl
 
 from autopilot_pipeline.defs.health.assets import write_window
 from autopilot_pipeline.defs.meta import OWNERS
-from autopilot_pipeline.defs.partitions import daily
+from autopilot_pipeline.defs.partitions import daily_by_target
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health.releases import release_stats
 
@@ -16,7 +16,7 @@ from autopilot_pipeline.health.releases import release_stats
         "migrations": dg.AssetIn(key=["ingest", "migrations"]),
         "deployments": dg.AssetIn(key=["ingest", "deployments"]),
     },
-    partitions_def=daily,
+    partitions_def=daily_by_target,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="releases",
     kinds={"postgres", "polars"},
