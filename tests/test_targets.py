@@ -203,7 +203,7 @@ def test_migration_0014_keeps_existing_rows_as_the_default_targets(pg_server, tm
                 "INSERT INTO analytics.quarantine (source_table, source_id, partition_start, reason, payload) "
                 "VALUES ('automation.health_log', 7, '2026-03-02 10:00+00', 'duplicate', '{}')"
             )
-        assert migrate.migrate(url) == ["0014_targets"]
+        assert migrate.migrate(url)[0] == "0014_targets"
         with psycopg.connect(url, autocommit=True) as c:
             assert c.execute("SELECT target, checks FROM analytics.uptime_hourly").fetchall() == [
                 ("default", 4)
