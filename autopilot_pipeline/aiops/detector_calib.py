@@ -280,7 +280,12 @@ JUMP_SPAN = 2048  # recent points whose values and forecast-error jumps make a p
 
 
 def _seen_before(
-    values: np.ndarray, jump: np.ndarray, a: int, b: int, since: np.ndarray | None = None
+    values: np.ndarray,
+    jump: np.ndarray,
+    a: int,
+    b: int,
+    since: np.ndarray | None = None,
+    alarm: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower p-value floors (series x block) for a point seen before in both of its contexts.
 
@@ -300,6 +305,14 @@ def _seen_before(
     ok_j = ~np.isnan(mem_j)
     if since is not None:
         ok_j &= np.arange(lo, a)[None, :] > since[:, None]
+    if alarm is not None:
+        # One incident is one occurrence: the jumps in the QUIET points after an alarm belong to its episode
+        # and do not count (entering, re-levelling and leaving a dip must not make the next dip "seen").
+        rows = np.arange(lo, a)
+        last = np.maximum.accumulate(np.where(alarm[lo:a].T, rows[None, :], -(10**9)), axis=1)
+        before = np.full(last.shape, -(10**9))
+        before[:, 1:] = last[:, :-1]
+        ok_j &= rows[None, :] - before > QUIET
     sv = np.sort(np.where(ok_v, mem_v, np.inf), axis=1)
     sj = np.sort(np.where(ok_j, mem_j, np.inf), axis=1)
     nv, nj = ok_v.sum(axis=1), ok_j.sum(axis=1)
@@ -390,6 +403,7 @@ def calibrate(
     cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
     for a, b in _blocks(n0, t_len, cuts):
         side_p = []
+        point_unfloored = None
         for i, st in enumerate(STATS):
             lo = max(st.window - 1, 2, a - st.span)
             rows = np.arange(lo, a)
@@ -413,7 +427,9 @@ def calibrate(
             for i in (0, 1):  # the level tests: a value the series sits at often is not a novel level
                 side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
             if jump is not None:  # the point test: a value and a jump both seen several times are not news
-                f_up, f_dn = _seen_before(values, jump, a, b, None if regime is None else regime[a])
+                since_j = None if regime is None else regime[a]
+                f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm)
+                point_unfloored = side_p[0]
                 side_p[0] = (np.maximum(side_p[0][0], f_up), np.maximum(side_p[0][1], f_dn))
         ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
         best = np.argmin(ps, axis=0)
@@ -426,7 +442,15 @@ def calibrate(
         for i in range(len(STATS)):
             own = [k for k, (si, _s) in enumerate(sides) if si == i]
             if own:
-                excluded[i][a:b] = (m * ps[own].min(axis=0) < alpha).T
+                p_own = ps[own]
+                if i == 0 and point_unfloored is not None:
+                    # The point test's memory forgets an extreme point even when it was not news (seen
+                    # before): the floor decides the alarm, the memory stays that of ordinary points, so
+                    # a second incident like an earlier one is measured against normal data.
+                    p_own = np.stack(
+                        [point_unfloored[0] if sides[k][1] > 0 else point_unfloored[1] for k in own]
+                    )
+                excluded[i][a:b] = (m * p_own.min(axis=0) < alpha).T
         al = (p_comb < alpha).T
         alarm[a:b] = al
         onset[a:b], state = onsets(al, (p_comb > CALM_P).T, state, a)
