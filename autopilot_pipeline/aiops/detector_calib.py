@@ -286,6 +286,7 @@ def _seen_before(
     b: int,
     since: np.ndarray | None = None,
     alarm: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower p-value floors (series x block) for a point seen before in both of its contexts.
 
@@ -297,7 +298,16 @@ def _seen_before(
     ordinary burst must not look new because of it. A spike on a random walk or in a season has a new jump;
     a value beyond the recent range is new; both stay fully sensitive. Jumps count only since ``since``
     (series,), the start of the forecasting regime in force: a forecast still without its season makes
-    large errors that say nothing about the seasonal one."""
+    large errors that say nothing about the seasonal one. Only the series in ``cols`` are looked at (the
+    others get no floor): the caller passes those where the floor can matter."""
+    n_ser = values.shape[1]
+    cols = np.arange(n_ser) if cols is None else cols
+    up_all, down_all = np.zeros((n_ser, b - a)), np.zeros((n_ser, b - a))
+    if cols.size == 0:
+        return up_all, down_all
+    values, jump = values[:, cols], jump[:, cols]
+    since = None if since is None else since[cols]
+    alarm = None if alarm is None else alarm[:, cols]
     lo = max(0, a - JUMP_SPAN)
     mem_v = values[lo:a].T
     mem_j = np.abs(jump[lo:a].T)
@@ -327,7 +337,8 @@ def _seen_before(
         up[j] = np.where(c_up >= RECUR, np.minimum(fj, c_up / (nv[j] + 1.0)), 0.0)
         down[j] = np.where(c_dn >= RECUR, np.minimum(fj, c_dn / (nv[j] + 1.0)), 0.0)
     bad = np.isnan(qv) | np.isnan(qj)
-    return np.where(bad, 0.0, up), np.where(bad, 0.0, down)
+    up_all[cols], down_all[cols] = np.where(bad, 0.0, up), np.where(bad, 0.0, down)
+    return up_all, down_all
 
 
 def onsets(
@@ -428,7 +439,10 @@ def calibrate(
                 side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
             if jump is not None:  # the point test: a value and a jump both seen several times are not news
                 since_j = None if regime is None else regime[a]
-                f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm)
+                # Only where the point test comes near to mattering (the floor only raises a p-value, and
+                # alarms and calm both need m x p below CALM_P): about a third of the series' blocks.
+                low = np.minimum(side_p[0][0], side_p[0][1]).min(axis=1) * m < CALM_P
+                f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm, np.flatnonzero(low))
                 point_unfloored = side_p[0]
                 side_p[0] = (np.maximum(side_p[0][0], f_up), np.maximum(side_p[0][1], f_dn))
         ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
