@@ -439,10 +439,14 @@ def calibrate(
                 side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
             if jump is not None:  # the point test: a value and a jump both seen several times are not news
                 since_j = None if regime is None else regime[a]
-                # Only where the point test comes near to mattering (the floor only raises a p-value, and
-                # alarms and calm both need m x p below CALM_P): about a third of the series' blocks.
-                low = np.minimum(side_p[0][0], side_p[0][1]).min(axis=1) * m < CALM_P
+                # Only where the point test comes near to mattering: the floor applies to a point whose
+                # own m x p is below CALM_P (alarms and calm both need that; above it the floor would only
+                # raise a p-value already above 1 %), so it is computed for about a third of the blocks.
+                up_low = side_p[0][0] * m < CALM_P
+                dn_low = side_p[0][1] * m < CALM_P
+                low = (up_low | dn_low).any(axis=1)
                 f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm, np.flatnonzero(low))
+                f_up, f_dn = np.where(up_low, f_up, 0.0), np.where(dn_low, f_dn, 0.0)
                 point_unfloored = side_p[0]
                 side_p[0] = (np.maximum(side_p[0][0], f_up), np.maximum(side_p[0][1], f_dn))
         ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
