@@ -79,8 +79,8 @@ def clean() -> None:
 def hourly() -> None:
     """60 hourly traffic-like series (8.5 weeks: daily and weekly season, 3-10 % noise) with 1-4 spikes,
     dips or short shifts of 4-10 noise sd each; an anomaly is found when an alarm falls within 1 point
-    before to 3 points after it. Both detectors at their own thresholds."""
-    from autopilot_pipeline.core import anomaly as robust_z
+    before to 3 points after it. At the detector's own threshold. (The robust-z detector this was first
+    compared with is retired: it found 45 of the 147, with 15 false-alarm runs.)"""
 
     rng = np.random.default_rng(123)
     n = 1420
@@ -108,10 +108,7 @@ def hourly() -> None:
         cols.append(x)
         labels.append(lab)
     x_all = np.column_stack(cols)
-    for name, flags in (
-        ("calibrated detector", score_batch(x_all).is_anomaly),
-        ("robust z (section 1)", robust_z.score_batch(x_all).is_anomaly),
-    ):
+    for name, flags in (("calibrated detector", score_batch(x_all).is_anomaly),):
         found, big, false_runs = [], [], 0
         for j, lab in enumerate(labels):
             near = np.zeros(n, dtype=bool)

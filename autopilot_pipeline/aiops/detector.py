@@ -150,6 +150,7 @@ def score_batch(
         seasonal=res.seasonal,
         alpha=cfg.alpha,
         unit=unit,
+        jump=_error_jumps(res.resid),
     )
     p = np.where(np.isnan(x), 1.0, cal.p)
     p[:n0] = 1.0
@@ -169,6 +170,13 @@ def score_batch(
         stat=cal.stat,
         period=res.period,
     )
+
+
+def _error_jumps(resid: np.ndarray) -> np.ndarray:
+    """r_t - r_{t-1} of the forecast error (NaN at the first point and where either is missing)."""
+    out = np.full(resid.shape, np.nan)
+    out[1:] = resid[1:] - resid[:-1]
+    return out
 
 
 def confidence(p: np.ndarray | float, alpha: float = ALPHA) -> np.ndarray:

@@ -107,7 +107,10 @@ def statistics(
     step = np.zeros(values.shape)
     step[1:] = np.abs(np.diff(values, axis=0))
     step = np.where(np.isnan(values), np.nan, np.nan_to_num(step))
-    spread = np.log(_rolling_mean(np.minimum(step, 2 * scale), STATS[3].window) + floor)
+    # The spread is returned raw (mean step); :func:`calibrate` takes its log with the floor in force at
+    # each block, for the reference and the new points alike: the floor shrinks when a smaller step is first
+    # seen (a counter's first step of 1), which must not make every later flat stretch look novel.
+    spread = _rolling_mean(np.minimum(step, 2 * scale), STATS[3].window)
     # The level tests read the residual in units of the forecaster's running scale (known before the
     # point): quiet nights and busy days, or a forecast still settling, then share one distribution.
     # The scale may not drop below half its own running mean: a quiet stretch does not make the next
@@ -212,10 +215,14 @@ def _side_p(
     floor: np.ndarray,
     st: Stat,
     since: np.ndarray,
+    offset: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Upper and lower p-values of the block's values ``q`` (series x block) against the reference rows;
-    per series only rows whose window lies after ``since`` (the start of the current season) count."""
+    per series only rows whose window lies after ``since`` (the start of the current season) count.
+    ``offset`` (series,), when given, means the statistic is log(value + offset) (``q`` already is)."""
     ref = values[rows].T
+    if offset is not None:
+        ref = np.log(ref + offset[:, None])
     exc = excluded[rows].T
     ok = ~np.isnan(ref) & (rows[None, :] >= (since + st.window - 1)[:, None])
     strict = ok & ~exc
@@ -269,6 +276,71 @@ def _occupied(values: np.ndarray, alarm: np.ndarray, floor: np.ndarray, a: int, 
     return out
 
 
+JUMP_SPAN = 2048  # recent points whose values and forecast-error jumps make a point "seen before"
+
+
+def _seen_before(
+    values: np.ndarray,
+    jump: np.ndarray,
+    a: int,
+    b: int,
+    since: np.ndarray | None = None,
+    alarm: np.ndarray | None = None,
+    cols: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower p-value floors (series x block) for a point seen before in both of its contexts.
+
+    A point is not novel when, in the last ``JUMP_SPAN`` points, at least ``RECUR`` values were at least as
+    extreme on its side AND at least ``RECUR`` jumps of the forecast error (``jump``: r_t - r_{t-1}) were at
+    least as large (either sign): a sawtooth's flush or a toggle that the forecast misplaces in time, a
+    bursty counter's burst no larger than several before it. The floor is the rarer of the two empirical
+    frequencies. Raw values, not scaled ones: a quiet stretch shrinks the forecaster's scale, and the next
+    ordinary burst must not look new because of it. A spike on a random walk or in a season has a new jump;
+    a value beyond the recent range is new; both stay fully sensitive. Jumps count only since ``since``
+    (series,), the start of the forecasting regime in force: a forecast still without its season makes
+    large errors that say nothing about the seasonal one. Only the series in ``cols`` are looked at (the
+    others get no floor): the caller passes those where the floor can matter."""
+    n_ser = values.shape[1]
+    cols = np.arange(n_ser) if cols is None else cols
+    up_all, down_all = np.zeros((n_ser, b - a)), np.zeros((n_ser, b - a))
+    if cols.size == 0:
+        return up_all, down_all
+    values, jump = values[:, cols], jump[:, cols]
+    since = None if since is None else since[cols]
+    alarm = None if alarm is None else alarm[:, cols]
+    lo = max(0, a - JUMP_SPAN)
+    mem_v = values[lo:a].T
+    mem_j = np.abs(jump[lo:a].T)
+    ok_v = ~np.isnan(mem_v)
+    ok_j = ~np.isnan(mem_j)
+    if since is not None:
+        ok_j &= np.arange(lo, a)[None, :] > since[:, None]
+    if alarm is not None:
+        # One incident is one occurrence: the jumps in the QUIET points after an alarm belong to its episode
+        # and do not count (entering, re-levelling and leaving a dip must not make the next dip "seen").
+        rows = np.arange(lo, a)
+        last = np.maximum.accumulate(np.where(alarm[lo:a].T, rows[None, :], -(10**9)), axis=1)
+        before = np.full(last.shape, -(10**9))
+        before[:, 1:] = last[:, :-1]
+        ok_j &= rows[None, :] - before > QUIET
+    sv = np.sort(np.where(ok_v, mem_v, np.inf), axis=1)
+    sj = np.sort(np.where(ok_j, mem_j, np.inf), axis=1)
+    nv, nj = ok_v.sum(axis=1), ok_j.sum(axis=1)
+    qv = values[a:b].T
+    qj = np.abs(jump[a:b].T)
+    up, down = np.zeros(qv.shape), np.zeros(qv.shape)
+    for j in np.flatnonzero((nv >= 16 * RECUR) & (nj >= 16 * RECUR)):
+        cj = nj[j] - np.searchsorted(sj[j, : nj[j]], qj[j], side="left")
+        c_up = nv[j] - np.searchsorted(sv[j, : nv[j]], qv[j], side="left")
+        c_dn = np.searchsorted(sv[j, : nv[j]], qv[j], side="right")
+        fj = np.where(cj >= RECUR, cj / (nj[j] + 1.0), 0.0)
+        up[j] = np.where(c_up >= RECUR, np.minimum(fj, c_up / (nv[j] + 1.0)), 0.0)
+        down[j] = np.where(c_dn >= RECUR, np.minimum(fj, c_dn / (nv[j] + 1.0)), 0.0)
+    bad = np.isnan(qv) | np.isnan(qj)
+    up_all[cols], down_all[cols] = np.where(bad, 0.0, up), np.where(bad, 0.0, down)
+    return up_all, down_all
+
+
 def onsets(
     alarm: np.ndarray, calm: np.ndarray, state: tuple[np.ndarray, np.ndarray] | None = None, row0: int = 0
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -316,6 +388,7 @@ def calibrate(
     seasonal: np.ndarray | None = None,
     alpha: float = ALPHA,
     unit: np.ndarray | None = None,
+    jump: np.ndarray | None = None,
 ) -> Calibrated:
     """Combined p-values and alarm episodes from the statistics (time x series each).
 
@@ -324,7 +397,8 @@ def calibrate(
     (time x series) the row where the current forecasting regime (season) began: older residuals come
     from other models and leave the memory. ``values`` (time x series), when given, enables the memory
     of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`.
-    ``unit`` (time x series) is the scale the point and short statistics are expressed in."""
+    ``unit`` (time x series) is the scale the point and short statistics are expressed in. ``jump`` (time
+    x series), with ``values``, enables the floor of points seen before (:func:`_seen_before`)."""
     t_len, n_ser = stats[0].shape
     m = len(sides)
     p_out = np.ones((t_len, n_ser))
@@ -340,6 +414,7 @@ def calibrate(
     cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
     for a, b in _blocks(n0, t_len, cuts):
         side_p = []
+        point_unfloored = None
         for i, st in enumerate(STATS):
             lo = max(st.window - 1, 2, a - st.span)
             rows = np.arange(lo, a)
@@ -351,13 +426,29 @@ def calibrate(
                 continue
             # Only the drift follows a model that changes with the season (the slowest, plain or seasonal).
             since = regime[a] if regime is not None and i == 2 else np.zeros(n_ser, dtype=np.int64)
-            side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since))
+            offset = None
+            if i == 3:  # the spread: log of the mean step plus the floor in force now (see statistics)
+                offset = floor[max(a - 1, 0)]
+                q = np.log(q + offset[:, None])
+            side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since, offset))
         if values is not None:
             occ = _occupied(values, alarm, floor, a, b)
             if seasonal is not None:
                 occ = np.where(seasonal[a:b].T, 0.0, occ)
             for i in (0, 1):  # the level tests: a value the series sits at often is not a novel level
                 side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
+            if jump is not None:  # the point test: a value and a jump both seen several times are not news
+                since_j = None if regime is None else regime[a]
+                # Only where the point test comes near to mattering: the floor applies to a point whose
+                # own m x p is below CALM_P (alarms and calm both need that; above it the floor would only
+                # raise a p-value already above 1 %), so it is computed for about a third of the blocks.
+                up_low = side_p[0][0] * m < CALM_P
+                dn_low = side_p[0][1] * m < CALM_P
+                low = (up_low | dn_low).any(axis=1)
+                f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm, np.flatnonzero(low))
+                f_up, f_dn = np.where(up_low, f_up, 0.0), np.where(dn_low, f_dn, 0.0)
+                point_unfloored = side_p[0]
+                side_p[0] = (np.maximum(side_p[0][0], f_up), np.maximum(side_p[0][1], f_dn))
         ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
         best = np.argmin(ps, axis=0)
         p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
@@ -369,7 +460,15 @@ def calibrate(
         for i in range(len(STATS)):
             own = [k for k, (si, _s) in enumerate(sides) if si == i]
             if own:
-                excluded[i][a:b] = (m * ps[own].min(axis=0) < alpha).T
+                p_own = ps[own]
+                if i == 0 and point_unfloored is not None:
+                    # The point test's memory forgets an extreme point even when it was not news (seen
+                    # before): the floor decides the alarm, the memory stays that of ordinary points, so
+                    # a second incident like an earlier one is measured against normal data.
+                    p_own = np.stack(
+                        [point_unfloored[0] if sides[k][1] > 0 else point_unfloored[1] for k in own]
+                    )
+                excluded[i][a:b] = (m * p_own.min(axis=0) < alpha).T
         al = (p_comb < alpha).T
         alarm[a:b] = al
         onset[a:b], state = onsets(al, (p_comb > CALM_P).T, state, a)

@@ -16,6 +16,30 @@ _START = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp())  # a Monday
 
 
 @dataclass
+class Perturb:
+    """Multipliers on the shape parameters, for variant corpora (all 1: the committed corpus, same bytes).
+
+    ``period`` stretches cycles and dwell times, ``level`` the levels and sizes of normal values, ``noise``
+    the normal variation, ``rate`` how often bursts, benign spikes, errors and dropped samples happen,
+    ``size`` the incidents' magnitudes."""
+
+    period: float = 1.0
+    level: float = 1.0
+    noise: float = 1.0
+    rate: float = 1.0
+    size: float = 1.0
+
+
+P = Perturb()
+"""The perturbation in force (``generate.py --variant`` sets it); read by every shape and incident."""
+
+
+def set_perturbation(p: Perturb) -> None:
+    global P
+    P = p
+
+
+@dataclass
 class Base:
     """A normal series: values, timestamps, and what an incident needs to know about it."""
 
@@ -64,10 +88,10 @@ def weekend(t: np.ndarray) -> np.ndarray:
 
 
 def daily_season(rng: np.random.Generator, n: int, step: int) -> Base:
-    level = rng.uniform(50, 800)
+    level = rng.uniform(50, 800) * P.level
     amp = level * rng.uniform(0.3, 0.8)
     peak, sharp = rng.uniform(11, 20), rng.uniform(0.7, 2.5)
-    sd = amp * rng.uniform(0.03, 0.1)
+    sd = amp * rng.uniform(0.03, 0.1) * P.noise
     t = _times(rng, n, step)
 
     def expected(tt: np.ndarray) -> np.ndarray:
@@ -78,11 +102,11 @@ def daily_season(rng: np.random.Generator, n: int, step: int) -> Base:
 
 
 def daily_weekly_season(rng: np.random.Generator, n: int, step: int) -> Base:
-    level = rng.uniform(100, 2000)
+    level = rng.uniform(100, 2000) * P.level
     amp = level * rng.uniform(0.3, 0.7)
     peak, sharp = rng.uniform(10, 19), rng.uniform(0.8, 2.0)
     weekend_factor = rng.uniform(0.35, 0.75)
-    sd = amp * rng.uniform(0.03, 0.08)
+    sd = amp * rng.uniform(0.03, 0.08) * P.noise
     t = _times(rng, n, step)
 
     def expected(tt: np.ndarray) -> np.ndarray:
@@ -97,10 +121,10 @@ def daily_weekly_season(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def square_wave(rng: np.random.Generator, n: int, step: int) -> Base:
     """An on/off cycle with a fixed period and duty (a compressor, a polling worker), noise-free."""
-    period = int(rng.integers(30, 240)) * 60 // step
+    period = int(int(rng.integers(30, 240)) * P.period) * 60 // step
     on = max(2, int(period * rng.uniform(0.2, 0.6)))
-    low = float(rng.choice([0.0, round(rng.uniform(1, 10), 1)]))
-    high = round(low + rng.uniform(20, 200), 1)
+    low = float(rng.choice([0.0, round(rng.uniform(1, 10) * P.level, 1)]))
+    high = round(low + rng.uniform(20, 200) * P.level, 1)
     t = _times(rng, n, step)
     phase = int(rng.integers(0, period))
     k = (np.arange(n) + phase) % period
@@ -111,8 +135,8 @@ def square_wave(rng: np.random.Generator, n: int, step: int) -> Base:
 def batch_job(rng: np.random.Generator, n: int, step: int) -> Base:
     """A nightly batch job: exactly zero except while it runs, every day at the same time, at a flat rate."""
     start_h = rng.uniform(0, 6)
-    dur_s = rng.uniform(0.5, 2.5) * 3600
-    rate = round(rng.uniform(50, 500), 0)
+    dur_s = min(rng.uniform(0.5, 2.5) * P.period, 6.0) * 3600
+    rate = round(rng.uniform(50, 500) * P.level, 0)
     t = _times(rng, n, step)
     since = (t - start_h * 3600) % DAY
     v = np.where(since < dur_s, rate, 0.0)
@@ -123,15 +147,15 @@ def batch_job(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def zero_inflated_bursty(rng: np.random.Generator, n: int, step: int) -> Base:
     """Disk writes: mostly zero, frequent bursts of random length and lognormal size."""
-    p_start = rng.uniform(0.03, 0.12)
-    mean_len = rng.uniform(1.0, 4.0)
-    median_size = rng.uniform(5, 500)
+    p_start = min(rng.uniform(0.03, 0.12) * P.rate, 0.3)
+    mean_len = max(rng.uniform(1.0, 4.0) * P.period, 1.0)
+    median_size = rng.uniform(5, 500) * P.level
     starts = rng.random(n) < p_start
     lengths = rng.geometric(1 / mean_len, n)
     active = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(starts):
         active[i : i + lengths[i]] = True
-    sizes = np.round(median_size * rng.lognormal(0, 0.8, n))
+    sizes = np.round(median_size * rng.lognormal(0, 0.8 * P.noise, n))
     v = np.where(active, sizes, 0.0)
     t = _times(rng, n, step)
     typical = float(np.quantile(v[v > 0], 0.9)) if (v > 0).any() else median_size
@@ -140,12 +164,12 @@ def zero_inflated_bursty(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def heavy_tailed_latency(rng: np.random.Generator, n: int, step: int) -> Base:
     """p50 latency: lognormal around a slowly varying base, benign spikes (GC pauses, cold caches)."""
-    base = rng.uniform(15, 250)
-    sigma = rng.uniform(0.12, 0.35)
+    base = rng.uniform(15, 250) * P.level
+    sigma = rng.uniform(0.12, 0.35) * P.noise
     t = _times(rng, n, step)
     daily = 1 + rng.uniform(0, 0.25) * _daily_shape(t, rng.uniform(10, 20), 1.0)
     v = base * daily * rng.lognormal(0, sigma, n)
-    benign = rng.random(n) < rng.uniform(0.002, 0.01)
+    benign = rng.random(n) < rng.uniform(0.002, 0.01) * P.rate
     v[benign] *= rng.uniform(2.5, 8.0, int(benign.sum()))
     v = np.round(v, 2)
     return Base(
@@ -155,10 +179,10 @@ def heavy_tailed_latency(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def two_level_toggle(rng: np.random.Generator, n: int, step: int) -> Base:
     """A metric flipping between two levels (replicas 2/4, a feature on/off), random dwell times."""
-    a = rng.uniform(10, 100)
+    a = rng.uniform(10, 100) * P.level
     b = a * rng.uniform(1.6, 3.5)
-    sd = (b - a) * rng.uniform(0.01, 0.06)
-    dwell_a, dwell_b = rng.uniform(8, 80), rng.uniform(8, 80)
+    sd = (b - a) * rng.uniform(0.01, 0.06) * P.noise
+    dwell_a, dwell_b = rng.uniform(8, 80) * P.period, rng.uniform(8, 80) * P.period
     state = np.zeros(n, dtype=bool)
     i, s = 0, bool(rng.integers(0, 2))
     while i < n:
@@ -171,11 +195,11 @@ def two_level_toggle(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def slow_growth(rng: np.random.Generator, n: int, step: int) -> Base:
     """Users, rows, storage: a daily season on a level that grows steadily (20-120 % over the series)."""
-    level = rng.uniform(200, 5000)
+    level = rng.uniform(200, 5000) * P.level
     growth = rng.uniform(0.2, 1.2)
     amp = level * rng.uniform(0.1, 0.4)
     peak = rng.uniform(10, 20)
-    sd = amp * rng.uniform(0.04, 0.12)
+    sd = amp * rng.uniform(0.04, 0.12) * P.noise
     t = _times(rng, n, step)
     t0, span = float(t[0]), float(t[-1] - t[0])
 
@@ -192,9 +216,9 @@ def sawtooth(rng: np.random.Generator, n: int, step: int) -> Base:
     capacity = 100.0
     base = rng.uniform(5, 30)
     trigger = rng.uniform(55, 85)
-    cycle_points = rng.uniform(60, 400)
+    cycle_points = rng.uniform(60, 400) * P.period
     rate = (trigger - base) / cycle_points
-    inc = np.maximum(rate * (1 + rng.normal(0, 0.5, n)), 0)
+    inc = np.maximum(rate * (1 + rng.normal(0, 0.5 * P.noise, n)), 0)
     v = np.empty(n)
     x = base + rng.uniform(0, trigger - base)
     for i in range(n):
@@ -212,7 +236,7 @@ def sawtooth(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def poisson_errors(rng: np.random.Generator, n: int, step: int) -> Base:
     """Errors per interval: low Poisson counts, mildly busier in the day."""
-    lam = rng.uniform(0.05, 2.5)
+    lam = rng.uniform(0.05, 2.5) * P.rate
     t = _times(rng, n, step)
     daily = 0.6 + 0.8 * _daily_shape(t, rng.uniform(10, 20), 1.0)
     v = rng.poisson(lam * daily).astype(np.float64)
@@ -223,9 +247,9 @@ def poisson_errors(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def random_walk_memory(rng: np.random.Generator, n: int, step: int) -> Base:
     """Resident memory: a slowly mean-reverting random walk (allocations, caches) plus small jitter."""
-    mean = rng.uniform(500, 4000)
-    theta = rng.uniform(0.0005, 0.005)
-    walk_sd = mean * rng.uniform(0.002, 0.008)
+    mean = rng.uniform(500, 4000) * P.level
+    theta = rng.uniform(0.0005, 0.005) / P.period
+    walk_sd = mean * rng.uniform(0.002, 0.008) * P.noise
     x = lfilter([1.0], [1.0, -(1 - theta)], rng.normal(0, walk_sd, n))
     v = mean + x + rng.normal(0, walk_sd * 0.5, n)
     spread = walk_sd / math.sqrt(2 * theta)  # stationary sd of the walk
@@ -238,7 +262,7 @@ def irregular_sampling(rng: np.random.Generator, n: int, step: int) -> Base:
     jitter = rng.integers(-step // 3, step // 3 + 1, n)
     t = b.t + jitter
     t[0] = b.t[0]
-    keep = rng.random(n) > rng.uniform(0.02, 0.08)
+    keep = rng.random(n) > rng.uniform(0.02, 0.08) * P.rate
     for _ in range(int(rng.integers(3, 8))):
         g0 = int(rng.integers(0, n))
         keep[g0 : g0 + int(rng.integers(30, 360 * 60 // step))] = False
@@ -252,8 +276,8 @@ def irregular_sampling(rng: np.random.Generator, n: int, step: int) -> Base:
 
 def stationary_noise(rng: np.random.Generator, n: int, step: int) -> Base:
     """CPU percent of a steady worker: autocorrelated noise around a level, clipped to [0, 100]."""
-    level = rng.uniform(10, 70)
-    sd = rng.uniform(1, 6)
+    level = rng.uniform(10, 70) * P.level
+    sd = rng.uniform(1, 6) * P.noise
     v = np.clip(level + _ar_noise(rng, n, sd, rng.uniform(0.3, 0.9)), 0, 100)
     return Base(_times(rng, n, step), np.round(v, 2), sd, lambda tt: level + 0 * tt, extra={"level": level})
 
@@ -289,12 +313,14 @@ def spike(rng: np.random.Generator, b: Base, v: np.ndarray, i: int, w: int, sign
     d = int(rng.integers(1, 6))
     if "sigma" in b.extra:  # latency: a sustained slowdown of minutes, not one slow request
         d = int(rng.integers(3, 16))
-        v[i : i + d] = v[i : i + d] * rng.uniform(3.0, 8.0) if sign > 0 else v[i : i + d] / rng.uniform(3, 6)
+        v[i : i + d] = (
+            v[i : i + d] * rng.uniform(3.0, 8.0) ** P.size if sign > 0 else v[i : i + d] / rng.uniform(3, 6) ** P.size
+        )
         return i + d
     if "lam" in b.extra:  # an error burst
-        v[i : i + d] += rng.poisson(max(8.0, 10 * b.extra["lam"]) * rng.uniform(1, 3), d)
+        v[i : i + d] += rng.poisson(max(8.0, 10 * b.extra["lam"]) * rng.uniform(1, 3) * P.size, d)
         return i + d
-    mag = rng.uniform(6, 15) * b.scale
+    mag = rng.uniform(6, 15) * b.scale * P.size
     if sign < 0:
         level = b.expected(b.t[i : i + d]) if b.expected is not None else v[i : i + d]
         mag = min(mag, 0.85 * float(np.min(level)))
@@ -322,7 +348,7 @@ def level_shift(rng: np.random.Generator, b: Base, v: np.ndarray, i: int, w: int
     elif "high" in b.extra and "low" in b.extra and "on" not in b.extra:  # toggle: both levels move
         v[i:] += sign * (b.extra["high"] - b.extra["low"]) * rng.uniform(0.6, 1.2)
     else:
-        v[i:] += sign * rng.uniform(4, 10) * b.scale
+        v[i:] += sign * rng.uniform(4, 10) * b.scale * P.size
     _cap(b, v)
     return v.size
 
@@ -332,7 +358,7 @@ def variance_change(rng: np.random.Generator, b: Base, v: np.ndarray, i: int, w:
     if "sigma" in b.extra:
         v[i : i + d] *= rng.lognormal(0, b.extra["sigma"] * rng.uniform(2.5, 4), d)
     else:
-        v[i : i + d] += rng.normal(0, b.scale * rng.uniform(3, 6), d)
+        v[i : i + d] += rng.normal(0, b.scale * rng.uniform(3, 6) * P.size, d)
     _cap(b, v)
     return i + d
 
@@ -408,7 +434,7 @@ def slow_leak(rng: np.random.Generator, b: Base, v: np.ndarray, i: int, w: int) 
     d = int(w * rng.uniform(0.8, 0.95))
     if "trigger" in b.extra:  # the flush stops: fill until the disk is full, stay full
         return _refill(rng, b, v, i, d, trigger=float("inf"))
-    rise = rng.uniform(4, 8) * b.scale
+    rise = rng.uniform(4, 8) * b.scale * P.size
     ramp = rise * (np.arange(d) / d) ** rng.uniform(1.0, 1.5)
     v[i : i + d] += ramp
     return i + d

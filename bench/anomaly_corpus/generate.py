@@ -1,6 +1,7 @@
 """Labelled anomaly corpus: production-like series, normal and abnormal, with NAB-style label windows.
 
     python bench/anomaly_corpus/generate.py [--out DIR] [--seed N]
+    python bench/anomaly_corpus/generate.py --variant N --out DIR    # an overfitting check (N >= 1)
 
 Writes ``<name>.csv`` (``timestamp,value``, ISO 8601 UTC) per series and ``labels.json``. Without ``--out``
 the CSVs go to ``bench/anomaly_corpus/data/`` (gitignored) and the labels to ``bench/anomaly_corpus/labels.json``
@@ -16,6 +17,10 @@ starts in the first 25 % of a series, so a detector has history to learn from.
 
 The incident sizes are what an operator would call an incident (a spike of several times the normal
 variation, an outage to zero, a stuck metric), not tuned to any detector.
+
+``--variant N`` builds the same plan from another seed with perturbed shape parameters (periods and dwell
+times, levels, noise, burst and error rates, incident sizes: each multiplied by a factor drawn for the
+variant, see :func:`variant`), so a detector change can be checked on series it was not looked at with.
 """
 
 from __future__ import annotations
@@ -32,7 +37,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # run as a script or loaded from its path: the shapes live beside it
 
-from corpus_shapes import BEHAVIOURS, DAY, KINDS, PERMANENT, Base, weekend  # noqa: E402
+from corpus_shapes import (  # noqa: E402
+    BEHAVIOURS,
+    DAY,
+    KINDS,
+    PERMANENT,
+    Base,
+    Perturb,
+    set_perturbation,
+    weekend,
+)
 
 DEFAULT_SEED = 20261204
 _WINDOW_SHARE = 0.10
@@ -216,6 +230,18 @@ def build_corpus(seed: int = DEFAULT_SEED) -> list[Series]:
     return out
 
 
+def variant(n: int) -> tuple[int, Perturb]:
+    """Seed and perturbation of variant ``n`` (0: the committed corpus). Periods, levels and noise vary by
+    up to a factor 1.6 either way, rates by 1.5, incident sizes from 0.75 to 1.25."""
+    if n == 0:
+        return DEFAULT_SEED, Perturb()
+    rng = np.random.default_rng([DEFAULT_SEED, n])
+    f = np.exp(rng.uniform(-1, 1, 4) * np.log([1.6, 1.6, 1.6, 1.5]))
+    size = float(rng.uniform(0.75, 1.25))
+    seed = int(rng.integers(1, 2**31))
+    return seed, Perturb(period=float(f[0]), level=float(f[1]), noise=float(f[2]), rate=float(f[3]), size=size)
+
+
 # -------------------------------------------------------------------------------------------------- output
 
 
@@ -232,7 +258,7 @@ def csv_text(s: Series) -> str:
     return f"timestamp,value\n{rows}\n"
 
 
-def labels(corpus: list[Series], seed: int) -> dict:
+def labels(corpus: list[Series], seed: int, perturb: Perturb | None = None) -> dict:
     series = {}
     for s in corpus:
         iso = _iso(s.t)
@@ -248,22 +274,32 @@ def labels(corpus: list[Series], seed: int) -> dict:
                 for a in s.anomalies
             ],
         }
-    return {"generator": "bench/anomaly_corpus/generate.py", "seed": seed, "series": series}
+    doc = {"generator": "bench/anomaly_corpus/generate.py", "seed": seed}
+    if perturb is not None and perturb != Perturb():
+        doc["perturbation"] = {k: round(v, 4) for k, v in vars(perturb).items()}
+    return {**doc, "series": series}
 
 
 def write_corpus(
-    out: Path | None = None, seed: int = DEFAULT_SEED, progress: Callable[[str], None] | None = None
+    out: Path | None = None,
+    seed: int = DEFAULT_SEED,
+    progress: Callable[[str], None] | None = None,
+    perturb: Perturb | None = None,
 ) -> Path:
     """Write the CSVs and labels.json; returns the labels path. ``out=None``: the committed layout."""
     data_dir = out if out is not None else HERE / "data"
     labels_path = (out if out is not None else HERE) / "labels.json"
     data_dir.mkdir(parents=True, exist_ok=True)
-    corpus = build_corpus(seed)
+    set_perturbation(perturb or Perturb())
+    try:
+        corpus = build_corpus(seed)
+    finally:
+        set_perturbation(Perturb())
     for k, s in enumerate(corpus, 1):
         (data_dir / f"{s.name}.csv").write_text(csv_text(s))
         if progress:
             progress(f"[{k}/{len(corpus)}] {s.name} ({s.t.size} points)")
-    labels_path.write_text(json.dumps(labels(corpus, seed), indent=1) + "\n")
+    labels_path.write_text(json.dumps(labels(corpus, seed, perturb), indent=1) + "\n")
     return labels_path
 
 
@@ -271,10 +307,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="directory for the CSVs and labels.json")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--variant", type=int, default=0, help="N >= 1: other seed, perturbed shapes (needs --out)"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
+    if args.variant < 0 or (args.variant and args.out is None):
+        parser.error("--variant needs N >= 1 and --out DIR (the committed labels stay as they are)")
     say = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    path = write_corpus(args.out, args.seed, say)
+    seed, perturb = variant(args.variant) if args.variant else (args.seed, None)
+    if args.variant and say:
+        say(f"variant {args.variant}: seed {seed}, {perturb}")
+    path = write_corpus(args.out, seed, say, perturb)
     print(f"wrote {len(PLAN)} series and {path}")
     return 0
 
