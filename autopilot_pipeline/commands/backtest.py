@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="with --corpus: write the fitted calibration (JSON)",
     )
+    parser.add_argument(
+        "--use-calibration",
+        type=Path,
+        metavar="FILE",
+        help="with --corpus: report this risk calibration (e.g. the shipped one) instead of fitting one",
+    )
     parser.set_defaults(handler=_backtest)
 
 
@@ -158,7 +164,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _corpus_backtest(args: argparse.Namespace) -> int:
     """``--corpus DIR``: the failure-risk backtest (no database)."""
-    from autopilot_pipeline.aiops import risk_backtest, risk_report
+    from autopilot_pipeline.aiops import risk, risk_backtest, risk_report
     from autopilot_pipeline.aiops.insights import json_safe
 
     if not args.corpus.is_dir():
@@ -166,9 +172,14 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
     if args.step_hours < 1 or args.workers < 1:
         raise AutopilotError("--step-hours and --workers must be >= 1")
     try:
+        if args.use_calibration and not args.use_calibration.is_file():
+            raise ValueError(f"--use-calibration {args.use_calibration}: no such file")
+        given = risk.load_calibration(args.use_calibration) if args.use_calibration else None
         corpus = risk_backtest.load_corpus(args.corpus)
-        report = risk_backtest.corpus_backtest(corpus, step_hours=args.step_hours, workers=args.workers)
-    except (ValueError, KeyError, OSError) as exc:
+        report = risk_backtest.corpus_backtest(
+            corpus, step_hours=args.step_hours, workers=args.workers, calibration=given
+        )
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise AutopilotError(f"--corpus {args.corpus}: {exc}") from exc
     png = risk_backtest.reliability_png(report, args.png)
     if args.save_calibration:
