@@ -8,6 +8,13 @@ from __future__ import annotations
 import math
 
 
+def risk_name(p: dict) -> str:
+    """What a failure prediction's number is called: "probability" only when the shipped calibration met
+    every failure-risk target on the held-out corpus (``riskName``/``calibrated``, aiops/risk.py)."""
+    calibrated = p.get("riskName") == "probability" or p.get("calibrated") is True
+    return "probability" if calibrated else "risk score"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %" if math.isfinite(x) else "n/a"
 
