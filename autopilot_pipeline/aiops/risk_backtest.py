@@ -33,6 +33,7 @@ from autopilot_pipeline.aiops.risk import HORIZON, Calibration, crossed, fit_cal
 
 __all__ = [
     "CorpusReport",
+    "with_check",
     "corpus_backtest",
     "load_corpus",
     "reliability_png",
@@ -284,6 +285,22 @@ def corpus_backtest(
     return CorpusReport(cal, summary, pl.DataFrame(rel_rows))
 
 
+def with_check(report: CorpusReport, check: CorpusReport) -> CorpusReport:
+    """``report`` with the same calibration reported on a second corpus (``check``, e.g. the generator's
+    variant): the calibration meets its targets only if it meets them on both held-out splits, which guards
+    against a calibration that fits one generator's processes only."""
+    met = bool(report.summary["targetsMet"] and check.summary["targetsMet"])
+    summary = {
+        **report.summary,
+        "targetsMetHere": report.summary["targetsMet"],
+        "targetsMet": met,
+        "scoreName": "probability" if met else "risk score",
+        "checkCorpus": check.summary,
+        "calibration": report.calibration.with_targets(met).to_dict(),
+    }
+    return CorpusReport(report.calibration.with_targets(met), summary, report.reliability)
+
+
 def reliability_png(report: CorpusReport, path: Path) -> Path:
     """Reliability diagram of the held-out risk scores (observed frequency vs stated risk by decile)."""
     import matplotlib
@@ -306,6 +323,16 @@ def reliability_png(report: CorpusReport, path: Path) -> Path:
                 lw=1.2,
                 label=f"{name} ({int(part['n'].sum())} forecasts)",
             )
+            if name == "all" and "gapSE" in part.columns:  # ±2 standard errors (by series) of each decile
+                ax.errorbar(
+                    part["statedRisk"],
+                    part["observed"],
+                    yerr=2 * part["gapSE"].to_numpy(),
+                    fmt="none",
+                    ecolor=color,
+                    elinewidth=0.8,
+                    capsize=2,
+                )
     held = report.summary["heldout"]
     title = report.summary["scoreName"]
     ax.set_title(

@@ -67,5 +67,10 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
         lines.append(f"  reliability diagram: {png}")
     if saved:
         lines.append(f"  calibration written to {saved}")
+    if "checkCorpus" in s:
+        lines.append(
+            f"  targets on this corpus: {'met' if s['targetsMetHere'] else 'not met'}; on the check corpus "
+            f"(below): {'met' if s['checkCorpus']['targetsMet'] else 'not met'}"
+        )
     lines.append(f"All targets met: {'yes' if s['targetsMet'] else 'no'} (the output says '{name}')")
     return "\n".join(lines)

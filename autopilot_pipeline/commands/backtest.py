@@ -68,6 +68,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="with --corpus: report this risk calibration (e.g. the shipped one) instead of fitting one",
     )
+    parser.add_argument(
+        "--check-corpus",
+        type=Path,
+        metavar="DIR",
+        help="with --corpus: also report the fitted calibration on this corpus' held-out split (e.g. one "
+        "written with --variant b); the saved calibration counts as meeting its targets only if both do",
+    )
     parser.set_defaults(handler=_backtest)
 
 
@@ -181,6 +188,17 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
         )
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise AutopilotError(f"--corpus {args.corpus}: {exc}") from exc
+    if args.check_corpus is not None:
+        try:
+            check = risk_backtest.corpus_backtest(
+                risk_backtest.load_corpus(args.check_corpus),
+                step_hours=args.step_hours,
+                workers=args.workers,
+                calibration=report.calibration,
+            )
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise AutopilotError(f"--check-corpus {args.check_corpus}: {exc}") from exc
+        report = risk_backtest.with_check(report, check)
     png = risk_backtest.reliability_png(report, args.png)
     if args.save_calibration:
         args.save_calibration.write_text(json.dumps(report.calibration.to_dict(), indent=1) + "\n")
@@ -189,4 +207,6 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe({"failureRisk": summary}), indent=2))
     else:
         print(risk_report.render(summary, str(png), str(args.save_calibration or "") or None))
+        if "checkCorpus" in summary:
+            print(risk_report.render(summary["checkCorpus"]))
     return 0
