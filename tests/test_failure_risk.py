@@ -223,7 +223,16 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     code = cli.main(["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168"])
     out, _err = capsys.readouterr()
     assert code == 0 and ("Failure risk score" in out or "Failure probability" in out)
-    assert "Brier" in out and "coverage by horizon hour" in out
+    assert "Brier" in out and "coverage by horizon hour" in out and "± " in out  # gaps with their s.e.
+    # a given calibration is reported, not refitted; a second corpus gates targetsMet
+    argv = ["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168", "--json"]
+    code = cli.main([*argv, "--use-calibration", str(saved), "--check-corpus", str(corpus)])
+    out, _err = capsys.readouterr()
+    given = json.loads(out)["failureRisk"]
+    assert code == 0 and given["calibrationFitted"] is False
+    assert given["checkCorpus"]["calibrationFitted"] is False
+    assert given["heldout"]["all"]["brier"] == pytest.approx(report["heldout"]["all"]["brier"])
+    assert given["targetsMet"] == (given["targetsMetHere"] and given["checkCorpus"]["targetsMet"])
 
 
 def test_backtest_corpus_errors_are_one_line(tmp_path: Path, capsys) -> None:

@@ -332,6 +332,7 @@ def reliability_png(report: CorpusReport, path: Path) -> Path:
                     ecolor=color,
                     elinewidth=0.8,
                     capsize=2,
+                    label="all: ±2 s.e. (series as clusters)",
                 )
     held = report.summary["heldout"]
     title = report.summary["scoreName"]
