@@ -223,7 +223,16 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     code = cli.main(["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168"])
     out, _err = capsys.readouterr()
     assert code == 0 and ("Failure risk score" in out or "Failure probability" in out)
-    assert "Brier" in out and "coverage by horizon hour" in out
+    assert "Brier" in out and "coverage by horizon hour" in out and "± " in out  # gaps with their s.e.
+    # a given calibration is reported, not refitted; a second corpus gates targetsMet
+    argv = ["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168", "--json"]
+    code = cli.main([*argv, "--use-calibration", str(saved), "--check-corpus", str(corpus)])
+    out, _err = capsys.readouterr()
+    given = json.loads(out)["failureRisk"]
+    assert code == 0 and given["calibrationFitted"] is False
+    assert given["checkCorpus"]["calibrationFitted"] is False
+    assert given["heldout"]["all"]["brier"] == pytest.approx(report["heldout"]["all"]["brier"])
+    assert given["targetsMet"] == (given["targetsMetHere"] and given["checkCorpus"]["targetsMet"])
 
 
 def test_backtest_corpus_errors_are_one_line(tmp_path: Path, capsys) -> None:
@@ -239,3 +248,70 @@ def test_backtest_corpus_errors_are_one_line(tmp_path: Path, capsys) -> None:
 def test_bad_history_is_a_clear_error(bad: list[float]) -> None:
     with pytest.raises(ValueError, match="at least 3 finite"):
         risk.risk_forecast(np.array(bad))
+
+
+def test_risk_map_recovers_a_known_crossing_probability_with_base_rate() -> None:
+    """Events drawn from a known probability that bends in the log-odds (slope 0.4, then 1.2 above a raw
+    share of 0.95) and rises with the history's base rate: the fitted map states that probability."""
+    from autopilot_pipeline.aiops import risk_map
+
+    rng = np.random.default_rng(11)
+    n = 60_000
+    x = rng.uniform(-8, 8, n)
+    raw = 1 / (1 + np.exp(-x))
+    base = rng.choice([0.03, 0.1, 0.3, 0.5], n)
+
+    def truth(x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        z = -0.3 + 0.4 * x + 0.8 * np.maximum(x - 3.0, 0.0) + 0.5 * risk_map.logit(base)
+        return 1 / (1 + np.exp(-z))
+
+    event = rng.uniform(size=n) < truth(x, base)
+    cal = risk.fit_calibration(
+        raw, event, np.zeros((n, 1)), np.ones((n, 4, 1)), base=base, fitted_on="synthetic"
+    )
+    assert cal.knots == risk_map.KNOTS and 0.35 < cal.base_coef < 0.65
+    grid = np.linspace(-7, 7, 57)
+    for b in (0.03, 0.3):
+        stated = cal.risk(1 / (1 + np.exp(-grid)), np.full(grid.size, b))
+        assert np.max(np.abs(stated - truth(grid, np.full(grid.size, b)))) < 0.03, b
+        assert np.all(np.diff(stated) >= 0)  # monotone in the raw risk
+    back = risk.Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert_allclose(
+        back.risk(np.array([0.01, 0.5, 0.99]), 0.1), cal.risk(np.array([0.01, 0.5, 0.99]), 0.1), atol=1e-5
+    )
+    with pytest.raises(ValueError, match="base rate"):
+        cal.risk(0.5)
+
+
+def test_an_older_platt_calibration_file_still_loads(tmp_path: Path) -> None:
+    old = {"widen80": [1.0] * 24, "widen95": [1.0] * 24, "plattA": 0.5, "plattB": -0.4, "targetsMet": False}
+    (tmp_path / "c.json").write_text(json.dumps(old))
+    cal = risk.load_calibration(tmp_path / "c.json")
+    assert cal.risk(0.5) == pytest.approx(1 / (1 + np.exp(0.4)))
+
+
+def test_history_base_rate_counts_windows_and_shrinks_towards_one_half() -> None:
+    from autopilot_pipeline.aiops import risk_map
+
+    hit = np.zeros(24 * 20, dtype=bool)
+    assert risk_map.history_rate(hit) == pytest.approx(0.5 / 21)
+    hit[100] = True  # one crossing: in 24 of the 457 complete 24-hour windows
+    m = hit.size / 24
+    assert risk_map.history_rate(hit) == pytest.approx((24 / 457 * m + 0.5) / (m + 1))
+    assert risk_map.history_rate(np.zeros(0, dtype=bool)) == 0.5
+
+
+def test_decile_standard_error_is_binomial_for_independent_forecasts() -> None:
+    rng = np.random.default_rng(4)
+    p = rng.uniform(0, 1, 20_000)
+    ev = (rng.uniform(size=p.size) < p).astype(float)
+    rows = risk_backtest._reliability(p, ev, np.arange(p.size))
+    assert len(rows) == 10
+    for r in rows:
+        assert abs(r["gap"]) < 4 * r["gapSE"]  # calibrated by construction
+        assert 0.7 < r["gapSE"] / r["gapSEBinomial"] < 1.3
+    # one series repeated 20 times (perfectly correlated forecasts): the error is far larger
+    rows_c = risk_backtest._reliability(
+        np.repeat(p[:1000], 20), np.repeat(ev[:1000], 20), np.repeat(np.arange(1000), 20)
+    )
+    assert all(rc["gapSE"] > 3 * rc["gapSEBinomial"] for rc in rows_c)

@@ -29,6 +29,7 @@ from typing import Any
 import polars as pl
 
 from autopilot_pipeline.aiops.metric_kinds import metric_kind
+from autopilot_pipeline.aiops.risk_report import risk_name
 from autopilot_pipeline.slack_text import escape
 
 __all__ = [
@@ -186,6 +187,7 @@ def build_facts(
                 "component": p["component"],
                 "metric": p["metric"],
                 "probability": _num(p["probability"], 3),
+                "riskName": risk_name(p),
                 "prediction": p["prediction"],
                 "threshold": _num(p.get("threshold")),
                 "direction": p.get("direction"),
@@ -286,7 +288,8 @@ def _recommendations(facts: Mapping[str, Any]) -> list[str]:
         if r["probability"] < RISK_ACT:
             continue
         first = f" {r['recommendations'][0]}." if r["recommendations"] else ""
-        recs.append(f"Act on {r['component']}: {r['prediction']} (risk score {r['probability']:.2f}).{first}")
+        name = r.get("riskName", "risk score")
+        recs.append(f"Act on {r['component']}: {r['prediction']} ({name} {r['probability']:.2f}).{first}")
     for c in facts["byComponent"]:
         if c["uptimePct"] is not None and c["uptimePct"] < LOW_UPTIME_PCT:
             recs.append(
@@ -371,8 +374,8 @@ _SYSTEM_PROMPT = (
     "You receive aggregate monitoring facts as JSON (health checks, error rates, anomalies, trends, failure "
     "risk scores, optimization advice) and the deterministic assessment made from them. In 3 to 5 sentences: "
     "say what stands out, the most likely causes, and what to do next, most urgent first. Use only the facts "
-    "given and do not invent numbers. Failure probabilities are uncalibrated risk scores: call them risk "
-    "scores. Plain text, no lists, no markdown."
+    "given and do not invent numbers. Call each failure risk by its riskName (a risk score unless its "
+    "calibration met its targets). Plain text, no lists, no markdown."
 )
 
 
@@ -448,7 +451,7 @@ def add_predictive_scaling(
                 "priority": "high" if prob >= RISK_CRITICAL else "medium",
                 "table": None,
                 "description": f"{p['metric']} on {p['component']} forecast to go {side} "
-                f"{float(p['threshold']):g} within {p['timeframe']} (risk score {prob:.2f})",
+                f"{float(p['threshold']):g} within {p['timeframe']} ({risk_name(p)} {prob:.2f})",
                 "actionSql": None,
                 "estimatedImprovementPct": None,
                 "component": p["component"],

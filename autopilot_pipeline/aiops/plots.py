@@ -17,6 +17,8 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from autopilot_pipeline.aiops.risk_report import risk_name
+
 __all__ = ["anomaly_plot", "forecast_plot", "markdown_image", "trend_plot"]
 
 HOUR = timedelta(hours=1)
@@ -143,7 +145,7 @@ def forecast_plot(
             ax.axhline(float(p["threshold"]), color="tab:red", lw=0.8, ls="--", label="threshold")
         _style(
             ax,
-            f"{p['component']} · {p['metric']} — risk score {float(p['probability']):.2f} ({p.get('method', '')})",
+            f"{p['component']} · {p['metric']} — {risk_name(p)} {float(p['probability']):.2f} ({p.get('method', '')})",
         )
     axes[0].legend(fontsize=7, loc="upper left", ncols=5)
     return markdown_image(fig, "forecasts")

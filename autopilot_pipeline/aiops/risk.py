@@ -16,7 +16,8 @@ better how uncertainty grows with the horizon than a formula does, so they are u
    spread at each horizon hour and the dependence between hours are the ones the model showed.
 3. **Risk** = share of paths whose maximum (minimum for "below") crosses the threshold within the horizon (a
    path probability, not a per-hour marginal; kernel-smoothed over the path extremes), mapped through a
-   logistic (Platt) recalibration of its log-odds; the 80 % and 95 %
+   monotone piecewise-linear recalibration of its log-odds that also weighs the history's own base rate
+   (:mod:`aiops.risk_map`); the 80 % and 95 %
    intervals are per-hour quantiles of the paths, widened or narrowed by a per-hour factor. Both the map and
    the factors are fitted on the calibration part of the failure corpus and reported on its held-out part
    (:mod:`aiops.risk_backtest`); the fitted values ship in ``risk_calibration.json``.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
+from autopilot_pipeline.aiops import risk_map
 from autopilot_pipeline.aiops.forecast import MIN_ETS, ForecastResult, fit_ets
 from autopilot_pipeline.aiops.seasons import DAY, WEEK, detect_seasons
 
@@ -72,12 +74,15 @@ CALIBRATION_FILE = Path(__file__).with_name("risk_calibration.json")
 
 @dataclass(frozen=True)
 class Calibration:
-    """Per-hour interval factors and the recalibration map (as knots) from raw risk to stated risk."""
+    """Per-hour interval factors and the recalibration map from raw risk (and the history's base rate) to
+    stated risk (:mod:`aiops.risk_map`: monotone piecewise-linear in the log-odds)."""
 
     widen_80: np.ndarray
     widen_95: np.ndarray
-    platt_a: float = 1.0  # risk = sigmoid(a logit(raw) + b)
-    platt_b: float = 0.0
+    knots: tuple[float, ...] = ()
+    slopes: np.ndarray = field(default_factory=lambda: np.ones(1))  # identity map: risk = raw
+    intercept: float = 0.0
+    base_coef: float = 0.0  # weight of logit(history base rate); 0: not used
     fitted_on: str = "identity (not calibrated)"
     targets_met: bool = False
 
@@ -85,10 +90,11 @@ class Calibration:
     def identity(cls, horizon: int = HORIZON) -> Calibration:
         return cls(np.ones(horizon), np.ones(horizon))
 
-    def risk(self, raw: float | np.ndarray) -> float | np.ndarray:
-        """The calibrated risk of a raw risk: ``sigmoid(a logit(raw) + b)`` (monotone for a > 0)."""
-        out = special.expit(self.platt_a * _logit(np.asarray(raw, dtype=np.float64)) + self.platt_b)
-        return float(out) if np.ndim(out) == 0 else out
+    def risk(self, raw: float | np.ndarray, base: float | np.ndarray | None = None) -> float | np.ndarray:
+        """The calibrated risk of a raw risk (monotone in it); ``base``: the history's base rate
+        (:func:`risk_map.history_rate`), needed when the map uses it."""
+        out = risk_map.apply_map(raw, base, self.knots, self.slopes, self.intercept, self.base_coef)
+        return float(out[0]) if np.ndim(raw) == 0 else out
 
     def widen(self, level: float, horizon: int) -> np.ndarray:
         w = self.widen_80 if level == 0.8 else self.widen_95
@@ -96,23 +102,42 @@ class Calibration:
             return w[:horizon]
         return np.concatenate([w, np.full(horizon - w.size, w[-1])])
 
+    def with_targets(self, met: bool) -> Calibration:
+        return replace(self, targets_met=bool(met))
+
     def to_dict(self) -> dict:
         return {
             "fittedOn": self.fitted_on,
             "targetsMet": self.targets_met,
             "widen80": [round(float(v), 4) for v in self.widen_80],
             "widen95": [round(float(v), 4) for v in self.widen_95],
-            "plattA": round(float(self.platt_a), 6),
-            "plattB": round(float(self.platt_b), 6),
+            "map": {
+                "knots": [float(k) for k in self.knots],
+                "slopes": [round(float(v), 6) for v in self.slopes],
+                "intercept": round(float(self.intercept), 6),
+                "baseRateCoef": round(float(self.base_coef), 6),
+            },
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
+        """From :meth:`to_dict`'s shape; an older file with ``plattA``/``plattB`` is a map without knots."""
+        if "map" in d:
+            m = d["map"]
+            knots = tuple(float(k) for k in m["knots"])
+            slopes = np.asarray(m["slopes"], dtype=np.float64)
+            intercept, coef = float(m["intercept"]), float(m.get("baseRateCoef", 0.0))
+        else:
+            knots, slopes, intercept, coef = (), np.array([float(d["plattA"])]), float(d["plattB"]), 0.0
+        if slopes.size != (len(knots) + 1 if knots else 1):
+            raise ValueError(f"calibration map: {slopes.size} slopes do not fit {len(knots)} knots")
         return cls(
             np.asarray(d["widen80"], dtype=np.float64),
             np.asarray(d["widen95"], dtype=np.float64),
-            float(d["plattA"]),
-            float(d["plattB"]),
+            knots,
+            slopes,
+            intercept,
+            coef,
             str(d.get("fittedOn", "")),
             bool(d.get("targetsMet", False)),
         )
@@ -133,28 +158,6 @@ def _widen_factor(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -
     return float(grid[int(np.argmin(np.abs(cover - level)))])
 
 
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, EPS, 1 - EPS)
-    return np.log(p / (1 - p))
-
-
-def _platt(raw: np.ndarray, event: np.ndarray) -> tuple[float, float]:
-    """Logistic recalibration ``risk = sigmoid(a logit(raw) + b)`` (Platt scaling on the log-odds), fitted
-    by maximum likelihood. Two parameters move less between data sets than an isotonic step function
-    fitted on a few thousand forecasts, and a far-away threshold keeps a risk near 0 instead of the base
-    rate of the lowest step."""
-    from scipy.optimize import minimize
-
-    x = _logit(raw)
-
-    def nll(ab: np.ndarray) -> float:
-        z = ab[0] * x + ab[1]
-        return float(np.sum(np.logaddexp(0.0, z) - event * z))
-
-    a, b = minimize(nll, np.array([1.0, 0.0]), method="Nelder-Mead", options={"xatol": 1e-7, "fatol": 1e-9}).x
-    return float(a), float(b)
-
-
 def fit_calibration(
     raw: np.ndarray,
     event: np.ndarray,
@@ -162,19 +165,31 @@ def fit_calibration(
     quantiles: np.ndarray,
     *,
     fitted_on: str,
+    base: np.ndarray | None = None,
+    knots: tuple[float, ...] = risk_map.KNOTS,
     targets_met: bool = False,
 ) -> Calibration:
-    """Fit the calibration from replayed forecasts: Platt scaling of the risk, per-hour interval factors.
+    """Fit the calibration from replayed forecasts: the risk map, per-hour interval factors.
 
-    ``raw``/``event``: (N,) raw path shares and whether the threshold was crossed. ``residual``: (N, H)
-    realised (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of
-    the scaled errors, the interval ends before widening.
+    ``raw``/``event``: (N,) raw path shares and whether the threshold was crossed; ``base``: (N,) the
+    histories' base rates (None: a map of the raw risk alone). ``residual``: (N, H) realised
+    (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of the scaled
+    errors, the interval ends before widening.
     """
-    a, b = _platt(np.asarray(raw, dtype=np.float64), np.asarray(event, dtype=np.float64))
+    slopes, intercept, coef = risk_map.fit_map(raw, event, base, knots)
     h = residual.shape[1]
     w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
     w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
-    return Calibration(_smooth(np.array(w80)), _smooth(np.array(w95)), a, b, fitted_on, targets_met)
+    return Calibration(
+        _smooth(np.array(w80)),
+        _smooth(np.array(w95)),
+        tuple(knots),
+        slopes,
+        intercept,
+        coef,
+        fitted_on,
+        targets_met,
+    )
 
 
 def _smooth(w: np.ndarray) -> np.ndarray:
@@ -383,6 +398,7 @@ class Assessment:
     forecast: RiskForecast
     frame: pl.DataFrame  # bucket_start, forecast, lower_80, upper_80, lower_95, upper_95
     calibrated: bool  # the calibration's targets held on the held-out corpus
+    base_rate: float = math.nan  # the history's base rate (risk_map.history_rate), an input of the map
 
 
 def assess(
@@ -399,6 +415,7 @@ def assess(
     y = history["value"].to_numpy().astype(np.float64)
     fc = risk_forecast(y, horizon, bounds=bounds)
     raw = fc.raw_risk(threshold, direction)
+    base = risk_map.history_rate(crossed(y, threshold, direction), horizon)
     lo80, hi80 = fc.interval(0.8, cal)
     lo95, hi95 = fc.interval(0.95, cal)
     last_t = history["bucket_start"][-1]
@@ -414,4 +431,4 @@ def assess(
             "upper_95": np.maximum(np.maximum(hi95, hi80), np.clip(fc.mean, *bounds)),
         }
     )
-    return Assessment(float(cal.risk(raw)), raw, fc, frame, cal.targets_met)
+    return Assessment(float(cal.risk(raw, base)), raw, fc, frame, cal.targets_met, base)

@@ -28,10 +28,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from autopilot_pipeline.aiops import risk_map
 from autopilot_pipeline.aiops.risk import HORIZON, Calibration, crossed, fit_calibration, risk_forecast
 
 __all__ = [
     "CorpusReport",
+    "with_check",
     "corpus_backtest",
     "load_corpus",
     "reliability_png",
@@ -71,19 +73,22 @@ def _climatology(hit: np.ndarray, h: int) -> float:
 def replay_series(
     series: dict, *, warmup_hours: int = 504, history_hours: int = 504, step_hours: int = 12
 ) -> dict[str, np.ndarray]:
-    """Causal replay of one series: per origin the raw risk, the event, the climatology, the scaled
-    residuals (N, H) and the scaled-error quantiles (N, 4, H)."""
+    """Causal replay of one series: per origin the raw risk, the history's base rate (the map's second
+    input, from the same window the model sees), the event, the climatology, the scaled residuals (N, H)
+    and the scaled-error quantiles (N, 4, H)."""
     y = np.asarray(series["values"], dtype=np.float64)
     thr, direction = float(series["threshold"]), series["direction"]
     hit = crossed(y, thr, direction)
     rows: dict[str, list] = {
-        k: [] for k in ("origin", "raw", "share", "event", "clim", "residual", "quantiles")
+        k: [] for k in ("origin", "raw", "base", "share", "event", "clim", "residual", "quantiles")
     }
     for o in range(warmup_hours, y.size - HORIZON + 1, step_hours):
-        fc = risk_forecast(y[max(0, o - history_hours) : o])
+        lo = max(0, o - history_hours)
+        fc = risk_forecast(y[lo:o])
         fut = y[o : o + HORIZON]
         rows["origin"].append(o)
         rows["raw"].append(fc.raw_risk(thr, direction))
+        rows["base"].append(risk_map.history_rate(hit[lo:o], HORIZON))
         rows["share"].append(fc.path_share(thr, direction))
         rows["event"].append(bool(hit[o : o + HORIZON].any()))
         rows["clim"].append(_climatology(hit[:o], HORIZON))
@@ -111,18 +116,30 @@ def _brier(p: np.ndarray, ev: np.ndarray) -> float:
     return float(np.mean((p - ev) ** 2)) if p.size else math.nan
 
 
-def _reliability(p: np.ndarray, ev: np.ndarray) -> list[dict]:
+def _reliability(p: np.ndarray, ev: np.ndarray, series: np.ndarray) -> list[dict]:
+    """Observed vs stated by decile, with the standard error of the gap. The forecasts of one series are
+    correlated (origins 12 h apart, 24-hour horizons overlap), so the error is the cluster-robust one with
+    the series as clusters, not the binomial one (also given) that treats every forecast as independent."""
     bins = np.minimum((p * 10).astype(int), 9)
     out = []
     for d in range(10):
         m = bins == d
         if m.any():
+            n = int(m.sum())
+            gap = float(ev[m].mean() - p[m].mean())
+            _, cluster = np.unique(series[m], return_inverse=True)
+            per_series = np.bincount(cluster, weights=ev[m] - p[m] - gap)
+            obs = float(ev[m].mean())
             out.append(
                 {
                     "decile": f"{d / 10:.1f}-{(d + 1) / 10:.1f}",
-                    "n": int(m.sum()),
+                    "n": n,
+                    "seriesCount": int(cluster.max() + 1),
                     "statedRisk": float(p[m].mean()),
-                    "observed": float(ev[m].mean()),
+                    "observed": obs,
+                    "gap": gap,
+                    "gapSE": float(np.sqrt(np.sum(per_series**2)) / n),
+                    "gapSEBinomial": float(np.sqrt(obs * (1 - obs) / n)),
                 }
             )
     return out
@@ -138,7 +155,7 @@ def _coverage(res: np.ndarray, q: np.ndarray, cal: Calibration) -> tuple[np.ndar
 
 def _scores(part: dict[str, np.ndarray], cal: Calibration) -> dict:
     ev = part["event"].astype(float)
-    risk = np.asarray(cal.risk(part["raw"]), dtype=np.float64)
+    risk = np.asarray(cal.risk(part["raw"], part["base"]), dtype=np.float64)
     b, braw, bc = _brier(risk, ev), _brier(part["raw"], ev), _brier(part["clim"], ev)
     return {
         "predictions": int(ev.size),
@@ -148,13 +165,17 @@ def _scores(part: dict[str, np.ndarray], cal: Calibration) -> dict:
         "brierClimatology": bc,
         "brierSkill": 1 - b / bc if bc > 0 else math.nan,
         "brierSkillUncalibrated": 1 - braw / bc if bc > 0 else math.nan,
-        "reliability": _reliability(risk, ev),
+        "reliability": _reliability(risk, ev, part["series"]),
     }
 
 
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    keys = ("raw", "event", "clim", "residual", "quantiles")
-    return {k: np.concatenate([p[k] for p in parts if p[k].size]) for k in keys}
+    """The replays of several series as one, with ``series``: which replay each forecast came from."""
+    keys = ("raw", "base", "event", "clim", "residual", "quantiles")
+    parts = [p for p in parts if p["raw"].size]
+    out = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    out["series"] = np.concatenate([np.full(p["raw"].size, id(p)) for p in parts])
+    return out
 
 
 def replay_corpus(
@@ -183,9 +204,12 @@ def corpus_backtest(
     step_hours: int = 12,
     workers: int = 1,
     replays: list[dict[str, np.ndarray]] | None = None,
+    calibration: Calibration | None = None,
 ) -> CorpusReport:
     """Replay every series, fit the calibration on the calibration split, report on the held-out split.
-    ``replays``: the output of :func:`replay_corpus` with the same arguments, when already computed."""
+    ``replays``: the output of :func:`replay_corpus` with the same arguments, when already computed.
+    ``calibration``: report this (already fitted) calibration instead of fitting one, e.g. the shipped
+    one on another corpus."""
     if replays is None:
         replays = replay_corpus(
             corpus,
@@ -203,9 +227,17 @@ def corpus_backtest(
     if not by_split["calibration"] or not by_split["heldout"]:
         raise ValueError("the corpus' series are too short for a replay (need warmup + 24 hours)")
     fit = _concat(by_split["calibration"])
-    cal = fit_calibration(
-        fit["raw"], fit["event"], fit["residual"], fit["quantiles"], fitted_on="calibration split"
-    )
+    if calibration is None:
+        cal = fit_calibration(
+            fit["raw"],
+            fit["event"],
+            fit["residual"],
+            fit["quantiles"],
+            base=fit["base"],
+            fitted_on="calibration split",
+        )
+    else:
+        cal = calibration
     held = _concat(by_split["heldout"])
     c80, c95 = _coverage(held["residual"], held["quantiles"], cal)
     u80, u95 = _coverage(held["residual"], held["quantiles"], Calibration.identity(held["residual"].shape[1]))
@@ -214,10 +246,9 @@ def corpus_backtest(
     rel_rows = [{"set": "all", **r} for r in overall["reliability"]]
     for k, v in sets.items():
         rel_rows += [{"set": k, **r} for r in v["reliability"]]
-    worst_decile = max(
-        (abs(r["observed"] - r["statedRisk"]) for r in overall["reliability"] if r["n"] >= MIN_DECILE),
-        default=math.nan,
-    )
+    counted = [r for r in overall["reliability"] if r["n"] >= MIN_DECILE]
+    worst = max(counted, key=lambda r: abs(r["gap"]), default=None)
+    worst_decile = abs(worst["gap"]) if worst else math.nan
     checks = {
         **{
             f"brierSkill_{k}": bool(sets[k]["brierSkill"] > TARGET_SKILL[k])
@@ -229,7 +260,7 @@ def corpus_backtest(
         "coverage95": bool(np.all(np.abs(c95 - 0.95) <= TARGET_COVERAGE)),
     }
     met = all(checks.values())
-    cal = Calibration(cal.widen_80, cal.widen_95, cal.platt_a, cal.platt_b, cal.fitted_on, met)
+    cal = cal.with_targets(met)
     summary = {
         "scoreName": "probability" if met else "risk score",
         "series": {split: len(v) for split, v in by_split.items()},
@@ -242,13 +273,32 @@ def corpus_backtest(
             "coverage80ByHourUncalibrated": [round(float(v), 4) for v in u80],
             "coverage95ByHourUncalibrated": [round(float(v), 4) for v in u95],
             "worstDecileGap": worst_decile,
+            "worstDecile": worst["decile"] if worst else None,
+            "worstDecileGapSE": worst["gapSE"] if worst else math.nan,
         },
         "calibrationSplit": {"predictions": int(fit["raw"].size), "baseRate": float(fit["event"].mean())},
+        "calibrationFitted": calibration is None,
         "targets": checks,
         "targetsMet": met,
         "calibration": cal.to_dict(),
     }
     return CorpusReport(cal, summary, pl.DataFrame(rel_rows))
+
+
+def with_check(report: CorpusReport, check: CorpusReport) -> CorpusReport:
+    """``report`` with the same calibration reported on a second corpus (``check``, e.g. the generator's
+    variant): the calibration meets its targets only if it meets them on both held-out splits, which guards
+    against a calibration that fits one generator's processes only."""
+    met = bool(report.summary["targetsMet"] and check.summary["targetsMet"])
+    summary = {
+        **report.summary,
+        "targetsMetHere": report.summary["targetsMet"],
+        "targetsMet": met,
+        "scoreName": "probability" if met else "risk score",
+        "checkCorpus": check.summary,
+        "calibration": report.calibration.with_targets(met).to_dict(),
+    }
+    return CorpusReport(report.calibration.with_targets(met), summary, report.reliability)
 
 
 def reliability_png(report: CorpusReport, path: Path) -> Path:
@@ -273,6 +323,17 @@ def reliability_png(report: CorpusReport, path: Path) -> Path:
                 lw=1.2,
                 label=f"{name} ({int(part['n'].sum())} forecasts)",
             )
+            if name == "all" and "gapSE" in part.columns:  # ±2 standard errors (by series) of each decile
+                ax.errorbar(
+                    part["statedRisk"],
+                    part["observed"],
+                    yerr=2 * part["gapSE"].to_numpy(),
+                    fmt="none",
+                    ecolor=color,
+                    elinewidth=0.8,
+                    capsize=2,
+                    label="all: ±2 s.e. (series as clusters)",
+                )
     held = report.summary["heldout"]
     title = report.summary["scoreName"]
     ax.set_title(

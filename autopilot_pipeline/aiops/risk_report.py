@@ -8,6 +8,13 @@ from __future__ import annotations
 import math
 
 
+def risk_name(p: dict) -> str:
+    """What a failure prediction's number is called: "probability" only when the shipped calibration met
+    every failure-risk target on the held-out corpus (``riskName``/``calibrated``, aiops/risk.py)."""
+    calibrated = p.get("riskName") == "probability" or p.get("calibrated") is True
+    return "probability" if calibrated else "risk score"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %" if math.isfinite(x) else "n/a"
 
@@ -22,9 +29,14 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
 
     s = summary
     name, held, checks = s["scoreName"], s["heldout"], s["targets"]
+    source = (
+        f"calibration fitted on {s['series']['calibration']} other series"
+        if s.get("calibrationFitted", True)
+        else "calibration given, not fitted here"
+    )
     lines = [
         f"Failure {name} (24 h) on the held-out corpus: {s['series']['heldout']} series, "
-        f"{held['all']['predictions']} forecasts (calibration fitted on {s['series']['calibration']} other series)"
+        f"{held['all']['predictions']} forecasts ({source})"
     ]
     for kind, target in risk_backtest.TARGET_SKILL.items():
         if kind not in held:
@@ -40,8 +52,10 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
         f"target <= 5 where n >= {risk_backtest.MIN_DECILE}) {_mark(checks['reliability'])}"
     )
     for r in held["all"]["reliability"]:
+        se = r.get("gapSE", math.nan)
         lines.append(
             f"    {r['decile']}  n={r['n']:<5} stated {_pct(r['statedRisk']):>7}  observed {_pct(r['observed']):>7}"
+            f"  gap {100 * (r['observed'] - r['statedRisk']):+5.1f} ± {100 * se:.1f} (s.e., by series)"
         )
     for level, key in ((80, "coverage80"), (95, "coverage95")):
         cov = held[f"{key}ByHour"]
@@ -53,5 +67,10 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
         lines.append(f"  reliability diagram: {png}")
     if saved:
         lines.append(f"  calibration written to {saved}")
+    if "checkCorpus" in s:
+        lines.append(
+            f"  targets on this corpus: {'met' if s['targetsMetHere'] else 'not met'}; on the check corpus "
+            f"(below): {'met' if s['checkCorpus']['targetsMet'] else 'not met'}"
+        )
     lines.append(f"All targets met: {'yes' if s['targetsMet'] else 'no'} (the output says '{name}')")
     return "\n".join(lines)

@@ -62,6 +62,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="with --corpus: write the fitted calibration (JSON)",
     )
+    parser.add_argument(
+        "--use-calibration",
+        type=Path,
+        metavar="FILE",
+        help="with --corpus: report this risk calibration (e.g. the shipped one) instead of fitting one",
+    )
+    parser.add_argument(
+        "--check-corpus",
+        type=Path,
+        metavar="DIR",
+        help="with --corpus: also report the fitted calibration on this corpus' held-out split (e.g. one "
+        "written with --variant b); the saved calibration counts as meeting its targets only if both do",
+    )
     parser.set_defaults(handler=_backtest)
 
 
@@ -158,7 +171,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _corpus_backtest(args: argparse.Namespace) -> int:
     """``--corpus DIR``: the failure-risk backtest (no database)."""
-    from autopilot_pipeline.aiops import risk_backtest, risk_report
+    from autopilot_pipeline.aiops import risk, risk_backtest, risk_report
     from autopilot_pipeline.aiops.insights import json_safe
 
     if not args.corpus.is_dir():
@@ -166,10 +179,26 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
     if args.step_hours < 1 or args.workers < 1:
         raise AutopilotError("--step-hours and --workers must be >= 1")
     try:
+        if args.use_calibration and not args.use_calibration.is_file():
+            raise ValueError(f"--use-calibration {args.use_calibration}: no such file")
+        given = risk.load_calibration(args.use_calibration) if args.use_calibration else None
         corpus = risk_backtest.load_corpus(args.corpus)
-        report = risk_backtest.corpus_backtest(corpus, step_hours=args.step_hours, workers=args.workers)
-    except (ValueError, KeyError, OSError) as exc:
+        report = risk_backtest.corpus_backtest(
+            corpus, step_hours=args.step_hours, workers=args.workers, calibration=given
+        )
+    except (ValueError, KeyError, TypeError, OSError) as exc:
         raise AutopilotError(f"--corpus {args.corpus}: {exc}") from exc
+    if args.check_corpus is not None:
+        try:
+            check = risk_backtest.corpus_backtest(
+                risk_backtest.load_corpus(args.check_corpus),
+                step_hours=args.step_hours,
+                workers=args.workers,
+                calibration=report.calibration,
+            )
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise AutopilotError(f"--check-corpus {args.check_corpus}: {exc}") from exc
+        report = risk_backtest.with_check(report, check)
     png = risk_backtest.reliability_png(report, args.png)
     if args.save_calibration:
         args.save_calibration.write_text(json.dumps(report.calibration.to_dict(), indent=1) + "\n")
@@ -178,4 +207,6 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
         print(json.dumps(json_safe({"failureRisk": summary}), indent=2))
     else:
         print(risk_report.render(summary, str(png), str(args.save_calibration or "") or None))
+        if "checkCorpus" in summary:
+            print(risk_report.render(summary["checkCorpus"]))
     return 0

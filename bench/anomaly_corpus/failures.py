@@ -24,7 +24,7 @@ fitted on one part and reported on the other is not scored on data it has seen n
 Writes ``failures.json`` (the manifest: one entry per series) and one ``<name>.csv`` (timestamp,value)
 per series into the output directory::
 
-    python bench/anomaly_corpus/failures.py --out /tmp/failure_corpus [--per-set 4]
+    python bench/anomaly_corpus/failures.py --out /tmp/failure_corpus [--per-set 4] [--variant b]
 """
 
 from __future__ import annotations
@@ -64,6 +64,38 @@ SPLITS: dict[str, dict] = {
         "burst_rate": (0.006, 0.015),
         "shift_days": (2.0, 4.0),
         "rw_sd": (0.015, 0.030),
+    },
+}
+
+
+# A variant of the corpus (``--variant b``): other seeds and perturbed parameter ranges in both splits (noisier,
+# more persistent, smaller seasons, slower leaks, rarer bursts, faster shifts), so that figures measured on
+# the base corpus can be checked on a process the model and its calibration were not developed on.
+VARIANTS: dict[str, dict[str, dict]] = {
+    "base": SPLITS,
+    "b": {
+        "calibration": {
+            "seed": 104729,
+            "noise": (0.03, 0.07),
+            "ar": (0.4, 0.75),
+            "amplitude": (0.12, 0.26),
+            "weekend": (0.35, 0.65),
+            "leak_days": (2.5, 5.0),
+            "burst_rate": (0.008, 0.020),
+            "shift_days": (2.5, 5.0),
+            "rw_sd": (0.012, 0.025),
+        },
+        "heldout": {
+            "seed": 15485863,
+            "noise": (0.05, 0.10),
+            "ar": (0.6, 0.9),
+            "amplitude": (0.08, 0.18),
+            "weekend": (0.25, 0.50),
+            "leak_days": (4.0, 7.0),
+            "burst_rate": (0.004, 0.012),
+            "shift_days": (1.5, 3.0),
+            "rw_sd": (0.020, 0.035),
+        },
     },
 }
 
@@ -211,10 +243,10 @@ def threshold(y: np.ndarray, direction: str, day_share: float) -> float:
     return float(np.quantile(days.min(axis=1), day_share))
 
 
-def generate(per_set: int = 4) -> list[dict]:
+def generate(per_set: int = 4, variant: str = "base") -> list[dict]:
     """All series of both splits: ``per_set`` series per (split, behaviour, common|rare) set."""
     out = []
-    for split, params in SPLITS.items():
+    for split, params in VARIANTS[variant].items():
         for b_idx, (name, (fn, direction)) in enumerate(BEHAVIOURS.items()):
             for s_idx, (kind, share_range) in enumerate(SETS.items()):
                 for k in range(per_set):
@@ -236,19 +268,20 @@ def generate(per_set: int = 4) -> list[dict]:
     return out
 
 
-def write(out_dir: Path, per_set: int = 4) -> Path:
+def write(out_dir: Path, per_set: int = 4, variant: str = "base") -> Path:
     """Write the corpus into ``out_dir``; returns the manifest's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     times = [(START + timedelta(hours=k)).strftime("%Y-%m-%dT%H:%M:%SZ") for k in range(HOURS)]
     manifest = []
-    for series in generate(per_set):
+    for series in generate(per_set, variant):
         values = series.pop("values")
         path = out_dir / f"{series['name']}.csv"
         lines = ["timestamp,value"] + [f"{t},{v!r}" for t, v in zip(times, values.tolist(), strict=True)]
         path.write_text("\n".join(lines) + "\n")
         manifest.append({**series, "file": path.name})
     target = out_dir / "failures.json"
-    target.write_text(json.dumps({"hours": HOURS, "splits": SPLITS, "series": manifest}, indent=1) + "\n")
+    doc = {"hours": HOURS, "variant": variant, "splits": VARIANTS[variant], "series": manifest}
+    target.write_text(json.dumps(doc, indent=1) + "\n")
     return target
 
 
@@ -260,10 +293,16 @@ def main() -> None:
     parser.add_argument(
         "--per-set", type=int, default=4, help="series per (split, behaviour, set); default 4"
     )
+    parser.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        default="base",
+        help="base (default) or b: other seeds and perturbed parameters, to check against overfitting",
+    )
     args = parser.parse_args()
     if args.per_set < 1:
         parser.error("--per-set must be >= 1")
-    print(write(args.out, args.per_set))
+    print(write(args.out, args.per_set, args.variant))
 
 
 if __name__ == "__main__":

@@ -183,9 +183,10 @@ def trends(
     group_name=GROUP,
     kinds={"postgres", "statsmodels"},
     owners=OWNERS,
-    description="Failure risk per component and metric 24 h ahead: ETS forecasts with 80 %/95 % intervals "
-    "on history cleaned of past outliers; probability = share of simulated paths crossing the seed's "
-    "critical thresholds (an uncalibrated risk score, see docs/AI_OPS_GUIDE.md).",
+    description="Failure risk per component and metric 24 h ahead: forecasts with the detected seasons and "
+    "80 %/95 % intervals on history cleaned of past outliers; risk = recalibrated share of simulated paths "
+    "crossing the seed's critical thresholds, called a risk score unless the shipped calibration met its "
+    "held-out targets (riskName; see docs/AI_OPS_GUIDE.md, 'Failure risk').",
 )
 def failure_predictions(
     context: dg.AssetExecutionContext, postgres: PostgresResource, aiops: AiopsResource

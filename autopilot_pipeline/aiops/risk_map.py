@@ -1,0 +1,121 @@
+"""The recalibration map of the failure risk: raw path share (and the series' own past crossing rate) to the
+stated risk. Pure (numpy, scipy).
+
+Why this shape. The raw share of simulated paths that cross is over-confident, but not by one constant
+factor on the log-odds (which a two-parameter Platt map assumes): on the calibration part of the failure
+corpus, ``logit(observed)`` against ``logit(raw)`` has a slope near 0.5 in the middle, a steeper stretch
+where the raw share passes 0.97 (the series already at or over its threshold) and flattens again at both
+ends. So the map is a **monotone piecewise-linear function of the log-odds** (knots every 3 log-odds units,
+every slope >= 0, so a higher raw share never gives a lower risk), fitted by maximum likelihood on the
+logistic scale: Platt scaling with a few more degrees of freedom, smooth where isotonic regression has steps.
+
+The second input is the **history's base rate**: the share of the history's 24-hour windows that crossed
+the threshold, shrunk towards 1/2 by one day's weight (``(share m + 1/2) / (m + 1)`` for ``m`` days of
+history). It is known at the origin and says what the path share cannot: how often this series reaches its
+threshold at all (a series that crossed on 5 % of its days gets a lower risk than one that crossed on 50 %
+for the same raw share). Its coefficient is fitted with the map and kept >= 0.
+
+The knots and the base-rate input were chosen by grouped (by series) 5-fold cross-validation inside the
+calibration split of the corpus (log loss, worst decile gap); see docs/AI_OPS_GUIDE.md, "Failure risk".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special
+from scipy.optimize import minimize
+
+__all__ = ["EPS", "KNOTS", "apply_map", "basis", "fit_map", "history_rate", "logit"]
+
+EPS = 1e-6
+KNOTS: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)
+RIDGE = 1e-3  # a whisper of L2 on the slopes: keeps a segment without data from taking any value
+
+
+def logit(p: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+def basis(x: np.ndarray, knots: tuple[float, ...]) -> np.ndarray:
+    """Ramp basis of a continuous piecewise-linear function of ``x`` with these knots, shape (N, K + 1):
+    column j is the part of ``x`` inside segment j, so each coefficient is that segment's slope. Without
+    knots: ``x`` itself (Platt scaling)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not knots:
+        return x[:, None]
+    k = np.asarray(knots, dtype=np.float64)
+    cols = [np.minimum(x, k[0]) - k[0]]
+    cols += [np.clip(x, a, b) - a for a, b in zip(k[:-1], k[1:], strict=True)]
+    cols.append(np.maximum(x, k[-1]) - k[-1])
+    return np.stack(cols, axis=1)
+
+
+def history_rate(hit: np.ndarray, horizon: int = 24) -> float:
+    """The history's base rate: the share of its complete ``horizon``-hour windows with a crossing, shrunk
+    towards 1/2 with the weight of one day (``m`` = hours / horizon independent windows)."""
+    hit = np.asarray(hit, dtype=bool)
+    if hit.size >= horizon:
+        share = float((np.convolve(hit.astype(np.float64), np.ones(horizon), mode="valid") > 0).mean())
+    else:
+        share = float(hit.any())
+    m = hit.size / horizon
+    return (share * m + 0.5) / (m + 1.0)
+
+
+def _design(raw: np.ndarray, base: np.ndarray | None, knots: tuple[float, ...]) -> np.ndarray:
+    x = basis(logit(raw), knots)
+    if base is not None:
+        x = np.concatenate([x, logit(base)[:, None]], axis=1)
+    return x
+
+
+def fit_map(
+    raw: np.ndarray,
+    event: np.ndarray,
+    base: np.ndarray | None = None,
+    knots: tuple[float, ...] = KNOTS,
+) -> tuple[np.ndarray, float, float]:
+    """(slopes, intercept, base coefficient) maximising the likelihood of ``event`` under
+    ``sigmoid(intercept + sum_j slope_j basis_j(logit raw) + coef logit base)``, slopes and coef >= 0.
+    ``base`` None: no base-rate term (coefficient 0)."""
+    raw = np.asarray(raw, dtype=np.float64)
+    ev = np.asarray(event, dtype=np.float64)
+    if raw.size == 0 or raw.size != ev.size:
+        raise ValueError("the calibration needs as many events as raw risks, and at least one")
+    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots)
+    x = np.concatenate([x, np.ones((raw.size, 1))], axis=1)
+    p = x.shape[1]
+
+    def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = x @ w
+        pen = RIDGE * float(np.sum(w[:-1] ** 2))
+        grad = x.T @ (special.expit(z) - ev)
+        grad[:-1] += 2 * RIDGE * w[:-1]
+        return float(np.sum(np.logaddexp(0.0, z) - ev * z)) + pen, grad
+
+    w0 = np.full(p, 0.5)
+    w0[-1] = 0.0
+    bounds = [(0.0, None)] * (p - 1) + [(None, None)]
+    w = minimize(nll, w0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000}).x
+    n_slopes = len(knots) + 1 if knots else 1
+    coef = float(w[n_slopes]) if base is not None else 0.0
+    return w[:n_slopes].copy(), float(w[-1]), coef
+
+
+def apply_map(
+    raw: np.ndarray | float,
+    base: np.ndarray | float | None,
+    knots: tuple[float, ...],
+    slopes: np.ndarray,
+    intercept: float,
+    base_coef: float,
+) -> np.ndarray:
+    """The stated risk of raw risks ``raw`` (and history base rates ``base``) under a fitted map."""
+    r = np.atleast_1d(np.asarray(raw, dtype=np.float64))
+    z = basis(logit(r), knots) @ np.asarray(slopes, dtype=np.float64) + intercept
+    if base_coef:
+        if base is None:
+            raise ValueError("this calibration needs the history's base rate (risk_map.history_rate)")
+        z = z + base_coef * logit(np.broadcast_to(np.asarray(base, dtype=np.float64), r.shape))
+    return special.expit(z)
