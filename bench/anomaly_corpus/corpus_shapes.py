@@ -314,7 +314,9 @@ def spike(rng: np.random.Generator, b: Base, v: np.ndarray, i: int, w: int, sign
     if "sigma" in b.extra:  # latency: a sustained slowdown of minutes, not one slow request
         d = int(rng.integers(3, 16))
         v[i : i + d] = (
-            v[i : i + d] * rng.uniform(3.0, 8.0) ** P.size if sign > 0 else v[i : i + d] / rng.uniform(3, 6) ** P.size
+            v[i : i + d] * rng.uniform(3.0, 8.0) ** P.size
+            if sign > 0
+            else v[i : i + d] / rng.uniform(3, 6) ** P.size
         )
         return i + d
     if "lam" in b.extra:  # an error burst

@@ -239,7 +239,9 @@ def variant(n: int) -> tuple[int, Perturb]:
     f = np.exp(rng.uniform(-1, 1, 4) * np.log([1.6, 1.6, 1.6, 1.5]))
     size = float(rng.uniform(0.75, 1.25))
     seed = int(rng.integers(1, 2**31))
-    return seed, Perturb(period=float(f[0]), level=float(f[1]), noise=float(f[2]), rate=float(f[3]), size=size)
+    return seed, Perturb(
+        period=float(f[0]), level=float(f[1]), noise=float(f[2]), rate=float(f[3]), size=size
+    )
 
 
 # -------------------------------------------------------------------------------------------------- output
