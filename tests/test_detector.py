@@ -309,3 +309,21 @@ def test_score_series_contract() -> None:
     assert out["is_anomaly"][700] and out["robust_z"][700] > 4
     assert "far above its expected value" in out["reason"][700]
     assert out.filter(~pl.col("is_anomaly"))["reason"].null_count() == 799
+
+
+def test_a_one_point_series_packs_onto_slot_zero():
+    """A series with a single point has no spacing (NaN); polars orders NaN above 0, so it must not pass as a
+    step, or the point's grid slot is garbage from a NaN cast."""
+    from autopilot_pipeline.aiops.detector import pack_long
+
+    t0 = datetime(2026, 3, 2, 10, tzinfo=UTC)
+    part = pl.DataFrame(
+        {
+            "component": ["a", "b", "b"],
+            "bucket_start": [t0, t0, t0 + timedelta(hours=1)],
+            "value": [1.0, 2.0, 3.0],
+        }
+    )
+    _, grid, lengths, _, _ = pack_long(part)
+    assert lengths.tolist() == [1, 2]
+    assert grid[0, 0] == 0 and grid[:2, 1].tolist() == [0, 1]

@@ -388,7 +388,9 @@ def pack_long(part: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
     dt = np.diff(t_sec, prepend=np.nan)
     dt[starts] = np.nan
     steps = (
-        pl.DataFrame({"ci": ci, "dt": dt}).filter(pl.col("dt") > 0).group_by("ci").agg(pl.col("dt").median())
+        pl.DataFrame({"ci": ci, "dt": dt}).filter(
+            pl.col("dt").is_not_nan() & (pl.col("dt") > 0)
+        )  # polars orders NaN above every number.group_by("ci").agg(pl.col("dt").median())
     )
     step = np.ones(n_ser)
     step[steps["ci"].to_numpy()] = steps["dt"].to_numpy()
