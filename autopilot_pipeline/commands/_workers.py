@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autopilot_pipeline import settings
+from autopilot_pipeline.defs import executors
+from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.integrations.redis_local import LocalRedis, redis_missing
 
-__all__ = ["LocalWorkers", "ping"]
+__all__ = ["LocalCluster", "LocalWorkers", "ping", "start_cluster"]
 
 
 def ping(redis_url: str, timeout_s: float = 1.0) -> set[str]:
@@ -109,3 +112,36 @@ class LocalWorkers:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@dataclass
+class LocalCluster:
+    """A loopback Redis and the workers that take steps from it (``autopilot dev --workers N``)."""
+
+    redis: LocalRedis
+    workers: LocalWorkers
+
+    def stop(self, grace_s: float = 3.0) -> None:
+        self.workers.stop(grace_s)
+        self.redis.stop(timeout_s=2.0)
+
+
+def start_cluster(count: int, env: dict[str, str]) -> LocalCluster:
+    """Redis on a free 127.0.0.1 port (files under the state directory) and ``count`` workers; ``env`` and
+    this process's environment are switched to the Celery executor on that Redis, for what starts next."""
+    if redis_missing():
+        raise AutopilotError("--workers needs Debian's redis-server: apt-get install redis-server")
+    try:
+        redis = LocalRedis(settings.state_dir() / "redis").start()
+    except RuntimeError as exc:
+        raise AutopilotError(str(exc)) from None
+    switch = {executors.EXECUTOR_ENV: "celery", executors.REDIS_URL_ENV: redis.url}
+    env.update(switch)
+    os.environ.update(switch)
+    workers = LocalWorkers(count, env, settings.state_dir() / "workers", prefix="worker", loglevel="INFO")
+    try:
+        workers.start(redis.url)
+    except RuntimeError as exc:
+        redis.stop()
+        raise AutopilotError(str(exc)) from None
+    return LocalCluster(redis, workers)
