@@ -32,6 +32,8 @@ from autopilot_pipeline.postgres import server
 
 from .conftest import TEMPLATE, _create_database, _drop_database
 
+pytest.importorskip("dagster_celery")  # pinned in pyproject.toml
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(redis_missing(), reason="Debian redis-server is not installed (.ci/run installs it)"),

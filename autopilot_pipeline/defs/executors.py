@@ -1,8 +1,9 @@
 """Which executor runs a run's steps, chosen by the environment when the code location loads.
 
 ``AUTOPILOT_EXECUTOR`` is ``in_process`` (the default: our steps are short and I/O bound, a process per
-step costs ~2.5 s), ``multiprocess`` (a process per step, on this machine), or ``celery``: every step is a
-task on a Redis queue (``AUTOPILOT_REDIS_URL``, broker and result backend) that any ``autopilot worker``
+step costs ~2.5 s), ``multiprocess`` (a process per step, on this machine), ``k8s`` (a Kubernetes Job per
+step, dagster-k8s's ``k8s_job_executor``, configured by the YAML in ``AUTOPILOT_K8S_EXECUTOR_CONFIG``: see
+deploy/helm/values.yaml), or ``celery``: every step is a task on a Redis queue (``AUTOPILOT_REDIS_URL``, broker and result backend) that any ``autopilot worker``
 sharing the Dagster instance (``DAGSTER_HOME`` with Postgres storage) and the state directory (the
 Parquet frames handed between assets) may take.
 
@@ -29,7 +30,8 @@ import dagster as dg
 EXECUTOR_ENV = "AUTOPILOT_EXECUTOR"
 REDIS_URL_ENV = "AUTOPILOT_REDIS_URL"
 VISIBILITY_TIMEOUT_ENV = "AUTOPILOT_CELERY_VISIBILITY_TIMEOUT"
-EXECUTORS = ("in_process", "multiprocess", "celery")
+K8S_CONFIG_ENV = "AUTOPILOT_K8S_EXECUTOR_CONFIG"
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 DEFAULT_VISIBILITY_TIMEOUT_S = 900
 #: The queue dagster_celery routes step tasks to (its app's only queue).
 QUEUE = "dagster"
@@ -105,6 +107,21 @@ def celery_executor_config() -> dict[str, Any]:
     }
 
 
+def k8s_executor_config() -> dict[str, Any]:
+    """The ``k8s_job_executor`` config from ``AUTOPILOT_K8S_EXECUTOR_CONFIG`` (a YAML mapping; empty: the
+    executor's defaults, every step pod inheriting the run pod's image, secrets and volumes)."""
+    import yaml
+
+    raw = os.environ.get(K8S_CONFIG_ENV, "").strip()
+    try:
+        config = yaml.safe_load(raw) if raw else {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{K8S_CONFIG_ENV} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{K8S_CONFIG_ENV} must be a YAML mapping of k8s_job_executor settings")
+    return config
+
+
 def from_environment() -> dg.ExecutorDefinition:
     """The executor for every job of the code location."""
     name = executor_name()
@@ -112,6 +129,10 @@ def from_environment() -> dg.ExecutorDefinition:
         from dagster_celery import celery_executor
 
         return celery_executor.configured(celery_executor_config(), name="celery")
+    if name == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured(k8s_executor_config(), name="k8s")
     if name == "multiprocess":
         return dg.multiprocess_executor
     return dg.in_process_executor
