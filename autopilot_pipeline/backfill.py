@@ -74,5 +74,9 @@ def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list
     if parallel_runs < 1:
         raise ValueError("parallel_runs must be at least 1")
     context = multiprocessing.get_context("spawn")  # no fork of a process holding Dagster's threads
-    with context.Pool(min(parallel_runs, max(1, len(requests)))) as pool:
+    pool = context.Pool(min(parallel_runs, max(1, len(requests))))
+    try:
         return pool.map(execute, requests, chunksize=1)
+    finally:
+        pool.close()  # let the processes finish on their own (terminate() interrupts Dagster mid-cleanup)
+        pool.join()
