@@ -12,6 +12,7 @@ config), so crossing time with monitored targets changes the requests, not this 
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,8 @@ def reconstructable_job(job_name: str) -> Any:
 
 def execute(request: RunRequest) -> RunSummary:
     """Execute one request in this process and wait for it (its steps go wherever the executor sends them)."""
+    # dagster_celery registers its step task again for every step it sends; Celery warns each time.
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
     tags = {RANGE_START: request.first_key, RANGE_END: request.last_key, **request.tags}
     run_config = {**QUIET_LOGGERS, **request.run_config}
     with dg.DagsterInstance.get() as instance:

@@ -23,6 +23,7 @@ import dagster as dg
 from autopilot_pipeline import runner, settings, shutdown
 from autopilot_pipeline.commands._ports import check_port_free, port_or_free
 from autopilot_pipeline.commands._workers import LocalCluster, start_cluster
+from autopilot_pipeline.defs import executors
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, missing_binaries
 from autopilot_pipeline.postgres import migrate, server, urls
@@ -169,9 +170,14 @@ def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, os.environ.get(PROXY_ENV, "").strip() or None)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    check_port_free(args.host, args.port)
     if args.workers < 0:
         raise AutopilotError(f"--workers must be 0 or more, not {args.workers}")
+    try:  # the code location would fail to load in the UI, long after this one line
+        if executors.executor_name() == "celery" and not args.workers:
+            executors.redis_url()
+    except ValueError as exc:
+        raise AutopilotError(str(exc)) from None
+    check_port_free(args.host, args.port)
     # Ctrl-C and SIGTERM both stop cleanly, even when our parent started us with SIGINT ignored.
     shutdown.install()
     db: server.Database | None = None
