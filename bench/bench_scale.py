@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
@@ -105,29 +106,52 @@ def counts(targets: list[str]) -> dict[str, int]:
     return total
 
 
+def children_cpu_s() -> float:
+    """CPU seconds of every finished, waited-for child process tree (run processes, workers and their pools)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_backfill(
     label: str, reqs: list[backfill.RunRequest], parallel_runs: int, executor: str
 ) -> dict[str, Any]:
     os.environ[executors.EXECUTOR_ENV] = executor
     load_before = os.getloadavg()[0]
+    cpu_before = children_cpu_s()
     started = time.perf_counter()
     summaries = backfill.run_backfill(reqs, parallel_runs=parallel_runs)
     wall = time.perf_counter() - started
+    run_cpu = children_cpu_s() - cpu_before  # the run processes (they have exited); workers are added later
     failed = [s for s in summaries if not s.success]
     if failed:
         raise SystemExit(f"{label}: {len(failed)} run(s) failed, e.g. {failed[0]}")
-    result = {"label": label, "wall_s": wall, "load_before": load_before, "load_after": os.getloadavg()[0]}
+    result = {
+        "label": label,
+        "wall_s": wall,
+        "cpu_s": run_cpu,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
     log(f"{label}: {wall:.1f} s (load {load_before:.2f} -> {result['load_after']:.2f})")
     return result
 
 
 def with_workers(count: int, redis: LocalRedis, root: Path, label: str, body: Any) -> Any:
+    """``body()`` with ``count`` workers running; their CPU (start, load, steps) is added to the single
+    result ``body`` returns, or spread over a list of results by their share of the wall time."""
     workers = LocalWorkers(count, dict(os.environ), root / "workers" / label, loglevel="INFO")
     workers.start(redis.url)
     try:
-        return body()
+        result = body()
     finally:
-        workers.stop()
+        before = children_cpu_s()
+        workers.stop(grace_s=30.0)
+        worker_cpu = children_cpu_s() - before
+    entries = result if isinstance(result, list) else [result]
+    total_wall = sum(e["wall_s"] for e in entries) or 1.0
+    for entry in entries:
+        entry["cpu_s"] += worker_cpu * entry["wall_s"] / total_wall
+    return result
 
 
 def one_partition(target: str, key: str, state: Path, repeat: int = 3) -> float:
@@ -234,24 +258,27 @@ def report(results: dict[str, Any], command: str) -> str:
         f"{results['machine']['python']}; {results['targets']} simulated targets x {results['hours']} hourly "
         f"partitions = {partitions} partitions, {sum(results['expected_rows'].values()):,} rows written per backfill",
         "",
-        "| backfill | wall time | per partition | load avg before → after |",
-        "| --- | ---: | ---: | --- |",
+        "| backfill | wall time | per partition | CPU s (runs + workers) | load avg before → after |",
+        "| --- | ---: | ---: | ---: | --- |",
     ]
     for r in results["rows"]:
         lines.append(
             f"| {r['label']} | {r['wall_s']:.1f} s | {r['wall_s'] / partitions * 1000:.0f} ms | "
-            f"{r['load_before']:.2f} → {r['load_after']:.2f} |"
+            f"{r['cpu_s']:.0f} | {r['load_before']:.2f} → {r['load_after']:.2f} |"
         )
     lines += [
         "",
         f"2 workers vs 1: **{one / two:.2f}x** (goal ≥ 1.5x); in-process vs 2 workers: "
         f"{rows['in-process executor']['wall_s'] / two:.2f}x.",
         "",
-        "| targets (2 workers) | wall time | per (target, hour) partition |",
-        "| ---: | ---: | ---: |",
+        "| targets (2 workers) | wall time | per (target, hour) partition | CPU per partition |",
+        "| ---: | ---: | ---: | ---: |",
     ]
     for g in results["growth"]:
-        lines.append(f"| {g['targets']} | {g['wall_s']:.1f} s | {g['per_partition_s'] * 1000:.0f} ms |")
+        per_cpu = g["cpu_s"] / (g["targets"] * results["hours"]) * 1000
+        lines.append(
+            f"| {g['targets']} | {g['wall_s']:.1f} s | {g['per_partition_s'] * 1000:.0f} ms | {per_cpu:.0f} ms |"
+        )
     lines += [
         "",
         f"One hour of one target alone (in process, median of 3): {results['one_partition_before_s']:.2f} s "
