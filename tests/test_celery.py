@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -76,10 +79,20 @@ class Cluster:
     expected: dict[str, int]
 
 
-@pytest.fixture
-def cluster(pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cluster]:
-    """Reference counts from one process, then Redis and two workers over a second copy of the data."""
+@pytest.fixture(scope="module")
+def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Reference counts from one process, then Redis and two workers over a second copy of the data
+    (shared by the module's backfill tests: each starts from what the previous one left, which the
+    reference counts describe either way)."""
     names = []
+    tmp_path = tmp_path_factory.mktemp("celery")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _cluster(pg_server, tmp_path, monkeypatch, names)
+
+
+def _cluster(
+    pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> Iterator[Cluster]:
     try:
         name, reference_url = _demo_database(pg_server, "celery_ref")
         names.append(name)
@@ -210,3 +223,49 @@ def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster
             if r == run_id and s == step and worker and ts > killed_at
         ]
         assert again and all(w.startswith("w2@") for w in again), f"{step} was not redelivered: {again}"
+
+
+def test_dev_with_workers_stops_redis_and_the_workers_on_sigterm(tmp_path: Path) -> None:
+    """``autopilot dev --workers 2``: Redis and both workers start beside the UI and stop with it (the
+    10 s guarantee of tests/faults/test_signals.py, now with the workers and Redis among the children)."""
+    from .faults.conftest import free_port
+    from .faults.processes import alive, postmaster_pid
+    from .faults.test_signals import output, start, stop_and_check, ui_ready, wait_until, watch_dev
+
+    # short and outside pytest's tree: the embedded server runs as another user and needs a socket path
+    root = Path(tempfile.mkdtemp(prefix="ap-celery-"))
+    proc = None
+    try:
+        port = free_port()
+        proc = start(["dev", "--port", str(port), "--no-api", "--workers", "2"], root)
+        wait_until(ui_ready(port), proc, "the Dagster UI")
+        assert "2 Celery worker(s) on Redis redis://127.0.0.1:" in output(root)
+        redis_port = int(output(root).split("redis://127.0.0.1:")[1].split("/")[0])
+        watched = watch_dev(proc, root)
+        names = {
+            _cmdline(pid).split("--name ")[1].split()[0] for pid in watched if "cli worker" in _cmdline(pid)
+        }
+        assert names == {"worker1", "worker2"}, names
+        assert any("redis-server" in _cmdline(pid) for pid in watched)
+        stop_and_check(proc, "SIGTERM", watched, [port, redis_port])
+    finally:
+        if proc is not None and proc.poll() is None:  # a failed check must not leave the stack running
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        pid = postmaster_pid(root / "postgres" / "pgdata")
+        if pid and alive(pid):  # a failed test must not leave a server behind
+            from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
+
+            EmbeddedPostgres(root / "postgres").stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
