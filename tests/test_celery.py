@@ -43,7 +43,7 @@ pytestmark = [
 ]
 
 END = datetime(2026, 3, 3, tzinfo=UTC)
-HOURS = 6  # hourly partitions per backfill, one run each
+HOURS = 4  # hourly partitions per backfill, one run each (28 steps: the kill lands mid-backfill)
 TABLES = (
     "analytics.uptime_hourly",
     "analytics.error_rates_hourly",
@@ -216,6 +216,7 @@ def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster
         r == run_id and s == step and kind == "STEP_SUCCESS" and ts <= killed_at
         for r, kind, s, ts, _ in events
     )
+    print(f"killed w1 running {step} of run {run_id[:8]}; finished before the kill: {finished_before_kill}")
     if not finished_before_kill:  # the step died with w1: its task must have been handed to w2
         again = [
             worker
