@@ -22,6 +22,8 @@ import dagster as dg
 
 from autopilot_pipeline import runner, settings, shutdown
 from autopilot_pipeline.commands._ports import check_port_free, port_or_free
+from autopilot_pipeline.commands._workers import LocalCluster, start_cluster
+from autopilot_pipeline.defs import executors
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, missing_binaries
 from autopilot_pipeline.postgres import migrate, server, urls
@@ -51,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="port of the HTTP API (`autopilot serve`) started beside the UI (default 8000, else a free one)",
     )
     dev.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
+    dev.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run steps on N Celery workers (`autopilot worker`) over a Redis started on 127.0.0.1 "
+        "(Debian's redis-server; docs/SCALING.md); default 0: steps run in the run's own process",
+    )
     dev.set_defaults(handler=run)
 
 
@@ -160,6 +170,13 @@ def run(args: argparse.Namespace) -> int:
     warning = exposure_warning(args.host, os.environ.get(PROXY_ENV, "").strip() or None)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    if args.workers < 0:
+        raise AutopilotError(f"--workers must be 0 or more, not {args.workers}")
+    try:  # the code location would fail to load in the UI, long after this one line
+        if executors.executor_name() == "celery" and not args.workers:
+            executors.redis_url()
+    except ValueError as exc:
+        raise AutopilotError(str(exc)) from None
     check_port_free(args.host, args.port)
     # Ctrl-C and SIGTERM both stop cleanly, even when our parent started us with SIGINT ignored.
     shutdown.install()
@@ -167,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
     stack: LocalPrometheus | None = None
     process: subprocess.Popen | None = None
     api: subprocess.Popen | None = None
+    cluster: LocalCluster | None = None
     interrupted = False
     try:
         with shutdown.deferred():  # a signal while Postgres starts: stop it once we hold its handle
@@ -179,6 +197,10 @@ def run(args: argparse.Namespace) -> int:
             stack = _start_prometheus() if args.with_prometheus else None
         if stack is not None:
             env["PUSHGATEWAY_URL"] = stack.pushgateway_url
+        if args.workers:
+            with shutdown.deferred():  # before Dagster starts: it loads the Celery executor from env
+                cluster = start_cluster(args.workers, env)
+            print(f"{args.workers} Celery worker(s) on Redis {cluster.redis.url}", flush=True)
         command = [
             sys.executable,
             "-m",
@@ -212,8 +234,14 @@ def run(args: argparse.Namespace) -> int:
         started = time.monotonic()
         if api is not None and api.poll() is None:
             api.terminate()  # at once, beside Dagster's SIGINT: the stops run in parallel
+        if cluster is not None:
+            for worker in cluster.workers.processes:  # warm shutdown starts beside Dagster's
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
         _stop(process, stack)
         _stop_api(api)
+        if cluster is not None:
+            cluster.stop(grace_s=1.0)
         if db is not None:
             server.release(db)
         if process is not None:

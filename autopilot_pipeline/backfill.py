@@ -1,0 +1,85 @@
+"""Backfills as many runs at once: what the Dagster daemon does for a multi-run backfill, from Python, so
+the tests and the benchmark drive the same runs without a daemon.
+
+Each run is a reconstructable job executed by one of ``parallel_runs`` long-lived processes against the
+persistent Dagster instance (``DAGSTER_HOME``). With ``AUTOPILOT_EXECUTOR=celery`` those processes only
+orchestrate: every step is a task that the ``autopilot worker`` processes take from Redis, so the work
+spreads over as many workers as there are, and the runs must be reconstructable by them (in-process runs
+of ``runner`` are not). The partition set is a parameter (a request names its partition range and its run
+config), so crossing time with monitored targets changes the requests, not this module.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from autopilot_pipeline import settings
+from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START
+from autopilot_pipeline.runner import QUIET_LOGGERS, RunSummary
+
+__all__ = ["RunRequest", "reconstructable_job", "run_backfill"]
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run of a backfill: a job over the partition keys ``first_key..last_key``.
+
+    ``run_config`` is merged over the quiet loggers, e.g. resource overrides for another database.
+    """
+
+    job_name: str
+    first_key: str
+    last_key: str
+    run_config: Mapping[str, Any] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+def reconstructable_job(job_name: str) -> Any:
+    """The job as a pointer into this code location, so another process (a Celery worker) can load it."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    repository = ReconstructableRepository.for_module(
+        "autopilot_pipeline.definitions", "defs", working_directory=str(settings.PROJECT_ROOT)
+    )
+    return repository.get_reconstructable_job(job_name)
+
+
+def execute(request: RunRequest) -> RunSummary:
+    """Execute one request in this process and wait for it (its steps go wherever the executor sends them)."""
+    # dagster_celery registers its step task again for every step it sends; Celery warns each time.
+    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+    tags = {RANGE_START: request.first_key, RANGE_END: request.last_key, **request.tags}
+    run_config = {**QUIET_LOGGERS, **request.run_config}
+    with dg.DagsterInstance.get() as instance:
+        result = dg.execute_job(
+            reconstructable_job(request.job_name),
+            instance=instance,
+            run_config=run_config,
+            tags=tags,
+            raise_on_error=False,
+        )
+        with result:
+            return RunSummary(
+                request.job_name, f"{request.first_key}..{request.last_key}", result.success, result.run_id
+            )
+
+
+def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list[RunSummary]:
+    """Execute every request, ``parallel_runs`` at a time (like the run queue's concurrency limit), in
+    fresh processes that inherit this environment; summaries in request order."""
+    requests = list(requests)
+    if parallel_runs < 1:
+        raise ValueError("parallel_runs must be at least 1")
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding Dagster's threads
+    pool = context.Pool(min(parallel_runs, max(1, len(requests))))
+    try:
+        return pool.map(execute, requests, chunksize=1)
+    finally:
+        pool.close()  # let the processes finish on their own (terminate() interrupts Dagster mid-cleanup)
+        pool.join()

@@ -1,0 +1,307 @@
+"""Scale-out benchmark (issue 12): one backfill on the in-process executor vs 1 vs 2 Celery workers.
+
+    PYTHONPATH=. .venv/bin/python bench/bench_scale.py                 # 8 targets x 24 hours (~10 min)
+    PYTHONPATH=. .venv/bin/python bench/bench_scale.py --targets 2 --hours 4   # quick check
+
+Monitored targets (issue 12.1) are built on another branch; until they are merged they are SIMULATED here:
+each target is its own demo database (3 components, 1 % app traffic, a different seed each) on one
+throw-away embedded PostgreSQL 18 (fsync off), and the runs of target i override the ``postgres`` resource's
+URL and the ``frames`` IO manager's folder. Once targets are dynamic partitions crossed with the hours,
+``requests()`` becomes a backfill over (target, hour) keys and nothing else here changes.
+
+One run, same data, same Dagster instance (Postgres-backed, as the workers need):
+
+1. the backfill (``health_hourly_job``, one run per target over its ``--hours`` hourly partitions: the
+   assets' single-run backfill policy) on the in-process executor, ``--parallel-runs`` runs at once;
+2. the same backfill on the Celery executor (Redis on 127.0.0.1) with 1 worker, then with 2 workers
+   (concurrency 1 each), the runs only orchestrating;
+3. the cost of one partition as targets grow: the 2-worker backfill of 1, 2, 4 … targets, wall time per
+   (target, hour) partition, and one hour of one target alone (in process, median of 3) before and after.
+
+Every backfill must succeed and leave the same row counts. Wall times include process starts (the run
+processes and, for Celery, each worker's first load of the code location). The load average is reported
+beside each figure: other work on this machine slows every row alike only if it stays the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from autopilot_pipeline import backfill, runner  # noqa: E402
+from autopilot_pipeline.commands._workers import LocalWorkers  # noqa: E402
+from autopilot_pipeline.defs import executors  # noqa: E402
+from autopilot_pipeline.demo.store import load_demo_data  # noqa: E402
+from autopilot_pipeline.integrations.redis_local import LocalRedis  # noqa: E402
+from autopilot_pipeline.postgres import migrate, server, urls  # noqa: E402
+
+END = datetime(2026, 3, 3, tzinfo=UTC)
+TABLES = (
+    "analytics.uptime_hourly",
+    "analytics.error_rates_hourly",
+    "analytics.response_times_hourly",
+    "analytics.health_score_hourly",
+    "analytics.metric_samples_hourly",
+)
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def hours(count: int) -> list[str]:
+    return [runner.hour_key(END - timedelta(hours=count - i)) for i in range(count)]
+
+
+def create_target(server_url: str, index: int) -> str:
+    """A simulated monitored target: its own migrated database with one day of demo data."""
+    name = f"bench_target_{index}"
+    with psycopg.connect(urls.with_database(server_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urls.with_database(server_url, name)
+    migrate.migrate(url)
+    load_demo_data(url, days=2, components=3, seed=11 + index, replace=False, end=END, app_scale=0.01)
+    return url
+
+
+def requests(targets: list[str], keys: list[str], state: Path) -> list[backfill.RunRequest]:
+    """One run per target over all ``keys`` (where target x hour partitions plug in)."""
+    return [
+        backfill.RunRequest(
+            "health_hourly_job",
+            keys[0],
+            keys[-1],
+            run_config={
+                "resources": {
+                    "postgres": {"config": {"database_url": url}},
+                    "frames": {"config": {"base_dir": str(state / "frames" / f"target_{i}")}},
+                }
+            },
+        )
+        for i, url in enumerate(targets)
+    ]
+
+
+def counts(targets: list[str]) -> dict[str, int]:
+    total = dict.fromkeys(TABLES, 0)
+    for url in targets:
+        with psycopg.connect(url) as conn:
+            for table in TABLES:
+                total[table] += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
+    return total
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of every finished, waited-for child process tree (run processes, workers and their pools)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_backfill(
+    label: str, reqs: list[backfill.RunRequest], parallel_runs: int, executor: str
+) -> dict[str, Any]:
+    os.environ[executors.EXECUTOR_ENV] = executor
+    load_before = os.getloadavg()[0]
+    cpu_before = children_cpu_s()
+    started = time.perf_counter()
+    summaries = backfill.run_backfill(reqs, parallel_runs=parallel_runs)
+    wall = time.perf_counter() - started
+    run_cpu = children_cpu_s() - cpu_before  # the run processes (they have exited); workers are added later
+    failed = [s for s in summaries if not s.success]
+    if failed:
+        raise SystemExit(f"{label}: {len(failed)} run(s) failed, e.g. {failed[0]}")
+    result = {
+        "label": label,
+        "wall_s": wall,
+        "cpu_s": run_cpu,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+    log(f"{label}: {wall:.1f} s (load {load_before:.2f} -> {result['load_after']:.2f})")
+    return result
+
+
+def with_workers(count: int, redis: LocalRedis, root: Path, label: str, body: Any) -> Any:
+    """``body()`` with ``count`` workers running; their CPU (start, load, steps) is added to the single
+    result ``body`` returns, or spread over a list of results by their share of the wall time."""
+    workers = LocalWorkers(count, dict(os.environ), root / "workers" / label, loglevel="INFO")
+    workers.start(redis.url)
+    try:
+        result = body()
+    finally:
+        before = children_cpu_s()
+        workers.stop(grace_s=30.0)
+        worker_cpu = children_cpu_s() - before
+    entries = result if isinstance(result, list) else [result]
+    total_wall = sum(e["wall_s"] for e in entries) or 1.0
+    for entry in entries:
+        entry["cpu_s"] += worker_cpu * entry["wall_s"] / total_wall
+    return result
+
+
+def one_partition(target: str, key: str, state: Path, repeat: int = 3) -> float:
+    """Median wall time of one hour of one target, in this process (no process start in the figure)."""
+    import dagster as dg
+
+    os.environ[executors.EXECUTOR_ENV] = "in_process"
+    (request,) = requests([target], [key], state)
+    times = []
+    with dg.DagsterInstance.get():
+        for _ in range(repeat):
+            started = time.perf_counter()
+            if not backfill.execute(request).success:
+                raise SystemExit("one-partition run failed")
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {"cpus": str(os.cpu_count()), "cpu": cpu, "python": platform.python_version()}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="autopilot-bench-scale-"))
+    os.chmod(root, 0o755)  # the embedded server runs as its own user when we are root
+    state = root / "state"
+    os.environ["AUTOPILOT_STATE_DIR"] = str(state)
+    os.environ[executors.VISIBILITY_TIMEOUT_ENV] = "600"
+    pg = EmbeddedPostgres(root / "postgres", fast=True)
+    redis = LocalRedis(root / "redis")
+    results: dict[str, Any] = {"machine": machine(), "targets": args.targets, "hours": args.hours}
+    pg.start()
+    try:
+        redis.start()
+        os.environ[executors.REDIS_URL_ENV] = redis.url
+        log(f"creating {args.targets} simulated targets (demo databases)")
+        targets = [create_target(pg.url(), i) for i in range(args.targets)]
+        os.environ["AUTOPILOT_DATABASE_URL"] = targets[0]
+        server.ensure_database(pg.url(), "dagster")
+        runner.configure_environment(server.Database(url=urls.with_database(pg.url(), "dagster")))
+        os.environ["AUTOPILOT_DATABASE_URL"] = targets[0]  # the default target (overridden per run)
+        keys = hours(args.hours)
+        reqs = requests(targets, keys, state)
+        results["one_partition_before_s"] = one_partition(targets[0], keys[-1], state)
+        rows = []
+        rows.append(timed_backfill("in-process executor", reqs, args.parallel_runs, "in_process"))
+        expected = counts(targets)
+        for count in (1, 2):
+            label = f"celery, {count} worker{'s' if count > 1 else ''}"
+            rows.append(
+                with_workers(
+                    count,
+                    redis,
+                    root,
+                    label.replace(", ", "_").replace(" ", ""),
+                    lambda label=label: timed_backfill(label, reqs, args.parallel_runs, "celery"),
+                )
+            )
+            if counts(targets) != expected:
+                raise SystemExit(f"{label}: row counts differ from the in-process backfill")
+        results["rows"] = rows
+        results["expected_rows"] = expected
+        sizes = [n for n in (1, 2, 4) if n < args.targets] if args.scaling else []
+
+        def scaling() -> list[dict[str, Any]]:
+            out = []
+            for n in sizes:
+                result = timed_backfill(f"{n} targets", reqs[:n], args.parallel_runs, "celery")
+                out.append({"targets": n, **result})
+            return out
+
+        growth = with_workers(2, redis, root, "scaling", scaling) if sizes else []
+        two = next(r for r in rows if r["label"] == "celery, 2 workers")
+        growth.append({"targets": args.targets, **two})
+        for entry in growth:
+            entry["per_partition_s"] = entry["wall_s"] / (entry["targets"] * args.hours)
+        results["growth"] = growth
+        results["one_partition_after_s"] = one_partition(targets[0], keys[-1], state)
+    finally:
+        redis.stop()
+        pg.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def report(results: dict[str, Any], command: str) -> str:
+    rows = {r["label"]: r for r in results["rows"]}
+    one, two = rows["celery, 1 worker"]["wall_s"], rows["celery, 2 workers"]["wall_s"]
+    partitions = results["targets"] * results["hours"]
+    lines = [
+        f"Command: `{command}`  ",
+        f"Machine: {results['machine']['cpus']} cores ({results['machine']['cpu']}), Python "
+        f"{results['machine']['python']}; {results['targets']} simulated targets x {results['hours']} hourly "
+        f"partitions = {partitions} partitions, {sum(results['expected_rows'].values()):,} rows written per backfill",
+        "",
+        "| backfill | wall time | per partition | CPU s (runs + workers) | load avg before → after |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in results["rows"]:
+        lines.append(
+            f"| {r['label']} | {r['wall_s']:.1f} s | {r['wall_s'] / partitions * 1000:.0f} ms | "
+            f"{r['cpu_s']:.0f} | {r['load_before']:.2f} → {r['load_after']:.2f} |"
+        )
+    lines += [
+        "",
+        f"2 workers vs 1: **{one / two:.2f}x** (goal ≥ 1.5x); in-process vs 2 workers: "
+        f"{rows['in-process executor']['wall_s'] / two:.2f}x.",
+        "",
+        "| targets (2 workers) | wall time | per (target, hour) partition | CPU per partition |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for g in results["growth"]:
+        per_cpu = g["cpu_s"] / (g["targets"] * results["hours"]) * 1000
+        lines.append(
+            f"| {g['targets']} | {g['wall_s']:.1f} s | {g['per_partition_s'] * 1000:.0f} ms | {per_cpu:.0f} ms |"
+        )
+    lines += [
+        "",
+        f"One hour of one target alone (in process, median of 3): {results['one_partition_before_s']:.2f} s "
+        f"before any backfill, {results['one_partition_after_s']:.2f} s after all of them.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", type=int, default=8, help="simulated monitored targets (default 8)")
+    parser.add_argument("--hours", type=int, default=24, help="hourly partitions per target (default 24)")
+    parser.add_argument("--parallel-runs", type=int, default=4, help="runs at once (default 4)")
+    parser.add_argument("--no-scaling", dest="scaling", action="store_false", help="skip 1, 2, 4 targets")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs of the workers)")
+    args = parser.parse_args(argv)
+    if args.targets < 1 or args.hours < 1 or args.parallel_runs < 1:
+        parser.error("--targets, --hours and --parallel-runs must be at least 1")
+    command = "PYTHONPATH=. .venv/bin/python bench/bench_scale.py " + " ".join(argv or sys.argv[1:])
+    results = run(args)
+    print(report(results, command.strip()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""Distributed execution for real (issue 12.2): Redis, two ``autopilot worker`` processes, backfills whose
+steps run on them, and a worker killed with SIGKILL in the middle of one.
+
+Every process is real: Debian's ``redis-server`` on a free loopback port (no persistence), the workers are
+``python -m autopilot_pipeline.cli worker`` in their own sessions, the runs are reconstructable jobs
+executed by ``backfill.run_backfill`` against a Postgres-backed Dagster instance. The reference is the
+same hours of the same demo data materialized in one process (the in-process executor) in a second
+database: the row counts of every hourly table must be equal (nothing lost, nothing doubled).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from autopilot_pipeline import backfill, runner
+from autopilot_pipeline.commands._workers import LocalWorkers
+from autopilot_pipeline.demo.store import load_demo_data
+from autopilot_pipeline.integrations.redis_local import LocalRedis, redis_missing
+from autopilot_pipeline.postgres import server
+
+from .conftest import TEMPLATE, _create_database, _drop_database
+
+pytest.importorskip("dagster_celery")  # pinned in pyproject.toml
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(redis_missing(), reason="Debian redis-server is not installed (.ci/run installs it)"),
+]
+
+END = datetime(2026, 3, 3, tzinfo=UTC)
+HOURS = 4  # hourly partitions per backfill, one run each (28 steps: the kill lands mid-backfill)
+TABLES = (
+    "analytics.uptime_hourly",
+    "analytics.error_rates_hourly",
+    "analytics.response_times_hourly",
+    "analytics.health_score_hourly",
+    "analytics.metric_samples_hourly",
+    "analytics.quarantine",
+)
+VISIBILITY_TIMEOUT_S = 15  # a task taken by a dead worker is handed out again after this
+
+
+def _hours() -> list[str]:
+    return [runner.hour_key(END - timedelta(hours=HOURS - i)) for i in range(HOURS)]
+
+
+def _counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
+
+
+def _demo_database(pg_server: str, prefix: str) -> tuple[str, str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = _create_database(pg_server, name, template=TEMPLATE)
+    load_demo_data(url, days=1, components=3, seed=11, replace=False, end=END, app_scale=0.01)
+    return name, url
+
+
+@dataclass
+class Cluster:
+    url: str
+    redis: LocalRedis
+    workers: LocalWorkers
+    expected: dict[str, int]
+
+
+@pytest.fixture(scope="module")
+def cluster(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Reference counts from one process, then Redis and two workers over a second copy of the data
+    (shared by the module's backfill tests: each starts from what the previous one left, which the
+    reference counts describe either way)."""
+    names = []
+    tmp_path = tmp_path_factory.mktemp("celery")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _cluster(pg_server, tmp_path, monkeypatch, names)
+
+
+def _cluster(
+    pg_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> Iterator[Cluster]:
+    try:
+        name, reference_url = _demo_database(pg_server, "celery_ref")
+        names.append(name)
+        monkeypatch.setenv("AUTOPILOT_DATABASE_URL", reference_url)
+        monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "reference"))
+        monkeypatch.delenv("AUTOPILOT_EXECUTOR", raising=False)
+        hours = _hours()
+        with dg.DagsterInstance.ephemeral() as instance:
+            assert runner.run_job_range(instance, "health_hourly_job", hours[0], hours[-1]).success
+        expected = _counts(reference_url)
+        assert all(expected[t] > 0 for t in TABLES if t != "analytics.quarantine"), expected
+
+        name, url = _demo_database(pg_server, "celery_run")
+        names.append(name)
+        redis = LocalRedis(tmp_path / "redis").start()
+        env = {
+            "AUTOPILOT_DATABASE_URL": url,
+            "AUTOPILOT_STATE_DIR": str(tmp_path / "state"),
+            "AUTOPILOT_EXECUTOR": "celery",
+            "AUTOPILOT_REDIS_URL": redis.url,
+            "AUTOPILOT_CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
+            "OPENBLAS_NUM_THREADS": "1",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        runner.configure_environment(server.resolve())  # the instance the workers use too (DAGSTER_HOME)
+        with dg.DagsterInstance.get():  # create Dagster's tables once, before three processes race to
+            pass
+        workers = LocalWorkers(2, dict(os.environ), tmp_path / "workers")
+        try:
+            workers.start(redis.url)
+            yield Cluster(url, redis, workers, expected)
+        finally:
+            workers.stop()
+            redis.stop()
+    finally:
+        for name in names:
+            _drop_database(pg_server, name)
+        shutil.rmtree(tmp_path / "state", ignore_errors=True)
+
+
+def _requests(tag: str) -> list[backfill.RunRequest]:
+    return [backfill.RunRequest("health_hourly_job", h, h, tags={"autopilot/test": tag}) for h in _hours()]
+
+
+def _step_events(instance: dg.DagsterInstance, tag: str) -> list[tuple[str, str, str, float, str | None]]:
+    """(run id, event type, step key, timestamp, celery worker) of every step event of the tagged runs."""
+    rows = []
+    for run in instance.get_runs(filters=dg.RunsFilter(tags={"autopilot/test": tag})):
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or event.step_key is None:
+                continue
+            worker = None
+            if event.event_type == dg.DagsterEventType.ENGINE_EVENT:
+                metadata = event.engine_event_data.metadata or {}
+                value = metadata.get("Celery worker")
+                worker = getattr(value, "value", None) or getattr(value, "text", None)
+            rows.append((run.run_id, event.event_type_value, event.step_key, record.timestamp, worker))
+    return rows
+
+
+def _workers_used(events: list) -> set[str]:
+    return {worker.split("@")[0] for *_, worker in events if worker}
+
+
+def test_a_backfill_runs_on_two_workers_and_matches_one_process(cluster: Cluster) -> None:
+    summaries = backfill.run_backfill(_requests("spread"), parallel_runs=2)
+    assert [s.success for s in summaries] == [True] * HOURS
+    assert _counts(cluster.url) == cluster.expected
+    with dg.DagsterInstance.get() as instance:
+        used = _workers_used(_step_events(instance, "spread"))
+    assert used == {"w1", "w2"}, f"steps ran on {used}"
+
+
+def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster) -> None:
+    with psycopg.connect(cluster.url, autocommit=True) as conn:  # so every row below is this backfill's
+        conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["summaries"] = backfill.run_backfill(_requests("kill"), parallel_runs=2)
+        except BaseException as exc:  # reported by the main thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    victim: tuple[str, str] | None = None
+    killed_at = 0.0
+    with dg.DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 180
+        while victim is None and thread.is_alive() and time.monotonic() < deadline:
+            events = _step_events(instance, "kill")
+            done = {
+                (run_id, step)
+                for run_id, kind, step, *_ in events
+                if kind in ("STEP_SUCCESS", "STEP_FAILURE")
+            }
+            taken = [
+                (run_id, step) for run_id, _, step, _, worker in events if worker and worker.startswith("w1@")
+            ]
+            in_flight = [key for key in taken if key not in done]
+            if in_flight:
+                cluster.workers.kill(0)
+                killed_at = time.time()
+                victim = in_flight[-1]
+            else:
+                time.sleep(0.05)
+        thread.join(timeout=300)
+        assert not thread.is_alive(), "the backfill did not finish within 5 minutes of the kill"
+        assert "error" not in outcome, outcome.get("error")
+        assert victim is not None, "worker w1 never took a step"
+        summaries = outcome["summaries"]
+        assert [s.success for s in summaries] == [True] * HOURS  # type: ignore[attr-defined]
+        assert _counts(cluster.url) == cluster.expected
+
+        events = _step_events(instance, "kill")
+    run_id, step = victim
+    finished_before_kill = any(
+        r == run_id and s == step and kind == "STEP_SUCCESS" and ts <= killed_at
+        for r, kind, s, ts, _ in events
+    )
+    print(f"killed w1 running {step} of run {run_id[:8]}; finished before the kill: {finished_before_kill}")
+    if not finished_before_kill:  # the step died with w1: its task must have been handed to w2
+        again = [
+            worker
+            for r, _, s, ts, worker in events
+            if r == run_id and s == step and worker and ts > killed_at
+        ]
+        assert again and all(w.startswith("w2@") for w in again), f"{step} was not redelivered: {again}"
+
+
+def test_dev_with_workers_stops_redis_and_the_workers_on_sigterm(tmp_path: Path) -> None:
+    """``autopilot dev --workers 2``: Redis and both workers start beside the UI and stop with it (the
+    10 s guarantee of tests/faults/test_signals.py, now with the workers and Redis among the children)."""
+    from .faults.conftest import free_port
+    from .faults.processes import alive, postmaster_pid
+    from .faults.test_signals import output, start, stop_and_check, ui_ready, wait_until, watch_dev
+
+    # short and outside pytest's tree: the embedded server runs as another user and needs a socket path
+    root = Path(tempfile.mkdtemp(prefix="ap-celery-"))
+    proc = None
+    try:
+        port = free_port()
+        proc = start(["dev", "--port", str(port), "--no-api", "--workers", "2"], root)
+        wait_until(ui_ready(port), proc, "the Dagster UI")
+        assert "2 Celery worker(s) on Redis redis://127.0.0.1:" in output(root)
+        redis_port = int(output(root).split("redis://127.0.0.1:")[1].split("/")[0])
+        watched = watch_dev(proc, root)
+        names = {
+            _cmdline(pid).split("--name ")[1].split()[0] for pid in watched if "cli worker" in _cmdline(pid)
+        }
+        assert names == {"worker1", "worker2"}, names
+        assert any("redis-server" in _cmdline(pid) for pid in watched)
+        stop_and_check(proc, "SIGTERM", watched, [port, redis_port])
+    finally:
+        if proc is not None and proc.poll() is None:  # a failed check must not leave the stack running
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        pid = postmaster_pid(root / "postgres" / "pgdata")
+        if pid and alive(pid):  # a failed test must not leave a server behind
+            from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
+
+            EmbeddedPostgres(root / "postgres").stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
