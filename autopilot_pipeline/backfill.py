@@ -5,8 +5,8 @@ Each run is a reconstructable job executed by one of ``parallel_runs`` long-live
 persistent Dagster instance (``DAGSTER_HOME``). With ``AUTOPILOT_EXECUTOR=celery`` those processes only
 orchestrate: every step is a task that the ``autopilot worker`` processes take from Redis, so the work
 spreads over as many workers as there are, and the runs must be reconstructable by them (in-process runs
-of ``runner`` are not). The partition set is a parameter (a request names its partition range and its run
-config), so crossing time with monitored targets changes the requests, not this module.
+of ``runner`` are not). A request names its target and its time range; per-target jobs run on the
+target's own partitions (``target|hour``).
 """
 
 from __future__ import annotations
@@ -20,22 +20,23 @@ from typing import Any
 import dagster as dg
 
 from autopilot_pipeline import settings
-from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START
-from autopilot_pipeline.runner import QUIET_LOGGERS, RunSummary
+from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START
+from autopilot_pipeline.runner import QUIET_LOGGERS, RunSummary, ensure_targets, target_partition_key
 
 __all__ = ["RunRequest", "reconstructable_job", "run_backfill"]
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """One run of a backfill: a job over the partition keys ``first_key..last_key``.
+    """One run of a backfill: a job over ``target``'s time partitions ``first_key..last_key``.
 
-    ``run_config`` is merged over the quiet loggers, e.g. resource overrides for another database.
+    ``run_config`` is merged over the quiet loggers.
     """
 
     job_name: str
     first_key: str
     last_key: str
+    target: str = DEFAULT_TARGET
     run_config: Mapping[str, Any] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
 
@@ -54,20 +55,23 @@ def execute(request: RunRequest) -> RunSummary:
     """Execute one request in this process and wait for it (its steps go wherever the executor sends them)."""
     # dagster_celery registers its step task again for every step it sends; Celery warns each time.
     warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
-    tags = {RANGE_START: request.first_key, RANGE_END: request.last_key, **request.tags}
+    job = reconstructable_job(request.job_name)
+    first, last = (
+        target_partition_key(job.get_definition(), k, request.target)
+        for k in (request.first_key, request.last_key)
+    )
+    tags = {RANGE_START: first, RANGE_END: last, **request.tags}
     run_config = {**QUIET_LOGGERS, **request.run_config}
     with dg.DagsterInstance.get() as instance:
         result = dg.execute_job(
-            reconstructable_job(request.job_name),
+            job,
             instance=instance,
             run_config=run_config,
             tags=tags,
             raise_on_error=False,
         )
         with result:
-            return RunSummary(
-                request.job_name, f"{request.first_key}..{request.last_key}", result.success, result.run_id
-            )
+            return RunSummary(request.job_name, f"{first}..{last}", result.success, result.run_id)
 
 
 def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list[RunSummary]:
@@ -76,6 +80,8 @@ def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list
     requests = list(requests)
     if parallel_runs < 1:
         raise ValueError("parallel_runs must be at least 1")
+    with dg.DagsterInstance.get() as instance:
+        ensure_targets(instance)  # the target partitions exist before any run names one
     context = multiprocessing.get_context("spawn")  # no fork of a process holding Dagster's threads
     pool = context.Pool(min(parallel_runs, max(1, len(requests))))
     try:

@@ -66,7 +66,7 @@ def ensure_targets(instance: dg.DagsterInstance) -> list[str]:
     return names
 
 
-def _keyed(job: dg.JobDefinition, key: str, target: str) -> str:
+def target_partition_key(job: dg.JobDefinition, key: str, target: str) -> str:
     """``key`` as the job's partition key: a time key gains ``target`` when the job is per target."""
     if isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
         return partitions.target_key(target, key)
@@ -93,7 +93,10 @@ def run_job_range(
     keys of a per-target job are ``target``'s."""
     job = load_definitions().resolve_job_def(job_name)
     ensure_targets(instance)
-    first_key, last_key = _keyed(job, first_key, target), _keyed(job, last_key, target)
+    first_key, last_key = (
+        target_partition_key(job, first_key, target),
+        target_partition_key(job, last_key, target),
+    )
     result = job.execute_in_process(
         instance=instance,
         tags={RANGE_START: first_key, RANGE_END: last_key},
@@ -120,7 +123,7 @@ def run_job(
     job = load_definitions().resolve_job_def(job_name)
     ensure_targets(instance)
     if partition_key is not None:
-        partition_key = _keyed(job, partition_key, target)
+        partition_key = target_partition_key(job, partition_key, target)
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
     if resources:
         run_config["resources"] = {key: {"config": config} for key, config in resources.items()}

@@ -3,11 +3,10 @@
     PYTHONPATH=. .venv/bin/python bench/bench_scale.py                 # 8 targets x 24 hours (~10 min)
     PYTHONPATH=. .venv/bin/python bench/bench_scale.py --targets 2 --hours 4   # quick check
 
-Monitored targets (issue 12.1) are built on another branch; until they are merged they are SIMULATED here:
-each target is its own demo database (3 components, 1 % app traffic, a different seed each) on one
-throw-away embedded PostgreSQL 18 (fsync off), and the runs of target i override the ``postgres`` resource's
-URL and the ``frames`` IO manager's folder. Once targets are dynamic partitions crossed with the hours,
-``requests()`` becomes a backfill over (target, hour) keys and nothing else here changes.
+Each monitored target is its own demo database (3 components, 1 % app traffic, a different seed each) on
+one throw-away embedded PostgreSQL 18 (fsync off); the first is the pipeline's own database (target
+``default``), the others are registered as targets ``t1``, ``t2`` … (``autopilot targets add --url-env``),
+so the backfill runs over real (target, hour) partitions and all results land in the pipeline database.
 
 One run, same data, same Dagster instance (Postgres-backed, as the workers need):
 
@@ -49,6 +48,7 @@ from autopilot_pipeline.defs import executors  # noqa: E402
 from autopilot_pipeline.demo.store import load_demo_data  # noqa: E402
 from autopilot_pipeline.integrations.redis_local import LocalRedis  # noqa: E402
 from autopilot_pipeline.postgres import migrate, server, urls  # noqa: E402
+from autopilot_pipeline.postgres import targets as targets_store  # noqa: E402
 
 END = datetime(2026, 3, 3, tzinfo=UTC)
 TABLES = (
@@ -79,31 +79,31 @@ def create_target(server_url: str, index: int) -> str:
     return url
 
 
-def requests(targets: list[str], keys: list[str], state: Path) -> list[backfill.RunRequest]:
-    """One run per target over all ``keys`` (where target x hour partitions plug in)."""
-    return [
-        backfill.RunRequest(
-            "health_hourly_job",
-            keys[0],
-            keys[-1],
-            run_config={
-                "resources": {
-                    "postgres": {"config": {"database_url": url}},
-                    "frames": {"config": {"base_dir": str(state / "frames" / f"target_{i}")}},
-                }
-            },
-        )
-        for i, url in enumerate(targets)
-    ]
+def register_targets(urls_: list[str]) -> list[str]:
+    """The first database is the pipeline's (``default``); the others become targets ``t1`` … of it, their
+    URLs in environment variables as ``autopilot targets add --url-env`` stores them."""
+    names = ["default"]
+    with psycopg.connect(urls_[0], autocommit=True) as conn:
+        for i, url in enumerate(urls_[1:], start=1):
+            env = f"AUTOPILOT_BENCH_TARGET_{i}_URL"
+            os.environ[env] = url
+            names.append(targets_store.add_target(conn, f"t{i}", url_env=env).name)
+    return names
 
 
-def counts(targets: list[str]) -> dict[str, int]:
-    total = dict.fromkeys(TABLES, 0)
-    for url in targets:
-        with psycopg.connect(url) as conn:
-            for table in TABLES:
-                total[table] += conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
-    return total
+def requests(names: list[str], keys: list[str]) -> list[backfill.RunRequest]:
+    """One run per target over all its ``keys`` (target x hour partitions)."""
+    return [backfill.RunRequest("health_hourly_job", keys[0], keys[-1], target=name) for name in names]
+
+
+def counts(pipeline_url: str) -> dict[str, int]:
+    """Rows per (table, target) in the pipeline database."""
+    with psycopg.connect(pipeline_url) as conn:
+        return {
+            f"{table}[{target}]": n
+            for table in TABLES
+            for target, n in conn.execute(f"SELECT target, count(*) FROM {table} GROUP BY target").fetchall()
+        }
 
 
 def children_cpu_s() -> float:
@@ -154,12 +154,12 @@ def with_workers(count: int, redis: LocalRedis, root: Path, label: str, body: An
     return result
 
 
-def one_partition(target: str, key: str, state: Path, repeat: int = 3) -> float:
+def one_partition(target: str, key: str, repeat: int = 3) -> float:
     """Median wall time of one hour of one target, in this process (no process start in the figure)."""
     import dagster as dg
 
     os.environ[executors.EXECUTOR_ENV] = "in_process"
-    (request,) = requests([target], [key], state)
+    (request,) = requests([target], [key])
     times = []
     with dg.DagsterInstance.get():
         for _ in range(repeat):
@@ -197,18 +197,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         redis.start()
         os.environ[executors.REDIS_URL_ENV] = redis.url
-        log(f"creating {args.targets} simulated targets (demo databases)")
-        targets = [create_target(pg.url(), i) for i in range(args.targets)]
-        os.environ["AUTOPILOT_DATABASE_URL"] = targets[0]
+        log(f"creating {args.targets} target databases (demo data)")
+        databases = [create_target(pg.url(), i) for i in range(args.targets)]
+        os.environ["AUTOPILOT_DATABASE_URL"] = databases[0]
         server.ensure_database(pg.url(), "dagster")
         runner.configure_environment(server.Database(url=urls.with_database(pg.url(), "dagster")))
-        os.environ["AUTOPILOT_DATABASE_URL"] = targets[0]  # the default target (overridden per run)
+        os.environ["AUTOPILOT_DATABASE_URL"] = databases[0]  # the pipeline's database: target default
+        names = register_targets(databases)
         keys = hours(args.hours)
-        reqs = requests(targets, keys, state)
-        results["one_partition_before_s"] = one_partition(targets[0], keys[-1], state)
+        reqs = requests(names, keys)
+        results["one_partition_before_s"] = one_partition("default", keys[-1])
         rows = []
         rows.append(timed_backfill("in-process executor", reqs, args.parallel_runs, "in_process"))
-        expected = counts(targets)
+        expected = counts(databases[0])
         for count in (1, 2):
             label = f"celery, {count} worker{'s' if count > 1 else ''}"
             rows.append(
@@ -220,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     lambda label=label: timed_backfill(label, reqs, args.parallel_runs, "celery"),
                 )
             )
-            if counts(targets) != expected:
+            if counts(databases[0]) != expected:
                 raise SystemExit(f"{label}: row counts differ from the in-process backfill")
         results["rows"] = rows
         results["expected_rows"] = expected
@@ -239,7 +240,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for entry in growth:
             entry["per_partition_s"] = entry["wall_s"] / (entry["targets"] * args.hours)
         results["growth"] = growth
-        results["one_partition_after_s"] = one_partition(targets[0], keys[-1], state)
+        results["one_partition_after_s"] = one_partition("default", keys[-1])
     finally:
         redis.stop()
         pg.stop()

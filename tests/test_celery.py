@@ -1,11 +1,13 @@
 """Distributed execution for real (issue 12.2): Redis, two ``autopilot worker`` processes, backfills whose
-steps run on them, and a worker killed with SIGKILL in the middle of one.
+steps run on them over two monitored targets (``default`` and ``shop_b``) × two hours, and a worker
+killed with SIGKILL in the middle of one.
 
 Every process is real: Debian's ``redis-server`` on a free loopback port (no persistence), the workers are
 ``python -m autopilot_pipeline.cli worker`` in their own sessions, the runs are reconstructable jobs
 executed by ``backfill.run_backfill`` against a Postgres-backed Dagster instance. The reference is the
 same hours of the same demo data materialized in one process (the in-process executor) in a second
-database: the row counts of every hourly table must be equal (nothing lost, nothing doubled).
+pair of databases: the row counts of every hourly table, per target, must be equal (nothing lost, nothing
+doubled).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from autopilot_pipeline import backfill, runner
 from autopilot_pipeline.commands._workers import LocalWorkers
 from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.integrations.redis_local import LocalRedis, redis_missing
-from autopilot_pipeline.postgres import server
+from autopilot_pipeline.postgres import server, targets
 
 from .conftest import TEMPLATE, _create_database, _drop_database
 
@@ -43,7 +45,9 @@ pytestmark = [
 ]
 
 END = datetime(2026, 3, 3, tzinfo=UTC)
-HOURS = 4  # hourly partitions per backfill, one run each (28 steps: the kill lands mid-backfill)
+HOURS = 2  # hourly partitions per target, one run each
+TARGETS = ("default", "shop_b")  # two monitored databases: 4 runs, 28 steps (the kill lands mid-backfill)
+SHOP_B_ENV = "AUTOPILOT_TEST_SHOP_B_URL"
 TABLES = (
     "analytics.uptime_hourly",
     "analytics.error_rates_hourly",
@@ -59,16 +63,32 @@ def _hours() -> list[str]:
     return [runner.hour_key(END - timedelta(hours=HOURS - i)) for i in range(HOURS)]
 
 
-def _counts(url: str) -> dict[str, int]:
+def _counts(url: str) -> dict[tuple[str, str], int]:
+    """Rows per (table, target)."""
     with psycopg.connect(url) as conn:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
+        return {
+            (t, target): n
+            for t in TABLES
+            for target, n in conn.execute(f"SELECT target, count(*) FROM {t} GROUP BY target").fetchall()
+        }
 
 
-def _demo_database(pg_server: str, prefix: str) -> tuple[str, str]:
+def _demo_database(pg_server: str, prefix: str, seed: int = 11) -> tuple[str, str]:
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     url = _create_database(pg_server, name, template=TEMPLATE)
-    load_demo_data(url, days=1, components=3, seed=11, replace=False, end=END, app_scale=0.01)
+    load_demo_data(url, days=1, components=3, seed=seed, replace=False, end=END, app_scale=0.01)
     return name, url
+
+
+def _with_shop_b(
+    pg_server: str, url: str, prefix: str, names: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second monitored database, registered as target ``shop_b`` of the pipeline database ``url``."""
+    name, shop_b = _demo_database(pg_server, prefix, seed=12)
+    names.append(name)
+    monkeypatch.setenv(SHOP_B_ENV, shop_b)
+    with psycopg.connect(url, autocommit=True) as conn:
+        targets.add_target(conn, "shop_b", url_env=SHOP_B_ENV)
 
 
 @dataclass
@@ -99,14 +119,24 @@ def _cluster(
         monkeypatch.setenv("AUTOPILOT_DATABASE_URL", reference_url)
         monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "reference"))
         monkeypatch.delenv("AUTOPILOT_EXECUTOR", raising=False)
+        _with_shop_b(pg_server, reference_url, "celery_ref_b", names, monkeypatch)
         hours = _hours()
         with dg.DagsterInstance.ephemeral() as instance:
-            assert runner.run_job_range(instance, "health_hourly_job", hours[0], hours[-1]).success
+            for target in TARGETS:
+                assert runner.run_job_range(
+                    instance, "health_hourly_job", hours[0], hours[-1], target=target
+                ).success
         expected = _counts(reference_url)
-        assert all(expected[t] > 0 for t in TABLES if t != "analytics.quarantine"), expected
+        assert all(
+            expected.get((t, target), 0) > 0
+            for t in TABLES
+            if t != "analytics.quarantine"
+            for target in TARGETS
+        ), expected
 
         name, url = _demo_database(pg_server, "celery_run")
         names.append(name)
+        _with_shop_b(pg_server, url, "celery_run_b", names, monkeypatch)
         redis = LocalRedis(tmp_path / "redis").start()
         env = {
             "AUTOPILOT_DATABASE_URL": url,
@@ -135,7 +165,11 @@ def _cluster(
 
 
 def _requests(tag: str) -> list[backfill.RunRequest]:
-    return [backfill.RunRequest("health_hourly_job", h, h, tags={"autopilot/test": tag}) for h in _hours()]
+    return [
+        backfill.RunRequest("health_hourly_job", h, h, target=t, tags={"autopilot/test": tag})
+        for t in TARGETS
+        for h in _hours()
+    ]
 
 
 def _step_events(instance: dg.DagsterInstance, tag: str) -> list[tuple[str, str, str, float, str | None]]:
@@ -161,7 +195,7 @@ def _workers_used(events: list) -> set[str]:
 
 def test_a_backfill_runs_on_two_workers_and_matches_one_process(cluster: Cluster) -> None:
     summaries = backfill.run_backfill(_requests("spread"), parallel_runs=2)
-    assert [s.success for s in summaries] == [True] * HOURS
+    assert [s.success for s in summaries] == [True] * (HOURS * len(TARGETS))
     assert _counts(cluster.url) == cluster.expected
     with dg.DagsterInstance.get() as instance:
         used = _workers_used(_step_events(instance, "spread"))
@@ -207,7 +241,7 @@ def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster
         assert "error" not in outcome, outcome.get("error")
         assert victim is not None, "worker w1 never took a step"
         summaries = outcome["summaries"]
-        assert [s.success for s in summaries] == [True] * HOURS  # type: ignore[attr-defined]
+        assert [s.success for s in summaries] == [True] * (HOURS * len(TARGETS))  # type: ignore[attr-defined]
         assert _counts(cluster.url) == cluster.expected
 
         events = _step_events(instance, "kill")
