@@ -38,7 +38,7 @@ from autopilot_pipeline.alerting import state_machine as sm
 from autopilot_pipeline.alerting import store
 from autopilot_pipeline.alerting import suppressions as supp
 from autopilot_pipeline.alerting.state_machine import AlertState, EventKind, NoDataPolicy, evaluate_batch
-from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.errors import AutopilotError, redact
 from autopilot_pipeline.postgres import targets as monitored
 
 __all__ = ["EvaluationResult", "evaluate_alert_rules", "fire_alert", "resolve_alert"]
@@ -244,8 +244,12 @@ def _evaluate_targets(
             else:
                 with open_source(conn, target) as source:
                     inputs = store.read_metric_inputs(conn, needed, now, target, source)
-        except (AutopilotError, psycopg.OperationalError) as exc:
-            reason = f"target '{target}' not evaluated: {str(exc).splitlines()[0] if str(exc) else exc}"
+        except AutopilotError as exc:  # its one line names the target (unset variable, unreachable, ...)
+            skipped.append(rules.select("rule_id", pl.lit(str(exc)).alias("reason")))
+            continue
+        except psycopg.OperationalError as exc:  # the target went away mid-read
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            reason = f"target '{target}' could not be read: {redact(first)}"
             skipped.append(rules.select("rule_id", pl.lit(reason).alias("reason")))
             continue
         if catalog.Source.PREDICTIONS in needed and inputs.predictions is None:
