@@ -154,6 +154,7 @@ def test_alert_rules_naming_a_target(conn, caplog):
     rules = conn.execute("SELECT count(*) FROM automation.alert_rules WHERE enabled").fetchone()[0]
     assert evaluated == (rules - 2,)  # the default and every-target rules (and the built-in ones) ran
 
+
 def test_the_targets_sensor_keeps_the_partitions_in_step_with_the_table(pg_url, conn):
     from autopilot_pipeline.defs.resources import PostgresResource
     from autopilot_pipeline.defs.targets.sensors import targets_sensor
