@@ -29,7 +29,7 @@ SOURCES = [
 def evaluation_metadata(result: EvaluationResult) -> dict[str, object]:
     """Counts (charted over time by the UI) and markdown tables of active alerts and skipped rules."""
     active = result.instances.select(
-        "state", "severity", "rule", "component", pl.col("value").round(3), "active_at", "fired_at"
+        "state", "severity", "rule", "target", "component", pl.col("value").round(3), "active_at", "fired_at"
     )
     return {
         "evaluated_at": result.evaluated_at.isoformat(),
