@@ -3,12 +3,12 @@ seed's function names) over ``automation.alert_rules`` / ``alert_state`` / ``ale
 
 One evaluation at ``now``, in one transaction under an advisory lock:
 
-1. read the rules; skip (with a logged reason) rules on an unknown metric or an unknown target (or a
-   target other than ``default``, whose data this engine does not read), and invalid ones (the state
-   machine's :func:`rule_problem`);
-2. read the metric windows the remaining rules need and compute each (rule, component) value with the
-   metric catalog;
-3. run the Prometheus-exact state machine (:func:`evaluate_batch`) from the stored states;
+1. read the rules; skip (with a logged reason) rules on an unknown metric or an unknown target, and
+   invalid ones (the state machine's :func:`rule_problem`);
+2. per monitored target (a rule with ``target`` NULL applies to every one), read the metric windows its
+   rules need from that target's database and compute each (rule, component) value with the catalog;
+3. run the Prometheus-exact state machine (:func:`evaluate_batch`) from the target's stored states, so an
+   instance is (rule, target, component); a target that cannot be read keeps its states untouched;
 4. write the new states, open a history row per fired instance and close one per resolved instance,
    recording whether a suppression was in force; log the evaluation.
 
