@@ -207,3 +207,24 @@ def test_metadata_is_json_with_the_target(conn, shop_b):
     evaluate_alert_rules(conn, NOW)
     (metadata,) = conn.execute("SELECT metadata::text FROM automation.alert_history").fetchone()
     assert json.loads(metadata)["target"] == "shop_b"
+
+
+def test_a_custom_metric_is_known_per_target(conn, shop_b):
+    """Samples live in each monitored database: a metric only shop_b reports is evaluated there, and is
+    unknown (skipped with a reason) on the default target."""
+    conn.execute(
+        "INSERT INTO automation.alert_rules (name, metric_name, condition, threshold, duration_minutes) "
+        "VALUES ('Queue depth', 'queue_depth', '>', 100, 0)"
+    )
+    with psycopg.connect(shop_b, autocommit=True) as db:
+        db.execute(
+            "INSERT INTO automation.metric_samples (sampled_at, source, metric_name, value) "
+            "VALUES (%s, 'worker', 'queue_depth', 250)",
+            (NOW - timedelta(minutes=1),),
+        )
+    result = evaluate_alert_rules(conn, NOW)
+    reasons = set(result.skipped.filter(result.skipped["rule"] == "Queue depth")["reason"])
+    assert reasons == {
+        "unknown metric 'queue_depth' (not built in, and no automation.metric_samples rows use it)"
+    }
+    assert [(r[0], r[1], r[2]) for r in history(conn, "Queue depth")] == [("shop_b", "worker", "firing")]

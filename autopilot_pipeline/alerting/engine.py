@@ -207,6 +207,16 @@ def _open_target(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connec
         yield source
 
 
+@contextmanager
+def _source(conn: psycopg.Connection, target: str, open_source: SourceOpener) -> Iterator[psycopg.Connection]:
+    """Where ``target``'s monitored rows are: this database for ``default``, otherwise its own."""
+    if target == store.DEFAULT_TARGET:
+        yield conn
+        return
+    with open_source(conn, target) as source:
+        yield source
+
+
 @dataclass(frozen=True)
 class _TargetRun:
     """The state machine's output over every target, each frame with a ``target`` column."""
@@ -236,14 +246,29 @@ def _evaluate_targets(
     for target in sorted(scopes["target"].unique().to_list(), key=lambda t: (t != store.DEFAULT_TARGET, t)):
         rule_ids = scopes.filter(pl.col("target") == target)["rule_id"]
         rules = candidates.filter(pl.col("rule_id").is_in(rule_ids.implode()))
-        names = rules["metric_name"].unique().to_list()
-        needed = catalog.sources_for(names)
         try:
-            if target == store.DEFAULT_TARGET:
-                inputs = store.read_metric_inputs(conn, needed, now)
-            else:
-                with open_source(conn, target) as source:
-                    inputs = store.read_metric_inputs(conn, needed, now, target, source)
+            with _source(conn, target, open_source) as source:
+                # a custom metric is known per target: its samples live in the target's database
+                custom = catalog.custom_names(rules["metric_name"].to_list())
+                unknown = sorted(set(custom) - store.sampled_metric_names(source, custom))
+                where = "" if target == store.DEFAULT_TARGET else f" on target '{target}'"
+                skipped.append(
+                    rules.filter(pl.col("metric_name").is_in(unknown)).select(
+                        "rule_id",
+                        pl.format(
+                            "unknown metric '{}'"
+                            + where
+                            + " (not built in, and no automation.metric_samples "
+                            "rows use it)",
+                            pl.col("metric_name"),
+                        ).alias("reason"),
+                    )
+                )
+                rules = rules.filter(~pl.col("metric_name").is_in(unknown))
+                names = rules["metric_name"].unique().to_list()
+                needed = catalog.sources_for(names)
+                own = target == store.DEFAULT_TARGET
+                inputs = store.read_metric_inputs(conn, needed, now, target, None if own else source)
         except AutopilotError as exc:  # its one line names the target (unset variable, unreachable, ...)
             skipped.append(rules.select("rule_id", pl.lit(str(exc)).alias("reason")))
             continue
@@ -312,20 +337,8 @@ def evaluate_alert_rules(
         enabled = rules.filter(pl.col("enabled"))
         disabled_ids = rules.filter(~pl.col("enabled"))["rule_id"].to_list()
 
-        custom = catalog.custom_names(enabled["metric_name"].to_list())
-        unknown = sorted(set(custom) - store.sampled_metric_names(conn, custom))
-        unknown_rules = enabled.filter(pl.col("metric_name").is_in(unknown)).select(
-            "rule_id",
-            pl.format(
-                "unknown metric '{}' (not built in, and no automation.metric_samples rows use it)",
-                pl.col("metric_name"),
-            ).alias("reason"),
-        )
-        scopes, off_target = store.rule_scopes(conn, enabled["rule_id"].to_list())
-        unknown_rules = pl.concat([unknown_rules, off_target.cast(unknown_rules.schema)])
-        candidates = enabled.filter(
-            ~pl.col("metric_name").is_in(unknown) & ~pl.col("rule_id").is_in(off_target["rule_id"].implode())
-        )
+        scopes, unknown_rules = store.rule_scopes(conn, enabled["rule_id"].to_list())
+        candidates = enabled.filter(~pl.col("rule_id").is_in(unknown_rules["rule_id"].implode()))
         scopes = scopes.join(candidates.select("rule_id"), on="rule_id", how="semi")
         old_states = store.read_states(conn)
         run = _evaluate_targets(conn, candidates, scopes, old_states, now, open_source or _open_target)
