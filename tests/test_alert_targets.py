@@ -228,3 +228,18 @@ def test_a_custom_metric_is_known_per_target(conn, shop_b):
         "unknown metric 'queue_depth' (not built in, and no automation.metric_samples rows use it)"
     }
     assert [(r[0], r[1], r[2]) for r in history(conn, "Queue depth")] == [("shop_b", "worker", "firing")]
+
+
+def test_an_alert_on_a_removed_target_is_resolved(conn, shop_b):
+    add_rule(conn, "Api down", None)
+    checks(shop_b, "down", NOW)
+    evaluate_alert_rules(conn, NOW)
+    assert [(r[0], r[2]) for r in history(conn, "Api down")] == [("shop_b", "firing")]
+    targets.remove_target(conn, "shop_b")
+    evaluate_alert_rules(conn, NOW + timedelta(minutes=1))
+    assert conn.execute(
+        "SELECT target, status, resolution FROM automation.alert_history WHERE rule_name = 'Api down'"
+    ).fetchall() == [("shop_b", "resolved", "target no longer watched")]
+    assert conn.execute("SELECT count(*) FROM automation.alert_state WHERE target = 'shop_b'").fetchone() == (
+        0,
+    )

@@ -382,6 +382,7 @@ def evaluate_alert_rules(
         store.insert_fired(conn, fired)
         store.close_resolved(conn, resolved)
         store.close_orphans(conn, now, disabled_ids)
+        store.close_out_of_scope(conn, now, scopes)
 
         instances = (
             kept.filter(pl.col("state") != AlertState.INACTIVE.value)

@@ -296,6 +296,28 @@ def close_orphans(conn: psycopg.Connection, now: datetime, disabled_rule_ids: Se
     return cur.rowcount
 
 
+def close_out_of_scope(conn: psycopg.Connection, now: datetime, scopes: pl.DataFrame) -> int:
+    """Resolve open rows, and forget instances, of enabled rules on a target they no longer apply to (the
+    target was removed, or the rule now names another one); ``scopes`` holds the (rule_id, target) pairs
+    that still apply. Disabled and deleted rules are :func:`close_orphans`' business."""
+    pairs = (scopes["rule_id"].to_list(), scopes["target"].to_list())
+    stale = (
+        "{table}.rule_id IN (SELECT id FROM automation.alert_rules WHERE enabled) AND NOT EXISTS "
+        "(SELECT 1 FROM unnest(%s::bigint[], %s::text[]) AS k(rule_id, target) "
+        "WHERE k.rule_id = {table}.rule_id AND k.target = {table}.target)"
+    )
+    conn.execute(
+        "DELETE FROM automation.alert_state WHERE " + stale.format(table="automation.alert_state"), pairs
+    )
+    cur = conn.execute(
+        "UPDATE automation.alert_history SET status = 'resolved', resolved_at = %s, "
+        "resolution = 'target no longer watched' WHERE status = 'firing' AND "
+        + stale.format(table="automation.alert_history"),
+        (now, *pairs),
+    )
+    return cur.rowcount
+
+
 EVALUATION_RETENTION = timedelta(days=30)
 
 
