@@ -243,3 +243,22 @@ def test_an_alert_on_a_removed_target_is_resolved(conn, shop_b):
     assert conn.execute("SELECT count(*) FROM automation.alert_state WHERE target = 'shop_b'").fetchone() == (
         0,
     )
+
+
+def test_a_target_without_the_seed_tables_skips_only_its_rules(conn, shop_b, pg_server, monkeypatch):
+    add_rule(conn, "Api down", None)
+    checks(conn, "down", NOW)
+    name = f"autopilot_test_bare_{uuid.uuid4().hex[:8]}"
+    bare = _create_database(pg_server, name)  # no migrations: no automation.health_log
+    try:
+        monkeypatch.setenv("BARE_URL", bare)
+        targets.add_target(conn, "bare", url_env="BARE_URL")
+        result = evaluate_alert_rules(conn, NOW)
+        reasons = set(result.skipped.filter(result.skipped["rule"] == "Api down")["reason"])
+        assert len(reasons) == 1
+        (reason,) = reasons
+        assert reason.startswith("target 'bare' could not be read: ") and "automation." in reason
+        assert "\n" not in reason and "password" not in reason
+        assert [(r[0], r[2]) for r in history(conn, "Api down")] == [("default", "firing")]
+    finally:
+        _drop_database(pg_server, name)

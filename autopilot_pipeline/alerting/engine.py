@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from autopilot_pipeline.alerting import metric_catalog as catalog
 from autopilot_pipeline.alerting import state_machine as sm
@@ -197,6 +198,7 @@ def state_changes(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, p
 
 
 #: Opens the database of a (non-default) monitored target by name.
+INERROR = TransactionStatus.INERROR
 SourceOpener = Callable[[psycopg.Connection, str], AbstractContextManager[psycopg.Connection]]
 
 
@@ -246,23 +248,20 @@ def _evaluate_targets(
     for target in sorted(scopes["target"].unique().to_list(), key=lambda t: (t != store.DEFAULT_TARGET, t)):
         rule_ids = scopes.filter(pl.col("target") == target)["rule_id"]
         rules = candidates.filter(pl.col("rule_id").is_in(rule_ids.implode()))
+        unreadable = rules  # every rule of the target is skipped if its database cannot be read
         try:
             with _source(conn, target, open_source) as source:
                 # a custom metric is known per target: its samples live in the target's database
                 custom = catalog.custom_names(rules["metric_name"].to_list())
                 unknown = sorted(set(custom) - store.sampled_metric_names(source, custom))
                 where = "" if target == store.DEFAULT_TARGET else f" on target '{target}'"
-                skipped.append(
-                    rules.filter(pl.col("metric_name").is_in(unknown)).select(
-                        "rule_id",
-                        pl.format(
-                            "unknown metric '{}'"
-                            + where
-                            + " (not built in, and no automation.metric_samples "
-                            "rows use it)",
-                            pl.col("metric_name"),
-                        ).alias("reason"),
-                    )
+                unknown_skips = rules.filter(pl.col("metric_name").is_in(unknown)).select(
+                    "rule_id",
+                    pl.format(
+                        "unknown metric '{}'" + where + " (not built in, and no automation.metric_samples "
+                        "rows use it)",
+                        pl.col("metric_name"),
+                    ).alias("reason"),
                 )
                 rules = rules.filter(~pl.col("metric_name").is_in(unknown))
                 names = rules["metric_name"].unique().to_list()
@@ -270,13 +269,17 @@ def _evaluate_targets(
                 own = target == store.DEFAULT_TARGET
                 inputs = store.read_metric_inputs(conn, needed, now, target, None if own else source)
         except AutopilotError as exc:  # its one line names the target (unset variable, unreachable, ...)
-            skipped.append(rules.select("rule_id", pl.lit(str(exc)).alias("reason")))
+            skipped.append(unreadable.select("rule_id", pl.lit(str(exc)).alias("reason")))
             continue
-        except psycopg.OperationalError as exc:  # the target went away mid-read
+        except Exception as exc:  # the target's database failed mid-read (went away, lacks a table), through
+            # psycopg or the bulk reader's driver: that target waits, the others are evaluated
+            if target == store.DEFAULT_TARGET or conn.info.transaction_status == INERROR:
+                raise  # our own database failed: the evaluation cannot go on
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
             reason = f"target '{target}' could not be read: {redact(first)}"
-            skipped.append(rules.select("rule_id", pl.lit(reason).alias("reason")))
+            skipped.append(unreadable.select("rule_id", pl.lit(reason).alias("reason")))
             continue
+        skipped.append(unknown_skips)
         if catalog.Source.PREDICTIONS in needed and inputs.predictions is None:
             notes.append(
                 "failure_probability has no data: the AI-ops table analytics.failure_predictions "
