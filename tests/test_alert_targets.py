@@ -262,3 +262,19 @@ def test_a_target_without_the_seed_tables_skips_only_its_rules(conn, shop_b, pg_
         assert [(r[0], r[2]) for r in history(conn, "Api down")] == [("default", "firing")]
     finally:
         _drop_database(pg_server, name)
+
+
+def test_the_cli_shows_the_target(conn, shop_b, pg_url, tmp_path, monkeypatch, capsys):
+    from autopilot_pipeline import cli
+
+    monkeypatch.setenv("AUTOPILOT_DATABASE_URL", pg_url)
+    monkeypatch.setenv("AUTOPILOT_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "200")
+    add_rule(conn, "Api down", "shop_b")
+    checks(shop_b, "down", NOW)
+    assert cli.main(["alerts", "evaluate", "--at", NOW.isoformat()]) == 0
+    evaluated = capsys.readouterr().out
+    assert "target" in evaluated and "shop_b" in evaluated
+    assert cli.main(["alerts", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "target" in listed and "shop_b" in listed
