@@ -3,12 +3,12 @@ seed's function names) over ``automation.alert_rules`` / ``alert_state`` / ``ale
 
 One evaluation at ``now``, in one transaction under an advisory lock:
 
-1. read the rules; skip (with a logged reason) rules on an unknown metric or an unknown target (or a
-   target other than ``default``, whose data this engine does not read), and invalid ones (the state
-   machine's :func:`rule_problem`);
-2. read the metric windows the remaining rules need and compute each (rule, component) value with the
-   metric catalog;
-3. run the Prometheus-exact state machine (:func:`evaluate_batch`) from the stored states;
+1. read the rules; skip (with a logged reason) rules on an unknown metric or an unknown target, and
+   invalid ones (the state machine's :func:`rule_problem`);
+2. per monitored target (a rule with ``target`` NULL applies to every one), read the metric windows its
+   rules need from that target's database and compute each (rule, component) value with the catalog;
+3. run the Prometheus-exact state machine (:func:`evaluate_batch`) from the target's stored states, so an
+   instance is (rule, target, component); a target that cannot be read keeps its states untouched;
 4. write the new states, open a history row per fired instance and close one per resolved instance,
    recording whether a suppression was in force; log the evaluation.
 
@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import polars as pl
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from autopilot_pipeline.alerting import metric_catalog as catalog
+from autopilot_pipeline.alerting import state_machine as sm
 from autopilot_pipeline.alerting import store
 from autopilot_pipeline.alerting import suppressions as supp
 from autopilot_pipeline.alerting.state_machine import AlertState, EventKind, NoDataPolicy, evaluate_batch
+from autopilot_pipeline.errors import AutopilotError, redact
+from autopilot_pipeline.postgres import targets as monitored
 
 __all__ = ["EvaluationResult", "evaluate_alert_rules", "fire_alert", "resolve_alert"]
 
@@ -46,6 +52,7 @@ INSTANCE_SCHEMA = {
     "rule_id": pl.Int64(),
     "rule": pl.String(),
     "severity": pl.String(),
+    "target": pl.String(),
     "component": pl.String(),
     "state": pl.String(),
     "value": pl.Float64(),
@@ -97,8 +104,13 @@ def _fmt(value: pl.Expr) -> pl.Expr:
 
 
 def _fired_rows(events: pl.DataFrame, rules: pl.DataFrame, active: list[supp.Suppression]) -> pl.DataFrame:
-    """History rows (``store.insert_fired`` columns) for fired events, with message and suppression."""
+    """History rows (``store.insert_fired`` columns) for fired events, with message and suppression.
+
+    An alert on a target other than ``default`` names it in its message and metadata."""
+    if "target" not in events.columns:
+        events = events.with_columns(pl.lit(store.DEFAULT_TARGET).alias("target"))
     fired = events.join(rules, on="rule_id", how="inner")
+    elsewhere = pl.col("target") != store.DEFAULT_TARGET
     muted = {rid: supp.muting(active, rid) for rid in fired["rule_id"].unique().to_list()}
     suppression_id = pl.col("rule_id").replace_strict(
         {rid: s.id for rid, s in muted.items() if s is not None}, default=None, return_dtype=pl.Int64
@@ -110,18 +122,26 @@ def _fired_rows(events: pl.DataFrame, rules: pl.DataFrame, active: list[supp.Sup
         _fmt(pl.col("value")),
         pl.col("condition"),
         _fmt(pl.col("threshold")),
-        pl.col("component"),
+        pl.when(elsewhere)
+        .then(pl.format("{} of target {}", pl.col("component"), pl.col("target")))
+        .otherwise(pl.col("component")),
         pl.col("active_at").dt.strftime("%Y-%m-%d %H:%M UTC"),
     )
-    metadata = pl.struct(
+    described = [
         pl.col("metric_name"),
         pl.col("condition"),
         pl.col("active_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
         pl.col("duration_minutes"),
-    ).struct.json_encode()
+    ]
+    metadata = (
+        pl.when(elsewhere)
+        .then(pl.struct(*described, pl.col("target")).struct.json_encode())
+        .otherwise(pl.struct(*described).struct.json_encode())
+    )
     return fired.select(
         "rule_id",
         pl.col("name").alias("rule_name"),
+        "target",
         "component",
         "severity",
         "value",
@@ -145,8 +165,11 @@ def _resolved_rows(
             pl.when(pl.col("value").is_null()).then(pl.lit("no data")).otherwise(pl.lit("condition cleared"))
         )
     )
+    if "target" not in events.columns:
+        events = events.with_columns(pl.lit(store.DEFAULT_TARGET).alias("target"))
     return events.select(
         "rule_id",
+        "target",
         "component",
         pl.col("at").alias("resolved_at"),
         pl.col("value").alias("resolved_value"),
@@ -165,13 +188,120 @@ def state_changes(old: pl.DataFrame, new: pl.DataFrame) -> tuple[pl.DataFrame, p
     back. ``last_value``, ``last_true_at`` and ``last_evaluated_at`` are informational and written with
     those rows only, so a steady incident costs no write per evaluation.
     """
-    keys = ["rule_id", "component"]
+    keys = ["rule_id", "target", "component"]
     previous = old.select(*keys, *(pl.col(c).alias(f"{c}_old") for c in DURABLE))
     joined = new.join(previous, on=keys, how="left")
     same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_old")) for c in DURABLE)
     upserts = joined.filter(pl.col("state_old").is_null() | ~same).select(new.columns)
     removed = old.select(keys).join(new.select(keys), on=keys, how="anti")
     return removed, upserts
+
+
+#: Opens the database of a (non-default) monitored target by name.
+INERROR = TransactionStatus.INERROR
+SourceOpener = Callable[[psycopg.Connection, str], AbstractContextManager[psycopg.Connection]]
+
+
+@contextmanager
+def _open_target(conn: psycopg.Connection, name: str) -> Iterator[psycopg.Connection]:
+    """The monitored database of ``name``, its URL read now from its variable or file."""
+    with monitored.connect_target(monitored.get_target(conn, name)) as source:
+        yield source
+
+
+@contextmanager
+def _source(conn: psycopg.Connection, target: str, open_source: SourceOpener) -> Iterator[psycopg.Connection]:
+    """Where ``target``'s monitored rows are: this database for ``default``, otherwise its own."""
+    if target == store.DEFAULT_TARGET:
+        yield conn
+        return
+    with open_source(conn, target) as source:
+        yield source
+
+
+@dataclass(frozen=True)
+class _TargetRun:
+    """The state machine's output over every target, each frame with a ``target`` column."""
+
+    evaluated: pl.DataFrame  # (rule_id, target) evaluated
+    states: pl.DataFrame
+    events: pl.DataFrame
+    skipped: pl.DataFrame  # (rule_id, reason)
+    notes: list[str]
+
+
+def _evaluate_targets(
+    conn: psycopg.Connection,
+    candidates: pl.DataFrame,
+    scopes: pl.DataFrame,
+    old_states: pl.DataFrame,
+    now: datetime,
+    open_source: SourceOpener,
+) -> _TargetRun:
+    """Run the state machine once per target over the rules that apply to it and that target's windows.
+
+    Each target is its own batch, so the same rule on two targets gives independent instances. A target
+    whose database cannot be opened skips its rules (logged reason) and keeps its stored states unchanged.
+    """
+    evaluated, states, events, skipped, notes = [], [], [], [], []
+    pair_schema = {"rule_id": pl.Int64(), "target": pl.String()}
+    for target in sorted(scopes["target"].unique().to_list(), key=lambda t: (t != store.DEFAULT_TARGET, t)):
+        rule_ids = scopes.filter(pl.col("target") == target)["rule_id"]
+        rules = candidates.filter(pl.col("rule_id").is_in(rule_ids.implode()))
+        unreadable = rules  # every rule of the target is skipped if its database cannot be read
+        try:
+            with _source(conn, target, open_source) as source:
+                # a custom metric is known per target: its samples live in the target's database
+                custom = catalog.custom_names(rules["metric_name"].to_list())
+                unknown = sorted(set(custom) - store.sampled_metric_names(source, custom))
+                where = "" if target == store.DEFAULT_TARGET else f" on target '{target}'"
+                unknown_skips = rules.filter(pl.col("metric_name").is_in(unknown)).select(
+                    "rule_id",
+                    pl.format(
+                        "unknown metric '{}'" + where + " (not built in, and no automation.metric_samples "
+                        "rows use it)",
+                        pl.col("metric_name"),
+                    ).alias("reason"),
+                )
+                rules = rules.filter(~pl.col("metric_name").is_in(unknown))
+                names = rules["metric_name"].unique().to_list()
+                needed = catalog.sources_for(names)
+                own = target == store.DEFAULT_TARGET
+                inputs = store.read_metric_inputs(conn, needed, now, target, None if own else source)
+        except AutopilotError as exc:  # its one line names the target (unset variable, unreachable, ...)
+            skipped.append(unreadable.select("rule_id", pl.lit(str(exc)).alias("reason")))
+            continue
+        except Exception as exc:  # the target's database failed mid-read (went away, lacks a table), through
+            # psycopg or the bulk reader's driver: that target waits, the others are evaluated
+            if target == store.DEFAULT_TARGET or conn.info.transaction_status == INERROR:
+                raise  # our own database failed: the evaluation cannot go on
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            reason = f"target '{target}' could not be read: {redact(first)}"
+            skipped.append(unreadable.select("rule_id", pl.lit(reason).alias("reason")))
+            continue
+        skipped.append(unknown_skips)
+        if catalog.Source.PREDICTIONS in needed and inputs.predictions is None:
+            notes.append(
+                "failure_probability has no data: the AI-ops table analytics.failure_predictions "
+                "does not exist yet"
+            )
+        values = catalog.rule_values(rules, catalog.metric_values(names, inputs))
+        mine = old_states.filter(pl.col("target") == target).drop("target")
+        result = evaluate_batch(rules, mine, values, now)
+        tag = pl.lit(target).alias("target")
+        states.append(result.states.with_columns(tag))
+        events.append(result.events.with_columns(tag))
+        skipped.append(result.skipped.select("rule_id", "reason"))
+        ran = rules.filter(~pl.col("rule_id").is_in(result.skipped["rule_id"].implode()))
+        evaluated.append(ran.select("rule_id", tag))
+    with_target = {"target": pl.String()}
+    return _TargetRun(
+        evaluated=pl.concat([pl.DataFrame(schema=pair_schema), *evaluated]),
+        states=pl.concat([pl.DataFrame(schema={**sm.STATE_SCHEMA, **with_target}), *states]),
+        events=pl.concat([pl.DataFrame(schema={**sm.EVENT_SCHEMA, **with_target}), *events]),
+        skipped=pl.concat([pl.DataFrame(schema=sm.SKIPPED_SCHEMA), *skipped]),
+        notes=list(dict.fromkeys(notes)),
+    )
 
 
 def _skip(rules: pl.DataFrame, reasons: pl.DataFrame) -> pl.DataFrame:
@@ -182,12 +312,16 @@ def _skip(rules: pl.DataFrame, reasons: pl.DataFrame) -> pl.DataFrame:
 
 
 def evaluate_alert_rules(
-    conn: psycopg.Connection, now: datetime | None = None, logger: logging.Logger | None = None
+    conn: psycopg.Connection,
+    now: datetime | None = None,
+    logger: logging.Logger | None = None,
+    open_source: SourceOpener | None = None,
 ) -> EvaluationResult:
     """Evaluate every enabled rule at ``now`` (default: the current time) and persist the outcome.
 
     ``conn`` must be in autocommit mode (the evaluation opens its own transaction). An evaluation at or
     before the last one is refused (``refused`` says why): the state machine needs time order.
+    ``open_source`` opens a non-default target's database (default: its URL from ``automation.targets``).
     """
     logger = logger or log
     now = _aware(now)
@@ -206,42 +340,20 @@ def evaluate_alert_rules(
         enabled = rules.filter(pl.col("enabled"))
         disabled_ids = rules.filter(~pl.col("enabled"))["rule_id"].to_list()
 
-        custom = catalog.custom_names(enabled["metric_name"].to_list())
-        unknown = sorted(set(custom) - store.sampled_metric_names(conn, custom))
-        unknown_rules = enabled.filter(pl.col("metric_name").is_in(unknown)).select(
-            "rule_id",
-            pl.format(
-                "unknown metric '{}' (not built in, and no automation.metric_samples rows use it)",
-                pl.col("metric_name"),
-            ).alias("reason"),
-        )
-        off_target = store.rule_target_problems(conn, enabled["rule_id"].to_list())
-        unknown_rules = pl.concat([unknown_rules, off_target.cast(unknown_rules.schema)])
-        candidates = enabled.filter(
-            ~pl.col("metric_name").is_in(unknown) & ~pl.col("rule_id").is_in(off_target["rule_id"].implode())
-        )
-        names = candidates["metric_name"].unique().to_list()
-        needed = catalog.sources_for(names)
-        inputs = store.read_metric_inputs(conn, needed, now)
-        notes = []
-        if catalog.Source.PREDICTIONS in needed and inputs.predictions is None:
-            notes.append(
-                "failure_probability has no data: the AI-ops table analytics.failure_predictions "
-                "does not exist yet"
-            )
-        values = catalog.rule_values(candidates, catalog.metric_values(names, inputs))
-
+        scopes, unknown_rules = store.rule_scopes(conn, enabled["rule_id"].to_list())
+        candidates = enabled.filter(~pl.col("rule_id").is_in(unknown_rules["rule_id"].implode()))
+        scopes = scopes.join(candidates.select("rule_id"), on="rule_id", how="semi")
         old_states = store.read_states(conn)
-        result = evaluate_batch(candidates, old_states, values, now)
-        skipped = _skip(rules, pl.concat([unknown_rules, result.skipped.select("rule_id", "reason")]))
-        evaluated_ids = candidates.filter(~pl.col("rule_id").is_in(result.skipped["rule_id"].implode()))[
-            "rule_id"
-        ]
+        run = _evaluate_targets(conn, candidates, scopes, old_states, now, open_source or _open_target)
+        notes = run.notes
+        skipped = _skip(rules, pl.concat([unknown_rules, run.skipped]).unique(maintain_order=True))
+        evaluated = run.evaluated  # (rule_id, target) pairs evaluated this time
+        evaluated_ids = evaluated["rule_id"].unique()
 
         alert_policy = candidates.filter(pl.col("no_data_policy") == NoDataPolicy.ALERT.value)["rule_id"]
-        keys = ["rule_id", "component"]
+        keys = ["rule_id", "target", "component"]
         kept = (
-            result.states.filter(
+            run.states.filter(
                 (pl.col("state") != AlertState.INACTIVE.value)
                 | pl.col("rule_id").is_in(alert_policy.implode())
             )
@@ -258,7 +370,7 @@ def evaluate_alert_rules(
             )
         )
         active_suppressions = supp.active(store.read_suppressions(conn), now)
-        events = result.events
+        events = run.events
         fired = _fired_rows(
             events.filter(pl.col("kind") == EventKind.FIRED.value), candidates, active_suppressions
         )
@@ -267,12 +379,13 @@ def evaluate_alert_rules(
         )
 
         removed, upserts = state_changes(
-            old_states.filter(pl.col("rule_id").is_in(evaluated_ids.implode())), kept
+            old_states.join(evaluated, on=["rule_id", "target"], how="semi"), kept.select(old_states.columns)
         )
         store.apply_state_changes(conn, removed, upserts)
         store.insert_fired(conn, fired)
         store.close_resolved(conn, resolved)
         store.close_orphans(conn, now, disabled_ids)
+        store.close_out_of_scope(conn, now, scopes)
 
         instances = (
             kept.filter(pl.col("state") != AlertState.INACTIVE.value)
@@ -281,19 +394,20 @@ def evaluate_alert_rules(
                 "rule_id",
                 "rule",
                 "severity",
+                "target",
                 "component",
                 "state",
                 pl.col("last_value").alias("value"),
                 "active_at",
                 "fired_at",
             )
-            .sort("state", "rule", "component")
+            .sort("state", "rule", "target", "component")
         )
         duration_ms = (time.perf_counter() - started) * 1000
         outcome = EvaluationResult(
             evaluated_at=now,
             rules_evaluated=len(evaluated_ids),
-            instances_evaluated=result.states.height,
+            instances_evaluated=run.states.height,
             instances=instances,
             fired=fired,
             resolved=resolved,
@@ -332,6 +446,7 @@ def fire_alert(
     component: str,
     value: float | None = None,
     at: datetime | None = None,
+    target: str = store.DEFAULT_TARGET,
 ) -> int:
     """Put an instance into ``firing`` now (e.g. from an external check) and open its history row.
 
@@ -345,22 +460,30 @@ def fire_alert(
         rules = _find_rule(conn, rule)
         rule_id = int(rules["rule_id"][0])
         conn.execute(
-            "INSERT INTO automation.alert_state (rule_id, component, state, active_at, fired_at, "
+            "INSERT INTO automation.alert_state (rule_id, target, component, state, active_at, fired_at, "
             "last_true_at, "
-            "last_value, last_evaluated_at) VALUES (%(r)s, %(c)s, 'firing', %(at)s, %(at)s, %(at)s, %(v)s, "
-            "%(at)s) "
-            "ON CONFLICT (rule_id, component) DO UPDATE SET state = 'firing', "
+            "last_value, last_evaluated_at) VALUES (%(r)s, %(t)s, %(c)s, 'firing', %(at)s, %(at)s, %(at)s, "
+            "%(v)s, %(at)s) "
+            "ON CONFLICT (rule_id, target, component) DO UPDATE SET state = 'firing', "
             "active_at = coalesce(automation.alert_state.active_at, excluded.active_at), "
             "fired_at = CASE WHEN automation.alert_state.state = 'firing' THEN "
             "automation.alert_state.fired_at "
             "ELSE excluded.fired_at END, keep_firing_since = NULL, last_true_at = excluded.last_true_at, "
             "last_value = coalesce(excluded.last_value, automation.alert_state.last_value)",
-            {"r": rule_id, "c": component, "at": at, "v": value},
+            {"r": rule_id, "t": target, "c": component, "at": at, "v": value},
         )
         events = pl.DataFrame(
-            {"rule_id": [rule_id], "component": [component], "at": [at], "value": [value], "active_at": [at]},
+            {
+                "rule_id": [rule_id],
+                "target": [target],
+                "component": [component],
+                "at": [at],
+                "value": [value],
+                "active_at": [at],
+            },
             schema={
                 "rule_id": pl.Int64,
+                "target": pl.String,
                 "component": pl.String,
                 "at": TS,
                 "value": pl.Float64,
@@ -370,9 +493,9 @@ def fire_alert(
         active = supp.active(store.read_suppressions(conn), at)
         store.insert_fired(conn, _fired_rows(events, rules, active))
         row = conn.execute(
-            "SELECT id FROM automation.alert_history WHERE rule_id = %s AND component = %s AND status = "
-            "'firing'",
-            (rule_id, component),
+            "SELECT id FROM automation.alert_history WHERE rule_id = %s AND target = %s AND component = %s "
+            "AND status = 'firing'",
+            (rule_id, target, component),
         ).fetchone()
     assert row is not None
     return int(row[0])
@@ -387,6 +510,7 @@ def resolve_alert(
     at: datetime | None = None,
     value: float | None = None,
     resolution: str = "resolved manually",
+    target: str = store.DEFAULT_TARGET,
 ) -> bool:
     """Resolve a firing alert (by history id, or by rule and component) and reset its instance.
 
@@ -398,28 +522,36 @@ def resolve_alert(
         store.lock_engine(conn)
         if alert_id is not None:
             row = conn.execute(
-                "SELECT rule_id, component FROM automation.alert_history WHERE id = %s AND status = 'firing'",
+                "SELECT rule_id, target, component FROM automation.alert_history WHERE id = %s AND status = "
+                "'firing'",
                 (alert_id,),
             ).fetchone()
         elif rule is not None and component is not None:
             rule_id = int(_find_rule(conn, rule)["rule_id"][0])
             row = conn.execute(
-                "SELECT rule_id, component FROM automation.alert_history "
-                "WHERE rule_id = %s AND component = %s AND status = 'firing'",
-                (rule_id, component),
+                "SELECT rule_id, target, component FROM automation.alert_history "
+                "WHERE rule_id = %s AND target = %s AND component = %s AND status = 'firing'",
+                (rule_id, target, component),
             ).fetchone()
         else:
             raise ValueError("give alert_id, or rule and component")
         if row is None:
             return False
-        rule_id, comp = row
+        rule_id, on_target, comp = row
         events = pl.DataFrame(
-            {"rule_id": [rule_id], "component": [comp], "at": [at], "value": [value]},
-            schema={"rule_id": pl.Int64, "component": pl.String, "at": TS, "value": pl.Float64},
+            {"rule_id": [rule_id], "target": [on_target], "component": [comp], "at": [at], "value": [value]},
+            schema={
+                "rule_id": pl.Int64,
+                "target": pl.String,
+                "component": pl.String,
+                "at": TS,
+                "value": pl.Float64,
+            },
         )
         active = supp.active(store.read_suppressions(conn), at)
         store.close_resolved(conn, _resolved_rows(events, active, resolution))
         conn.execute(
-            "DELETE FROM automation.alert_state WHERE rule_id = %s AND component = %s", (rule_id, comp)
+            "DELETE FROM automation.alert_state WHERE rule_id = %s AND target = %s AND component = %s",
+            (rule_id, on_target, comp),
         )
     return True

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 DEFAULT_REPEAT = timedelta(hours=4)  # Alertmanager's default repeat_interval
+DEFAULT_TARGET = store.DEFAULT_TARGET
 MAX_AGE = timedelta(hours=24)  # resolutions older than this are no longer worth announcing
 MAX_GROUPS_PER_MESSAGE = 15
 MAX_COMPONENTS_LISTED = 25
@@ -93,6 +94,7 @@ def _group_text(kind: str, rows: list[dict[str, Any]]) -> str:
         f"{escape(first['metric_name'])} {escape(first['condition'])} {_num(first['threshold'])}"
         f"{' for ' + str(first['duration_minutes']) + ' min' if first['duration_minutes'] else ''}"
         f" · {n} component{'s' if n != 1 else ''}"
+        f"{' · target `' + escape(first['target']) + '`' if first['target'] != DEFAULT_TARGET else ''}"
     )
     lines = [_line(kind, row) for row in rows[:MAX_COMPONENTS_LISTED]]
     if n > MAX_COMPONENTS_LISTED:
@@ -111,30 +113,37 @@ def build_messages(pending: pl.DataFrame) -> list[Message]:
         .then(pl.lit("firing"))
         .otherwise(pl.lit("repeat"))
     )
+    if "target" not in pending.columns:
+        pending = pending.with_columns(pl.lit(DEFAULT_TARGET).alias("target"))
     rows = pending.with_columns(kind.alias("kind")).sort("component").to_dicts()
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    # one group per rule and target: the same rule firing on two databases is two alerts
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["kind"], row["rule_id"]), []).append(row)
+        groups.setdefault((row["kind"], row["rule_id"], row["target"]), []).append(row)
     ordered = sorted(
         groups.items(),
         key=lambda item: (
             _SECTIONS[item[0][0]][0],
             _SEVERITY_ORDER.get(item[1][0]["severity"], 9),
             item[1][0]["rule_name"],
+            item[1][0]["target"] != DEFAULT_TARGET,
+            item[1][0]["target"],
         ),
     )
     messages = []
     for start in range(0, len(ordered), MAX_GROUPS_PER_MESSAGE):
         chunk = ordered[start : start + MAX_GROUPS_PER_MESSAGE]
-        counts = {k: sum(len(g) for (kk, _), g in chunk if kk == k) for k in _SECTIONS}
+        counts = {k: sum(len(g) for (kk, _, _), g in chunk if kk == k) for k in _SECTIONS}
         summary = " · ".join(
             f"{counts[k]} {label}"
             for k, label in (("firing", "firing"), ("repeat", "still firing"), ("resolved", "resolved"))
             if counts[k]
         )
-        text = "\n\n".join([f"*Autopilot alerts* — {summary}", *(_group_text(k, g) for (k, _), g in chunk)])
-        firing = tuple(r["id"] for (k, _), g in chunk if k != "resolved" for r in g)
-        resolved = tuple(r["id"] for (k, _), g in chunk if k == "resolved" for r in g)
+        text = "\n\n".join(
+            [f"*Autopilot alerts* — {summary}", *(_group_text(k, g) for (k, _, _), g in chunk)]
+        )
+        firing = tuple(r["id"] for (k, _, _), g in chunk if k != "resolved" for r in g)
+        resolved = tuple(r["id"] for (k, _, _), g in chunk if k == "resolved" for r in g)
         messages.append(Message(text, firing, resolved))
     return messages
 

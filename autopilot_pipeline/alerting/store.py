@@ -47,7 +47,8 @@ RULE_COLUMNS: dict[str, pl.DataType] = {
     "no_data_policy": pl.String(),
     "repeat_interval_minutes": pl.Int64(),
 }
-STORED_STATE_SCHEMA: dict[str, pl.DataType] = {**STATE_SCHEMA, "last_notified_at": TS}
+STORED_STATE_SCHEMA: dict[str, pl.DataType] = {**STATE_SCHEMA, "last_notified_at": TS, "target": pl.String()}
+DEFAULT_TARGET = "default"
 
 # ------------------------------------------------------------------------------------------------ engine
 
@@ -71,28 +72,25 @@ def read_rules(conn: psycopg.Connection) -> pl.DataFrame:
     return read_frame(conn, query, None, RULE_COLUMNS)
 
 
-def rule_target_problems(conn: psycopg.Connection, rule_ids: list[int]) -> pl.DataFrame:
-    """``(rule_id, reason)`` of rules whose ``target`` the engine cannot evaluate: an unknown target, or a
-    monitored target other than ``default`` (the engine reads the configured database's windows; alerts on
-    other targets come from Prometheus rules over the pushed ``target`` label). NULL means every target,
-    which today is the default one's data."""
+def rule_scopes(conn: psycopg.Connection, rule_ids: list[int]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(scopes, problems)``: ``(rule_id, target)`` for each target a rule applies to (NULL: every
+    registered target; a name: that target), and ``(rule_id, reason)`` of rules naming an unknown target."""
     rows = conn.execute(
-        "SELECT r.id, r.target, t.name IS NOT NULL FROM automation.alert_rules r "
-        "LEFT JOIN automation.targets t ON t.name = r.target "
-        "WHERE r.id = ANY(%s) AND r.target IS NOT NULL AND r.target <> 'default'",
+        "SELECT r.id, t.name, r.target FROM automation.alert_rules r "
+        "LEFT JOIN automation.targets t ON r.target IS NULL OR t.name = r.target "
+        "WHERE r.id = ANY(%s) ORDER BY r.id, t.name",
         (rule_ids,),
     ).fetchall()
+    scopes = [(rule_id, target) for rule_id, target, _ in rows if target is not None]
     problems = [
-        (
-            rule_id,
-            f"target '{target}' is not evaluated by this engine (it reads the default target; use a "
-            "Prometheus rule on the pushed target label)"
-            if known
-            else f"unknown target '{target}' (see `autopilot targets list`)",
-        )
-        for rule_id, target, known in rows
+        (rule_id, f"unknown target '{named}' (see `autopilot targets list`)")
+        for rule_id, target, named in rows
+        if target is None and named is not None
     ]
-    return pl.DataFrame(problems, schema={"rule_id": pl.Int64(), "reason": pl.String()}, orient="row")
+    return (
+        pl.DataFrame(scopes, schema={"rule_id": pl.Int64(), "target": pl.String()}, orient="row"),
+        pl.DataFrame(problems, schema={"rule_id": pl.Int64(), "reason": pl.String()}, orient="row"),
+    )
 
 
 def read_states(conn: psycopg.Connection) -> pl.DataFrame:
@@ -133,7 +131,19 @@ def predictions_available(conn: psycopg.Connection) -> bool:
     return {r[0] for r in rows} >= PREDICTION_COLUMNS
 
 
-def _read_anomalies(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+def _read_anomalies(
+    conn: psycopg.Connection, start: datetime, end: datetime, target: str = DEFAULT_TARGET
+) -> pl.DataFrame:
+    """AI-ops findings of ``target``: the default target's are logged into ``automation.health_log`` (the seed's
+    place); other targets' only into ``analytics.anomalies``, read as if logged (an hour's bucket is checked at
+    its end)."""
+    if target != DEFAULT_TARGET:
+        query = sql.SQL(
+            "SELECT {checked}, component, metric, confidence::text FROM analytics.anomalies "
+            "WHERE target = %s AND is_anomaly AND bucket_start + interval '1 hour' >= %s "
+            "AND bucket_start + interval '1 hour' < %s"
+        ).format(checked=sql.SQL("(extract(epoch FROM bucket_start + interval '1 hour') * 1000000)::bigint"))
+        return read_frame(conn, query, (target, start, end), catalog.ANOMALY_SCHEMA, ("checked_at",))
     query = sql.SQL(
         "SELECT {checked}, metadata->>'component', metadata->>'metric', metadata->>'confidence' "
         "FROM automation.health_log WHERE source = %s AND kind = 'anomaly' AND checked_at >= %s AND "
@@ -142,19 +152,29 @@ def _read_anomalies(conn: psycopg.Connection, start: datetime, end: datetime) ->
     return read_frame(conn, query, (AI_OPS_SOURCE, start, end), catalog.ANOMALY_SCHEMA, ("checked_at",))
 
 
-def _read_predictions(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+def _read_predictions(
+    conn: psycopg.Connection, start: datetime, end: datetime, target: str = DEFAULT_TARGET
+) -> pl.DataFrame:
     query = sql.SQL(
-        "SELECT {at}, component, metric, probability FROM {table} WHERE predicted_at >= %s AND "
-        "predicted_at < %s"
+        "SELECT {at}, component, metric, probability FROM {table} WHERE target = %s AND predicted_at >= %s "
+        "AND predicted_at < %s"
     ).format(at=epoch_us("predicted_at"), table=sql.Identifier(*PREDICTIONS_TABLE))
-    return read_frame(conn, query, (start, end), catalog.PREDICTION_SCHEMA, ("predicted_at",))
+    return read_frame(conn, query, (target, start, end), catalog.PREDICTION_SCHEMA, ("predicted_at",))
 
 
 def read_metric_inputs(
-    conn: psycopg.Connection, needed: Iterable[catalog.Source], now: datetime
+    conn: psycopg.Connection,
+    needed: Iterable[catalog.Source],
+    now: datetime,
+    target: str = DEFAULT_TARGET,
+    source: psycopg.Connection | None = None,
 ) -> catalog.MetricInputs:
-    """The windows ``(now - window, now]`` of the sources in ``needed``; predictions are None when the
-    AI-ops table does not exist yet."""
+    """The windows ``(now - window, now]`` of ``target``'s sources in ``needed``; predictions are None when
+    the AI-ops table does not exist yet.
+
+    Health checks, samples and migrations are read from ``source`` (the target's own database; default:
+    ``conn``), the AI-ops results from ``conn``, where the pipeline writes them under the target's name."""
+    source = conn if source is None else source
     needed = set(needed)
     end = now + _US  # readers take [start, end): make the evaluation instant inclusive
     frames: dict[str, pl.DataFrame | None] = {}
@@ -162,28 +182,32 @@ def read_metric_inputs(
         catalog.Source.HEALTH: ("health", sources.read_health_window),
         catalog.Source.MIGRATIONS: ("migrations", sources.read_migrations_window),
         catalog.Source.SAMPLES: ("samples", sources.read_samples_window),
-        catalog.Source.ANOMALIES: ("anomalies", _read_anomalies),
     }
-    for source, (field, reader) in readers.items():
-        if source in needed:
-            frames[field] = reader(conn, now - catalog.window_for(source) + _US, end)
+    for kind, (field, reader) in readers.items():
+        if kind in needed:
+            frames[field] = reader(source, now - catalog.window_for(kind) + _US, end)
+    if catalog.Source.ANOMALIES in needed:
+        window = catalog.window_for(catalog.Source.ANOMALIES)
+        frames["anomalies"] = _read_anomalies(conn, now - window + _US, end, target)
     if catalog.Source.PREDICTIONS in needed and predictions_available(conn):
         frames["predictions"] = _read_predictions(
-            conn, now - catalog.window_for(catalog.Source.PREDICTIONS) + _US, end
+            conn, now - catalog.window_for(catalog.Source.PREDICTIONS) + _US, end, target
         )
     return catalog.MetricInputs(now=now, **frames)  # type: ignore[arg-type]
 
 
 def apply_state_changes(conn: psycopg.Connection, removed: pl.DataFrame, upserts: pl.DataFrame) -> None:
-    """Delete the instances ``removed`` (rule_id, component) and write ``upserts`` (whole rows, replacing any
-    stored row with the same key): the write of one evaluation is proportional to its transitions."""
-    keys = pl.concat([removed.select("rule_id", "component"), upserts.select("rule_id", "component")])
+    """Delete the instances ``removed`` (rule_id, target, component) and write ``upserts`` (whole rows,
+    replacing any stored row with the same key): the write of one evaluation is proportional to its
+    transitions."""
+    key = ["rule_id", "target", "component"]
+    keys = pl.concat([removed.select(key), upserts.select(key)])
     if keys.height:
         conn.execute(
-            "DELETE FROM automation.alert_state s USING unnest(%s::bigint[], %s::text[]) AS k(rule_id, "
-            "component) "
-            "WHERE s.rule_id = k.rule_id AND s.component = k.component",
-            (keys["rule_id"].to_list(), keys["component"].to_list()),
+            "DELETE FROM automation.alert_state s USING unnest(%s::bigint[], %s::text[], %s::text[]) AS "
+            "k(rule_id, target, component) "
+            "WHERE s.rule_id = k.rule_id AND s.target = k.target AND s.component = k.component",
+            (keys["rule_id"].to_list(), keys["target"].to_list(), keys["component"].to_list()),
         )
     copy_frame(conn, "automation.alert_state", upserts.select(list(STORED_STATE_SCHEMA)))
 
@@ -191,6 +215,7 @@ def apply_state_changes(conn: psycopg.Connection, removed: pl.DataFrame, upserts
 _FIRED_COLUMNS = [
     "rule_id",
     "rule_name",
+    "target",
     "component",
     "severity",
     "value",
@@ -208,7 +233,8 @@ def insert_fired(conn: psycopg.Connection, fired: pl.DataFrame) -> int:
     if fired.height == 0:
         return 0
     conn.execute(
-        "CREATE TEMP TABLE _alert_fired (rule_id bigint, rule_name text, component text, severity text, "
+        "CREATE TEMP TABLE _alert_fired (rule_id bigint, rule_name text, target text, component text, "
+        "severity text, "
         "value double precision, threshold double precision, message text, fired_at timestamptz, "
         "suppressed boolean, suppression_id bigint, metadata jsonb) ON COMMIT DROP"
     )
@@ -217,7 +243,7 @@ def insert_fired(conn: psycopg.Connection, fired: pl.DataFrame) -> int:
     cur = conn.execute(
         sql.SQL(
             "INSERT INTO automation.alert_history ({cols}) SELECT {cols} FROM _alert_fired "
-            "ON CONFLICT (rule_id, component) WHERE status = 'firing' DO NOTHING"
+            "ON CONFLICT (rule_id, target, component) WHERE status = 'firing' DO NOTHING"
         ).format(cols=cols)
     )
     conn.execute("DROP TABLE _alert_fired")
@@ -225,27 +251,33 @@ def insert_fired(conn: psycopg.Connection, fired: pl.DataFrame) -> int:
 
 
 def close_resolved(conn: psycopg.Connection, resolved: pl.DataFrame) -> int:
-    """Close the open history row of each resolved instance (rule_id, component, resolved_at,
+    """Close the open history row of each resolved instance (rule_id, target, component, resolved_at,
     resolved_value, resolution, resolved_suppressed)."""
     if resolved.height == 0:
         return 0
     conn.execute(
-        "CREATE TEMP TABLE _alert_resolved (rule_id bigint, component text, resolved_at timestamptz, "
+        "CREATE TEMP TABLE _alert_resolved (rule_id bigint, target text, component text, resolved_at timestamptz, "
         "resolved_value double precision, resolution text, resolved_suppressed boolean) ON COMMIT DROP"
     )
     copy_frame(
         conn,
         "pg_temp._alert_resolved",
         resolved.select(
-            "rule_id", "component", "resolved_at", "resolved_value", "resolution", "resolved_suppressed"
+            "rule_id",
+            "target",
+            "component",
+            "resolved_at",
+            "resolved_value",
+            "resolution",
+            "resolved_suppressed",
         ),
     )
     cur = conn.execute(
         "UPDATE automation.alert_history h SET status = 'resolved', resolved_at = r.resolved_at, "
         "resolved_value = r.resolved_value, resolution = r.resolution, resolved_suppressed = "
         "r.resolved_suppressed "
-        "FROM _alert_resolved r WHERE h.rule_id = r.rule_id AND h.component = r.component AND h.status = "
-        "'firing'"
+        "FROM _alert_resolved r WHERE h.rule_id = r.rule_id AND h.target = r.target AND h.component = "
+        "r.component AND h.status = 'firing'"
     )
     conn.execute("DROP TABLE _alert_resolved")
     return cur.rowcount
@@ -260,6 +292,28 @@ def close_orphans(conn: psycopg.Connection, now: datetime, disabled_rule_ids: Se
         "resolution = CASE WHEN rule_id IS NULL THEN 'rule deleted' ELSE 'rule disabled' END "
         "WHERE status = 'firing' AND (rule_id IS NULL OR rule_id = ANY(%s))",
         (now, ids),
+    )
+    return cur.rowcount
+
+
+def close_out_of_scope(conn: psycopg.Connection, now: datetime, scopes: pl.DataFrame) -> int:
+    """Resolve open rows, and forget instances, of enabled rules on a target they no longer apply to (the
+    target was removed, or the rule now names another one); ``scopes`` holds the (rule_id, target) pairs
+    that still apply. Disabled and deleted rules are :func:`close_orphans`' business."""
+    pairs = (scopes["rule_id"].to_list(), scopes["target"].to_list())
+    stale = (
+        "{table}.rule_id IN (SELECT id FROM automation.alert_rules WHERE enabled) AND NOT EXISTS "
+        "(SELECT 1 FROM unnest(%s::bigint[], %s::text[]) AS k(rule_id, target) "
+        "WHERE k.rule_id = {table}.rule_id AND k.target = {table}.target)"
+    )
+    conn.execute(
+        "DELETE FROM automation.alert_state WHERE " + stale.format(table="automation.alert_state"), pairs
+    )
+    cur = conn.execute(
+        "UPDATE automation.alert_history SET status = 'resolved', resolved_at = %s, "
+        "resolution = 'target no longer watched' WHERE status = 'firing' AND "
+        + stale.format(table="automation.alert_history"),
+        (now, *pairs),
     )
     return cur.rowcount
 
@@ -314,6 +368,8 @@ PENDING_SCHEMA: dict[str, pl.DataType] = {
     "condition": pl.String(),
     "duration_minutes": pl.Int64(),
 }
+#: What :func:`read_pending_notifications` returns: the pending rows and the target each alert is about.
+PENDING_TARGET_SCHEMA: dict[str, pl.DataType] = {**PENDING_SCHEMA, "target": pl.String()}
 
 
 def lock_notifier(conn: psycopg.Connection) -> bool:
@@ -339,7 +395,7 @@ def read_pending_notifications(
         "{fired}, {resolved}, h.resolved_value, {notified}, {last_notified}, h.suppressed, "
         # what the engine recorded when the alert fired, not the rule as it reads now
         "coalesce(h.metadata->>'metric_name', r.metric_name), coalesce(h.metadata->>'condition', r.condition), "
-        "coalesce((h.metadata->>'duration_minutes')::int, r.duration_minutes) "
+        "coalesce((h.metadata->>'duration_minutes')::int, r.duration_minutes), h.target "
         "FROM automation.alert_history h JOIN automation.alert_rules r ON r.id = h.rule_id "
         "WHERE r.notify_slack AND ("
         " (h.status = 'firing' AND h.fired_at <= %(now)s AND (h.last_notified_at IS NULL OR "
@@ -356,7 +412,7 @@ def read_pending_notifications(
         last_notified=sql.SQL("(extract(epoch FROM h.last_notified_at) * 1000000)::bigint"),
     )
     params = {"now": now, "repeat": int(default_repeat / timedelta(minutes=1)), "oldest": now - max_age}
-    return read_frame(conn, query, params, PENDING_SCHEMA, ts)
+    return read_frame(conn, query, params, PENDING_TARGET_SCHEMA, ts)
 
 
 def mark_notified(
@@ -371,7 +427,8 @@ def mark_notified(
         )
         conn.execute(
             "UPDATE automation.alert_state s SET last_notified_at = %(now)s FROM automation.alert_history h "
-            "WHERE h.id = ANY(%(ids)s) AND s.rule_id = h.rule_id AND s.component = h.component",
+            "WHERE h.id = ANY(%(ids)s) AND s.rule_id = h.rule_id AND s.target = h.target AND "
+            "s.component = h.component",
             {"now": now, "ids": list(firing_ids)},
         )
     if resolved_ids:

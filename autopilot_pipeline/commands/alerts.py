@@ -103,13 +103,15 @@ def _list(args: argparse.Namespace) -> int:
             )
             history = read_frame(
                 conn,
-                "SELECT rule_name, component, status, value, to_char(fired_at AT TIME ZONE 'UTC', "
+                "SELECT rule_name, target, component, status, value, to_char(fired_at AT TIME ZONE 'UTC', "
                 "'YYYY-MM-DD HH24:MI'), to_char(resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
                 "suppressed, notified_at IS NOT NULL FROM automation.alert_history ORDER BY fired_at DESC, "
                 "id DESC "
                 "LIMIT %s",
                 (args.history,),
-                _schema("rule:s component:s status:s value:f fired_utc:s resolved_utc:s muted:b notified:b"),
+                _schema(
+                    "rule:s target:s component:s status:s value:f fired_utc:s resolved_utc:s muted:b notified:b"
+                ),
             )
     finally:
         server.release(db)

@@ -125,14 +125,16 @@ def read_metrics_snapshot(
     )
     firing: dict[str, int] = {}
     anomalies = None
+    # the alert engine evaluates every target: each target's push carries its own firing alerts
+    firing = dict(
+        conn.execute(
+            "SELECT r.severity, count(*) FROM automation.alert_state s "
+            "JOIN automation.alert_rules r ON r.id = s.rule_id WHERE s.state = 'firing' AND r.enabled "
+            "AND s.target = %s GROUP BY 1",
+            (target,),
+        ).fetchall()
+    )
     if own:
-        firing = dict(
-            conn.execute(
-                "SELECT r.severity, count(*) FROM automation.alert_state s "
-                "JOIN automation.alert_rules r ON r.id = s.rule_id WHERE s.state = 'firing' AND r.enabled "
-                "GROUP BY 1"
-            ).fetchall()
-        )
         anomalies = read_frame(
             conn,
             "SELECT metadata->>'component', coalesce(metadata->>'metric', 'unknown'), count(*)::float8 "
@@ -158,7 +160,7 @@ def read_metrics_snapshot(
         migrations_success_rate=100.0 * migrations_ok / migrations if migrations else None,
         deployment_success_rate=100.0 * deployments_ok / deployments if deployments else None,
         migration_duration_ms=duration,
-        alerts_firing={severity: int(firing.get(severity, 0)) for severity in SEVERITIES} if own else {},
+        alerts_firing={severity: int(firing.get(severity, 0)) for severity in SEVERITIES},
         anomalies_total=anomalies,
         failure_probability=predictions,
     )

@@ -28,8 +28,17 @@ SOURCES = [
 
 def evaluation_metadata(result: EvaluationResult) -> dict[str, object]:
     """Counts (charted over time by the UI) and markdown tables of active alerts and skipped rules."""
+    # the target column only once another target than `default` has an alert
+    many = result.instances.filter(pl.col("target") != "default").height > 0
     active = result.instances.select(
-        "state", "severity", "rule", "component", pl.col("value").round(3), "active_at", "fired_at"
+        "state",
+        "severity",
+        "rule",
+        *(["target"] if many else []),
+        "component",
+        pl.col("value").round(3),
+        "active_at",
+        "fired_at",
     )
     return {
         "evaluated_at": result.evaluated_at.isoformat(),
