@@ -271,15 +271,19 @@ def slow_queries(
         written = write_slow_queries(conn, analysis)
         publish(postgres, conn, target, copy_slow_queries)
     frame = analysis.frame
-    shown = frame.select(
-        "calls",
-        pl.col("mean_ms").round(1),
-        pl.col("p95_ms").round(1),
-        "is_new",
-        pl.col("index_key").str.replace("missing_index:", "").alias("index"),
-        pl.col("saving_pct").round(1),
-        "verification",
-        _short("normalized_query", 80),
+    shown = (  # no statistics at all (a new target): an empty frame without numeric columns
+        frame.select(
+            "calls",
+            pl.col("mean_ms").round(1),
+            pl.col("p95_ms").round(1),
+            "is_new",
+            pl.col("index_key").str.replace("missing_index:", "").alias("index"),
+            pl.col("saving_pct").round(1),
+            "verification",
+            _short("normalized_query", 80),
+        )
+        if frame.height
+        else frame
     )
     new = frame.filter(pl.col("is_new")) if frame.height else frame
     return dg.MaterializeResult(
@@ -304,7 +308,10 @@ def slow_queries(
                 else "no new slow query shapes",
                 metadata={
                     "new_slow_queries": preview(
-                        new.select("calls", pl.col("mean_ms").round(1), _short("normalized_query")), rows=20
+                        new.select("calls", pl.col("mean_ms").round(1), _short("normalized_query"))
+                        if new.height
+                        else new,
+                        rows=20,
                     )
                 },
             )
