@@ -118,6 +118,13 @@ def test_profiling_a_target_reads_its_database_and_writes_rows_under_its_name(sh
     }
     assert advice == EXPECTED
     assert {table: rows(conn, table, "default") for table in TABLES} == before  # default's rows untouched
+    # the seed's views still describe the pipeline's own database
+    assert not conn.execute(
+        "SELECT count(*) FROM automation.table_health WHERE schema_name = 'shop'"
+    ).fetchone()[0]
+    assert not conn.execute(
+        "SELECT count(*) FROM automation.open_recommendations WHERE target <> 'default'"
+    ).fetchone()[0]
 
     # the AI-ops optimizations of each target show that target's advice only
     shop_report = optimize_system(conn, refresh=False, target="shop_b")

@@ -167,7 +167,12 @@ def _optimize(args: argparse.Namespace) -> int:
                 target = targets.get_target(conn, targets.validate_name(args.target))
                 with targets.connect_target(target) as source:
                     report, actions = _run(source, args, settings)
-                    copy_recommendations(source, conn, target.name)
+                    try:
+                        copy_recommendations(source, conn, target.name)
+                    except psycopg.Error as exc:
+                        raise AutopilotError(
+                            f"storing {target.name}'s recommendations failed: {' '.join(str(exc).split())}"
+                        ) from exc
     finally:
         server.release(db)
     if args.json:
