@@ -4,6 +4,7 @@ third target points at a closed port."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ from autopilot_pipeline.profiling.store.recommendations import optimize_system
 from autopilot_pipeline.profiling.store.remediation import remediate
 
 from . import profiling_workload as w
+from .conftest import _create_database, _drop_database
 from .test_profiling_db import (
     ASSETS,
     EXPECTED,
@@ -199,3 +201,27 @@ def test_schedule_requests_one_profiling_run_per_target(shop_b, pg_url):
         ("down:2026-03-02", "down"),
         ("shop_b:2026-03-02", "shop_b"),
     ]
+
+
+def test_a_target_without_the_current_schema_fails_its_run_in_one_line(
+    shop_b, pg_server, pg_url, monkeypatch
+):
+    name = f"bare_{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("BARE_URL", _create_database(pg_server, name))  # never migrated
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            targets.add_target(conn, "bare", url_env="BARE_URL")
+        result = profile(pg_url, "bare")
+        assert not result.success
+        messages = {
+            e.step_failure_data.error.message.strip()
+            for e in result.all_events
+            if e.event_type_value == "STEP_FAILURE"
+        }
+        assert messages
+        for message in messages:  # one line, saying what to do
+            (line,) = [x for x in message.splitlines() if "target 'bare'" in x]
+            assert "target 'bare': database schema is not up to date (" in line
+            assert line.endswith("run `autopilot db migrate` against it")
+    finally:
+        _drop_database(pg_server, name)

@@ -166,6 +166,11 @@ def _optimize(args: argparse.Namespace) -> int:
             else:
                 target = targets.get_target(conn, targets.validate_name(args.target))
                 with targets.connect_target(target) as source:
+                    if migrate.pending(source):
+                        raise AutopilotError(
+                            f"target {target.name!r}: its schema is not up to date: run `autopilot db migrate` "
+                            "against it"
+                        )
                     report, actions = _run(source, args, settings)
                     try:
                         copy_recommendations(source, conn, target.name)

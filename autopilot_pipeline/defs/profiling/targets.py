@@ -18,6 +18,7 @@ import psycopg
 from autopilot_pipeline.defs.partitions import DEFAULT_TARGET
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.errors import AutopilotError
+from autopilot_pipeline.postgres import migrate
 from autopilot_pipeline.postgres.targets import validate_name
 
 TARGET_TAG = "autopilot/target"
@@ -34,8 +35,14 @@ def profiling_target(context: dg.AssetExecutionContext) -> str:
 
 @contextmanager
 def target_database(postgres: PostgresResource, target: str) -> Iterator[psycopg.Connection]:
-    """The database profiled for ``target``: the configured one for ``default``, else the target's own."""
+    """The database profiled for ``target``: the configured one for ``default``, else the target's own,
+    whose ``automation`` schema must be as current as ours (profiling writes its working state there)."""
     with postgres.connect_source(target) as conn:
+        if target != DEFAULT_TARGET:
+            try:
+                migrate.require_current(conn)
+            except AutopilotError as exc:
+                raise dg.Failure(description=f"target {target!r}: {exc} against it") from None
         yield conn
 
 
