@@ -16,6 +16,7 @@ import dagster as dg
 from autopilot_pipeline import settings, shutdown
 from autopilot_pipeline.defs import partitions
 from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START
+from autopilot_pipeline.defs.profiling.targets import TARGET_TAG as PROFILING_TARGET_TAG
 from autopilot_pipeline.postgres import targets
 from autopilot_pipeline.postgres.server import Database, connect
 
@@ -116,7 +117,7 @@ def run_job(
     target: str = DEFAULT_TARGET,
 ) -> RunSummary:
     """Run a job once: unpartitioned ones (alert evaluation, profiling, metrics push) now, a partitioned
-    one (AI ops) for ``partition_key``.
+    one (AI ops) for ``partition_key``. Profiling profiles ``target`` (run tag ``autopilot/target``).
 
     ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"settings": {"lookback_hours": 168}}}``.
     """
@@ -127,8 +128,13 @@ def run_job(
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
     if resources:
         run_config["resources"] = {key: {"config": config} for key, config in resources.items()}
+    tags = {PROFILING_TARGET_TAG: target} if job_name == "profiling_job" else None
     result = job.execute_in_process(
-        instance=instance, run_config=run_config or None, partition_key=partition_key, raise_on_error=False
+        instance=instance,
+        run_config=run_config or None,
+        partition_key=partition_key,
+        tags=tags,
+        raise_on_error=False,
     )
     shutdown.raise_if_requested()
     return RunSummary(job_name, partition_key or "now", result.success, result.run_id)

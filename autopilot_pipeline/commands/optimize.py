@@ -1,9 +1,11 @@
-"""``autopilot optimize [--json] [--dry-run | --apply]``: the seed's ``optimize_system`` task.
+"""``autopilot optimize [--json] [--dry-run | --apply] [--target NAME]``: the seed's ``optimize_system`` task.
 
 Re-reads query and table statistics, re-plans the heaviest queries (verifying index advice with HypoPG
 when it is installed), refreshes ``automation.performance_recommendations`` and prints the optimizations.
 ``--dry-run`` records what auto-remediation would do; ``--apply`` builds the high-priority, planner-verified
 indexes with CREATE INDEX CONCURRENTLY. Both are written to ``automation.remediation_audit``.
+``--target NAME`` does all of it in that monitored target's database (indexes are built only there) and
+stores its recommendations here under its name, as its profiling run does.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from typing import Any
 import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import migrate, server
+from autopilot_pipeline.postgres import migrate, server, targets
 from autopilot_pipeline.profiling.savings import savings_lines
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 from autopilot_pipeline.profiling.store.remediation import remediate
+from autopilot_pipeline.profiling.store.targets import copy_recommendations
 
 __all__ = ["optimize_system", "register"]
 
@@ -34,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--json", action="store_true", help="print the optimize_system JSON")
+    parser.add_argument(
+        "--target",
+        default=targets.DEFAULT,
+        help="the monitored target to optimize (default: default, the configured database)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="record and show what --apply would do")
     mode.add_argument(
@@ -123,6 +131,22 @@ def _index_lines(item: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _run(
+    conn: psycopg.Connection, args: argparse.Namespace, settings: ProfilingSettings
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """optimize_system and, when asked, remediation, both in ``conn``'s database."""
+    try:
+        report = optimize_system(conn, settings)
+        actions = (
+            remediate(conn, apply=args.apply, actor=_actor(), settings=settings)
+            if args.apply or args.dry_run
+            else None
+        )
+    except psycopg.Error as exc:
+        raise AutopilotError(f"optimize failed: {' '.join(str(exc).split())}") from exc
+    return report, actions
+
+
 def _optimize(args: argparse.Namespace) -> int:
     if args.lookback_hours <= 0:
         raise AutopilotError(f"--lookback-hours must be > 0, got {args.lookback_hours:g}")
@@ -137,15 +161,23 @@ def _optimize(args: argparse.Namespace) -> int:
                 raise AutopilotError(
                     f"{len(pending)} migration(s) not applied ({pending[0].version} ...): run `autopilot db migrate`"
                 )
-            try:
-                report = optimize_system(conn, settings)
-                actions = (
-                    remediate(conn, apply=args.apply, actor=_actor(), settings=settings)
-                    if args.apply or args.dry_run
-                    else None
-                )
-            except psycopg.Error as exc:
-                raise AutopilotError(f"optimize failed: {' '.join(str(exc).split())}") from exc
+            if args.target == targets.DEFAULT:
+                report, actions = _run(conn, args, settings)
+            else:
+                target = targets.get_target(conn, targets.validate_name(args.target))
+                with targets.connect_target(target) as source:
+                    if migrate.pending(source):
+                        raise AutopilotError(
+                            f"target {target.name!r}: its schema is not up to date: run `autopilot db migrate` "
+                            "against it"
+                        )
+                    report, actions = _run(source, args, settings)
+                    try:
+                        copy_recommendations(source, conn, target.name)
+                    except psycopg.Error as exc:
+                        raise AutopilotError(
+                            f"storing {target.name}'s recommendations failed: {' '.join(str(exc).split())}"
+                        ) from exc
     finally:
         server.release(db)
     if args.json:

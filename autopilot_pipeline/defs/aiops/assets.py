@@ -18,14 +18,12 @@ from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.partitions import (
-    DEFAULT_TARGET,
     SAME_TARGET_OVERLAPPING_TIME,
     analysis_hours_by_target,
     analysis_time,
     run_target,
 )
 from autopilot_pipeline.defs.resources import PostgresResource
-from autopilot_pipeline.profiling.report import assemble_optimizations
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
 
 GROUP = "aiops"
@@ -61,11 +59,9 @@ def every_six_hours(ignore: list[dg.AssetKey] | None = None) -> dg.AutomationCon
 
 
 def _recommendations(conn: psycopg.Connection, target: str) -> dict:
-    """The open profiling recommendations: profiling watches the configured database (``default``) only, so
-    another target gets none rather than the default's."""
-    if target == DEFAULT_TARGET:
-        return optimize_system(conn, refresh=False)
-    return assemble_optimizations([])
+    """The target's open profiling recommendations (another target's are the copies its profiling run
+    stored here)."""
+    return optimize_system(conn, refresh=False, target=target)
 
 
 def _table(frame: pl.DataFrame, rows: int = 25) -> dg.MetadataValue:

@@ -10,6 +10,7 @@ import polars as pl
 
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.profiling.resources import ProfilingResource
+from autopilot_pipeline.defs.profiling.targets import profiling_target, publish, target_database
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.profiling.report import assemble_optimizations
 from autopilot_pipeline.profiling.savings import savings_report
@@ -23,8 +24,15 @@ from autopilot_pipeline.profiling.store.savings import read_realized_savings, tr
 from autopilot_pipeline.profiling.store.slow_queries import analyze_slow_queries, write_slow_queries
 from autopilot_pipeline.profiling.store.statements import (
     collect_query_stats,
+    db_now,
     latest_query_stats,
     write_query_stats,
+)
+from autopilot_pipeline.profiling.store.targets import (
+    copy_query_stats,
+    copy_recommendations,
+    copy_slow_queries,
+    copy_table_statistics,
 )
 
 GROUP = "profiling"
@@ -91,13 +99,18 @@ def _short(column: str, width: int = 90) -> pl.Expr:
     "from query_performance over the lookback window and from pg_stat_statements since its last snapshot. "
     "Fingerprints by PostgreSQL's own parser (pglast), so literals never split a query shape.",
 )
-def query_stats(postgres: PostgresResource, profiling: ProfilingResource) -> dg.MaterializeResult:
+def query_stats(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, profiling: ProfilingResource
+) -> dg.MaterializeResult:
     settings = profiling.settings
-    with postgres.connect() as conn, conn.transaction():  # the pg_stat_statements diff and snapshot together
-        result = collect_query_stats(conn, settings, store_snapshot=True)
-        written = write_query_stats(conn, result)
-        # the catalog at the same moment: an index that appeared since the last run lies between two windows
-        observation = track_applied_indexes(conn, at=result.window_end)
+    target = profiling_target(context)
+    with target_database(postgres, target) as conn:
+        with conn.transaction():  # the pg_stat_statements diff and snapshot together
+            result = collect_query_stats(conn, settings, store_snapshot=True)
+            written = write_query_stats(conn, result)
+            # the catalog at the same moment: an index that appeared since the last run lies between two windows
+            observation = track_applied_indexes(conn, at=result.window_end)
+        publish(postgres, conn, target, lambda src, own, t: copy_query_stats(src, own, t, result.window_end))
     stats = result.stats
     top = (
         stats.sort("total_ms", descending=True)
@@ -118,6 +131,7 @@ def query_stats(postgres: PostgresResource, profiling: ProfilingResource) -> dg.
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": written,
+            "target": target,
             "window_start": result.window_start.isoformat(),
             "window_end": result.window_end.isoformat(),
             "query_log_rows": result.rows_read,
@@ -173,11 +187,14 @@ def query_stats(postgres: PostgresResource, profiling: ProfilingResource) -> dg.
     description="Snapshot of every user table's health: sequential vs index scans, live/dead tuples, last "
     "(auto)vacuum/analyze, cache hits, sizes, transaction-ID age (feeds the seed's table_health view).",
 )
-def table_statistics(postgres: PostgresResource) -> dg.MaterializeResult:
-    with postgres.connect() as conn:
+def table_statistics(context: dg.AssetExecutionContext, postgres: PostgresResource) -> dg.MaterializeResult:
+    target = profiling_target(context)
+    with target_database(postgres, target) as conn:
         frame = collect_table_statistics(conn)
+        captured_at = db_now(conn)
         with conn.transaction():
-            written = write_table_statistics(conn, frame)
+            written = write_table_statistics(conn, frame, captured_at)
+        publish(postgres, conn, target, lambda src, own, t: copy_table_statistics(src, own, t, captured_at))
     worst = (
         frame.with_columns(
             (100.0 * pl.col("n_dead_tup") / (pl.col("n_live_tup") + pl.col("n_dead_tup")).clip(lower_bound=1))
@@ -209,6 +226,7 @@ def table_statistics(postgres: PostgresResource) -> dg.MaterializeResult:
         metadata={
             "dagster/table_name": "automation.table_statistics",
             "dagster/row_count": written,
+            "target": target,
             "tables": frame.height,
             "total_mb": round(float(frame["total_bytes"].sum() or 0) / 1048576, 2) if frame.height else 0.0,
             "dead_tuples": int(frame["n_dead_tup"].sum() or 0) if frame.height else 0,
@@ -242,28 +260,37 @@ def table_statistics(postgres: PostgresResource) -> dg.MaterializeResult:
     "that helps, verified by the planner with HypoPG hypothetical indexes (Dexter's rule: >= 50 % cheaper "
     "on queries costing >= 100), or a labelled heuristic without HypoPG.",
 )
-def slow_queries(postgres: PostgresResource, profiling: ProfilingResource) -> dg.MaterializeResult:
+def slow_queries(
+    context: dg.AssetExecutionContext, postgres: PostgresResource, profiling: ProfilingResource
+) -> dg.MaterializeResult:
     settings = profiling.settings
-    with postgres.connect() as conn:
+    target = profiling_target(context)
+    with target_database(postgres, target) as conn:
         stats = latest_query_stats(conn)
         analysis = analyze_slow_queries(conn, stats, settings)
         written = write_slow_queries(conn, analysis)
+        publish(postgres, conn, target, copy_slow_queries)
     frame = analysis.frame
-    shown = frame.select(
-        "calls",
-        pl.col("mean_ms").round(1),
-        pl.col("p95_ms").round(1),
-        "is_new",
-        pl.col("index_key").str.replace("missing_index:", "").alias("index"),
-        pl.col("saving_pct").round(1),
-        "verification",
-        _short("normalized_query", 80),
+    shown = (  # no statistics at all (a new target): an empty frame without numeric columns
+        frame.select(
+            "calls",
+            pl.col("mean_ms").round(1),
+            pl.col("p95_ms").round(1),
+            "is_new",
+            pl.col("index_key").str.replace("missing_index:", "").alias("index"),
+            pl.col("saving_pct").round(1),
+            "verification",
+            _short("normalized_query", 80),
+        )
+        if frame.height
+        else frame
     )
     new = frame.filter(pl.col("is_new")) if frame.height else frame
     return dg.MaterializeResult(
         metadata={
             "dagster/table_name": "automation.slow_queries",
             "dagster/row_count": written,
+            "target": target,
             "slow_queries": int(frame["is_slow"].sum()) if frame.height else 0,
             "analyzed": int((frame["plan_cost"].is_not_null()).sum()) if frame.height else 0,
             "with_index_advice": int(frame["index_key"].is_not_null().sum()) if frame.height else 0,
@@ -281,7 +308,10 @@ def slow_queries(postgres: PostgresResource, profiling: ProfilingResource) -> dg
                 else "no new slow query shapes",
                 metadata={
                     "new_slow_queries": preview(
-                        new.select("calls", pl.col("mean_ms").round(1), _short("normalized_query")), rows=20
+                        new.select("calls", pl.col("mean_ms").round(1), _short("normalized_query"))
+                        if new.height
+                        else new,
+                        rows=20,
                     )
                 },
             )
@@ -308,12 +338,14 @@ def slow_queries(postgres: PostgresResource, profiling: ProfilingResource) -> dg
     "ratio and connection pressure, under stable keys (reruns update; implemented advice is recognized).",
 )
 def performance_recommendations(
-    postgres: PostgresResource, profiling: ProfilingResource
+    context: dg.AssetExecutionContext, postgres: PostgresResource, profiling: ProfilingResource
 ) -> dg.MaterializeResult:
-    with postgres.connect() as conn:
+    target = profiling_target(context)
+    with target_database(postgres, target) as conn:
         run = generate_recommendations(conn, profiling.settings)
         open_recs = read_open_recommendations(conn)
         savings = savings_report(read_realized_savings(conn))
+        publish(postgres, conn, target, copy_recommendations)
     report = {**assemble_optimizations(open_recs), "realizedSavings": savings}
     table = pl.DataFrame(
         [
@@ -343,6 +375,7 @@ def performance_recommendations(
     return dg.MaterializeResult(
         metadata={
             "dagster/table_name": "automation.performance_recommendations",
+            "target": target,
             "open_recommendations": len(open_recs),
             "high_priority": high,
             **{f"type_{k}": v for k, v in run.by_type.items()},
@@ -413,7 +446,8 @@ def remediation_audit(
     context: dg.AssetExecutionContext, postgres: PostgresResource, profiling: ProfilingResource
 ) -> dg.MaterializeResult:
     apply = profiling.settings.auto_remediate
-    with postgres.connect() as conn:
+    target = profiling_target(context)
+    with target_database(postgres, target) as conn:  # indexes are built only where the advice came from
         results = remediate(
             conn,
             apply=apply,
@@ -439,6 +473,7 @@ def remediation_audit(
         context.log.warning(f"remediation of {r.get('key')} failed: {r.get('error')}")
     return dg.MaterializeResult(
         metadata={
+            "target": target,
             "mode": "apply" if apply else "dry_run",
             "applied": sum(1 for r in results if r.get("result") == "applied"),
             "failed": len(failed),

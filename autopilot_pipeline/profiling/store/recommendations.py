@@ -52,6 +52,8 @@ from autopilot_pipeline.profiling.store.slow_queries import (
 )
 from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS, collect_query_stats, db_now
 
+DEFAULT = "default"  # this database's own rows (migration 0014); other targets' are copies of theirs
+
 # --------------------------------------------------------------------------------------------- recommendations
 
 
@@ -201,7 +203,7 @@ def generate_recommendations(
                     (recommendation_key, recommendation_type, priority, table_name, description, action_sql, impact,
                      estimated_improvement_pct, metadata, last_seen_at)
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
-                ON CONFLICT (recommendation_key) DO UPDATE SET
+                ON CONFLICT (target, recommendation_key) DO UPDATE SET
                     recommendation_type = excluded.recommendation_type, priority = excluded.priority,
                     table_name = excluded.table_name, description = excluded.description,
                     action_sql = excluded.action_sql, impact = excluded.impact,
@@ -224,7 +226,8 @@ def generate_recommendations(
         produced = [r.key for r in recs]
         open_rows = conn.execute(
             "SELECT recommendation_key, recommendation_type, table_name, created_at "
-            "FROM automation.performance_recommendations WHERE NOT implemented AND NOT (recommendation_key = ANY(%s))",
+            "FROM automation.performance_recommendations "
+            "WHERE target = 'default' AND NOT implemented AND NOT (recommendation_key = ANY(%s))",
             (produced,),
         ).fetchall()
         open_recs = [
@@ -241,12 +244,13 @@ def generate_recommendations(
         for key, resolution in implemented.items():
             conn.execute(
                 "UPDATE automation.performance_recommendations SET implemented = true, implemented_at = now(), "
-                "resolution = %s, updated_at = now() WHERE recommendation_key = %s",
+                "resolution = %s, updated_at = now() WHERE target = 'default' AND recommendation_key = %s",
                 (resolution, key),
             )
         if obsolete:
             conn.execute(
-                "DELETE FROM automation.performance_recommendations WHERE recommendation_key = ANY(%s)",
+                "DELETE FROM automation.performance_recommendations "
+                "WHERE target = 'default' AND recommendation_key = ANY(%s)",
                 (obsolete,),
             )
     return RecommendationRun(recs, implemented, obsolete, bool(analysis and analysis.hypopg))
@@ -272,9 +276,10 @@ _REC_COLUMNS = (
 
 
 def read_open_recommendations(
-    conn: psycopg.Connection, include_implemented: bool = False
+    conn: psycopg.Connection, include_implemented: bool = False, target: str = DEFAULT
 ) -> list[dict[str, Any]]:
-    """Recommendations as dicts, highest priority and improvement first."""
+    """``target``'s recommendations as dicts, highest priority and improvement first. This database's own
+    are ``default``'s; another target's are the copies its profiling run stored here."""
     rows = conn.execute(
         sql.SQL(
             "SELECT {cols} FROM automation.performance_recommendations {where} "
@@ -282,21 +287,29 @@ def read_open_recommendations(
             "estimated_improvement_pct DESC NULLS LAST, recommendation_key"
         ).format(
             cols=sql.SQL(", ").join(sql.Identifier(c) for c in _REC_COLUMNS),
-            where=sql.SQL("" if include_implemented else "WHERE NOT implemented"),
-        )
+            where=sql.SQL(
+                "WHERE target = %s" if include_implemented else "WHERE target = %s AND NOT implemented"
+            ),
+        ),
+        (target,),
     ).fetchall()
     return [dict(zip(_REC_COLUMNS, row, strict=True)) for row in rows]
 
 
 def optimize_system(
-    conn: psycopg.Connection, settings: ProfilingSettings | None = None, refresh: bool = True
+    conn: psycopg.Connection,
+    settings: ProfilingSettings | None = None,
+    refresh: bool = True,
+    target: str = DEFAULT,
 ) -> dict[str, Any]:
     """The seed's ``optimize_system`` task: ``{totalOptimizations, optimizations[...], estimatedImpact}``,
     plus ``realizedSavings``: each applied index's predicted and measured saving.
 
     ``refresh`` re-reads statistics and re-plans the heaviest queries first (recommendations are upserted
     under their stable keys; the pg_stat_statements snapshot of the scheduled run is not touched); without
-    it the stored recommendations are summarized as they are.
+    it the stored recommendations are summarized as they are. ``target``: whose stored recommendations
+    (another target's, read without ``refresh`` from the pipeline's database; realized savings stay in the
+    target's own database, so they are listed only for ``default``).
     """
     settings = settings or ProfilingSettings()
     if refresh:
@@ -304,8 +317,8 @@ def optimize_system(
             stats = collect_query_stats(conn, settings, store_snapshot=False).stats
         analysis = analyze_slow_queries(conn, stats, settings)
         generate_recommendations(conn, settings, analysis)
-    report = assemble_optimizations(read_open_recommendations(conn))
-    report["realizedSavings"] = savings_report(read_realized_savings(conn))
+    report = assemble_optimizations(read_open_recommendations(conn, target=target))
+    report["realizedSavings"] = savings_report(read_realized_savings(conn)) if target == DEFAULT else []
     return report
 
 

@@ -153,7 +153,8 @@ def remediate(
     try:
         rows = conn.execute(
             "SELECT id, recommendation_key, action_sql, metadata FROM automation.performance_recommendations "
-            "WHERE recommendation_type = 'missing_index' AND priority = 'high' AND NOT implemented "
+            "WHERE target = 'default' AND recommendation_type = 'missing_index' AND priority = 'high' "
+            "AND NOT implemented "
             "AND metadata ->> 'verification' = 'hypopg' "
             "ORDER BY (metadata ->> 'estimated_saved_ms')::float8 DESC NULLS LAST, recommendation_key LIMIT %s",
             (limit,),
@@ -325,9 +326,9 @@ def _served_queries(conn: psycopg.Connection, key: str, fingerprints: list[str])
     latest statistics of the recommendation's fingerprints; only single SELECT/UPDATE/DELETE statements."""
     rows = conn.execute(
         "SELECT coalesce(example_query, normalized_query), example_query IS NULL FROM automation.slow_queries "
-        "WHERE index_key = %s AND coalesce(example_query, normalized_query) IS NOT NULL "
+        "WHERE target = 'default' AND index_key = %s AND coalesce(example_query, normalized_query) IS NOT NULL "
         "UNION SELECT * FROM (SELECT DISTINCT ON (fingerprint) coalesce(example_query, normalized_query), "
-        "example_query IS NULL FROM automation.query_stats WHERE fingerprint = ANY(%s) "
+        "example_query IS NULL FROM automation.query_stats WHERE target = 'default' AND fingerprint = ANY(%s) "
         "AND coalesce(example_query, normalized_query) IS NOT NULL "
         "ORDER BY fingerprint, example_query IS NULL, window_end DESC) AS latest",
         (key, [str(f) for f in fingerprints]),

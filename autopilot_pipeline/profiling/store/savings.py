@@ -32,7 +32,8 @@ def _linked_recommendation(
     or implemented) whose candidate the index covers."""
     rows = conn.execute(
         "SELECT recommendation_key, estimated_improvement_pct, metadata FROM automation.performance_recommendations "
-        "WHERE recommendation_type = 'missing_index' AND (recommendation_key = %s OR table_name = %s) "
+        "WHERE target = 'default' AND recommendation_type = 'missing_index' "
+        "AND (recommendation_key = %s OR table_name = %s) "
         "ORDER BY recommendation_key = %s DESC, updated_at DESC",
         (key, ix.table, key),
     ).fetchall()
@@ -59,7 +60,7 @@ def _plans_using(conn: psycopg.Connection, ix: CatalogIndex) -> list[str]:
     table = ix.table.split(".", 1)[1]
     rows = conn.execute(
         "SELECT DISTINCT ON (fingerprint) fingerprint, coalesce(example_query, normalized_query), total_ms "
-        "FROM automation.query_stats WHERE statement_type IN ('select', 'update', 'delete') "
+        "FROM automation.query_stats WHERE target = 'default' AND statement_type IN ('select', 'update', 'delete') "
         "AND (',' || tables || ',') ~ %s ORDER BY fingerprint, window_end DESC",
         (rf",([^,]*\.)?{re.escape(table)},",),
     ).fetchall()
@@ -135,7 +136,8 @@ def _windows(conn: psycopg.Connection, fingerprints: Sequence[str], where: str, 
     rows = conn.execute(
         sql.SQL(
             "SELECT fingerprint, sum(calls)::bigint, sum(total_ms) FROM automation.query_stats "
-            "WHERE source = 'pg_stat_statements' AND fingerprint = ANY(%s) AND {} GROUP BY fingerprint"
+            "WHERE target = 'default' AND source = 'pg_stat_statements' AND fingerprint = ANY(%s) AND {} "
+            "GROUP BY fingerprint"
         ).format(sql.SQL(where)),  # type: ignore[arg-type]  # one of the two fixed conditions below
         (list(fingerprints), *args),
     ).fetchall()

@@ -358,7 +358,7 @@ def write_slow_queries(conn: psycopg.Connection, analysis: SlowQueryAnalysis) ->
     """Replace ``automation.slow_queries`` with this analysis (one transaction)."""
     with conn.transaction():
         serialize_writes(conn, "automation.slow_queries")
-        conn.execute("DELETE FROM automation.slow_queries")
+        conn.execute("DELETE FROM automation.slow_queries WHERE target = 'default'")
         return copy_frame(conn, "automation.slow_queries", analysis.frame)
 
 
@@ -383,7 +383,8 @@ def read_slow_queries(conn: psycopg.Connection) -> pl.DataFrame:
     }
     query = (
         "SELECT fingerprint, source, calls, total_ms, mean_ms, p95_ms, is_slow, is_new, tables, normalized_query, "
-        "plan_cost, index_key, index_cost, saving_pct, verification, analysis FROM automation.slow_queries"
+        "plan_cost, index_key, index_cost, saving_pct, verification, analysis FROM automation.slow_queries "
+        "WHERE target = 'default'"
     )
     return read_frame(conn, query, None, schema)
 

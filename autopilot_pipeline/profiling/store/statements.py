@@ -385,7 +385,7 @@ def write_query_stats(conn: psycopg.Connection, result: QueryStatsResult, retent
 def _write_query_stats(conn: psycopg.Connection, result: QueryStatsResult, retention_days: int) -> int:
     stats = result.stats
     conn.execute(
-        "DELETE FROM automation.query_stats WHERE window_end = %s OR window_end < %s",
+        "DELETE FROM automation.query_stats WHERE target = 'default' AND (window_end = %s OR window_end < %s)",
         (result.window_end, result.window_end - timedelta(days=retention_days)),
     )
     written = copy_frame(conn, "automation.query_stats", stats.select(_STATS_COLUMNS))
@@ -441,6 +441,7 @@ def latest_query_stats(conn: psycopg.Connection) -> pl.DataFrame:
     query = sql.SQL(
         "SELECT {ws}, {we}, source, fingerprint, calls, total_ms, mean_ms, p95_ms, max_ms, rows, is_slow, is_new, "
         "{fs}, statement_type, tables, normalized_query, example_query FROM automation.query_stats q "
-        "WHERE window_end = (SELECT max(window_end) FROM automation.query_stats l WHERE l.source = q.source)"
+        "WHERE target = 'default' AND window_end = (SELECT max(window_end) FROM automation.query_stats l "
+        "WHERE l.target = 'default' AND l.source = q.source)"
     ).format(ws=epoch_us("window_start"), we=epoch_us("window_end"), fs=epoch_us("first_seen_at"))
     return read_frame(conn, query, None, schema, ("window_start", "window_end", "first_seen_at"))
