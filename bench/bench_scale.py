@@ -69,7 +69,7 @@ def hours(count: int) -> list[str]:
 
 
 def create_target(server_url: str, index: int) -> str:
-    """A simulated monitored target: its own migrated database with one day of demo data."""
+    """A monitored target: its own migrated database with one day of demo data."""
     name = f"bench_target_{index}"
     with psycopg.connect(urls.with_database(server_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -257,7 +257,7 @@ def report(results: dict[str, Any], command: str) -> str:
     lines = [
         f"Command: `{command}`  ",
         f"Machine: {results['machine']['cpus']} cores ({results['machine']['cpu']}), Python "
-        f"{results['machine']['python']}; {results['targets']} simulated targets x {results['hours']} hourly "
+        f"{results['machine']['python']}; {results['targets']} targets x {results['hours']} hourly "
         f"partitions = {partitions} partitions, {sum(results['expected_rows'].values()):,} rows written per backfill",
         "",
         "| backfill | wall time | per partition | CPU s (runs + workers) | load avg before → after |",
@@ -291,7 +291,7 @@ def report(results: dict[str, Any], command: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", type=int, default=8, help="simulated monitored targets (default 8)")
+    parser.add_argument("--targets", type=int, default=8, help="monitored targets (default 8)")
     parser.add_argument("--hours", type=int, default=24, help="hourly partitions per target (default 24)")
     parser.add_argument("--parallel-runs", type=int, default=4, help="runs at once (default 4)")
     parser.add_argument("--no-scaling", dest="scaling", action="store_false", help="skip 1, 2, 4 targets")
