@@ -16,10 +16,10 @@ from autopilot_pipeline.profiling.foreign_keys import (
     ForeignKeyEvidence,
     ServedQuery,
     covering_fk_index,
-    estimated_btree_bytes,
     fk_protected_indexes,
     foreign_key_findings,
 )
+from autopilot_pipeline.profiling.index_selection import btree_size
 from autopilot_pipeline.profiling.indexes import ExistingIndex, IndexCandidate
 from autopilot_pipeline.profiling.savings import realized_saving, savings_lines, savings_report
 from autopilot_pipeline.profiling.settings import ProfilingSettings
@@ -94,7 +94,7 @@ def test_a_deleted_parent_gets_an_fk_index_with_its_saving_size_and_reasons():
     # each call: 100 ms of which the RI scan is 990 / (10 + 990); the index makes it 10 / 990 of itself
     assert details["estimated_saved_ms"] == pytest.approx(10 * 100 * (980 / 990) * 990 / 1000, abs=0.1)
     assert rec.estimated_improvement_pct == pytest.approx(98.0)
-    assert details["estimated_size_bytes"] == estimated_btree_bytes(1_000_000, 8)
+    assert details["estimated_size_bytes"] == btree_size(1_000_000, [8])
     assert [s["kind"] for s in details["queries"]] == ["parent_delete", "ri_check"]
     assert details["queries"][1]["query"] == "SELECT 1 FROM ONLY s.child WHERE parent_id = $1 FOR KEY SHARE"
     assert details["index_writes_per_day"] == 500.0

@@ -9,12 +9,12 @@ not show it: only the statement's measured time (pg_stat_statements, EXPLAIN ANA
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from autopilot_pipeline.profiling.findings import Recommendation
+from autopilot_pipeline.profiling.index_selection import btree_size
 from autopilot_pipeline.profiling.indexes import ExistingIndex, IndexCandidate, index_name
 from autopilot_pipeline.profiling.report import plural
 from autopilot_pipeline.profiling.settings import ProfilingSettings
@@ -130,13 +130,6 @@ def covering_fk_index(fk: ForeignKey, indexes: Iterable[ExistingIndex]) -> Exist
     return min(found, key=lambda ix: (-len(ix.columns), not ix.unique, -(ix.scans or 0), ix.name))
 
 
-def estimated_btree_bytes(rows: float, key_width: float) -> int:
-    """A B-tree's size from its rows: index tuple header (8) + line pointer (4) + the key aligned to 8
-    bytes, leaves filled to 90 %, plus ~1 % inner pages. An estimate, labelled as such."""
-    per_tuple = 12 + 8 * math.ceil(max(key_width, 1.0) / 8)
-    return int(max(rows, 0.0) * per_tuple / 0.9 * 1.01) + 8192
-
-
 def _check_saving(ev: ForeignKeyEvidence) -> float | None:
     """Share of one RI check's (or cascade's) cost the index removes: its sequential scan replaced by an
     index probe. The statement's own work is weighed in by the caller."""
@@ -197,7 +190,7 @@ def foreign_key_findings(
             priority = "medium"
         else:
             priority = "low"
-        size = estimated_btree_bytes(ev.child_rows, ev.key_width)
+        size = btree_size(ev.child_rows, [ev.key_width])
         cols = ", ".join(fk.columns)
         why = (
             f"foreign key {fk.name} ({fk.child} ({cols}) -> {fk.parent}) has no index on the referencing "

@@ -135,7 +135,7 @@ def _align(n: float) -> float:
     return 8 * math.ceil(n / 8)
 
 
-def btree_size(rows: float, key_widths: Sequence[int], fraction: float = 1.0) -> int:
+def btree_size(rows: float, key_widths: Sequence[float], fraction: float = 1.0) -> int:
     """Bytes of a B-tree over ``rows × fraction`` entries of the given key widths (leaf pages 90 % full, one
     inner page per ~300 leaves, a metapage); deduplication of repeated keys (PG 13+) can make it smaller."""
     entries = max(rows * fraction, 0.0)
