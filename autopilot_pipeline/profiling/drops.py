@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from autopilot_pipeline.profiling.findings import Recommendation, human_size
+from autopilot_pipeline.profiling.index_selection import TableActivity
 from autopilot_pipeline.profiling.indexes import ExistingIndex
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 
@@ -45,6 +46,13 @@ class TableWrites:
     updates_per_day: float  # non-HOT: HOT updates touch no index
     deletes_per_day: float
     period_days: float | None = None  # the counters' period the rates come from
+
+    @classmethod
+    def of(cls, activity: TableActivity) -> TableWrites:
+        """The per-day rates of a table's counters over their period (which must be positive)."""
+        days = activity.stats_days
+        non_hot = max(activity.updates - activity.hot_updates, 0)
+        return cls(activity.inserts / days, non_hot / days, activity.deletes / days, days)
 
     @property
     def index_writes_per_day(self) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from autopilot_pipeline.profiling.drops import TableWrites
 from autopilot_pipeline.profiling.foreign_keys import (
     ForeignKey,
     ForeignKeyEvidence,
@@ -18,6 +19,7 @@ from autopilot_pipeline.profiling.foreign_keys import (
     covering_fk_index,
     heuristic_indexed_cost,
 )
+from autopilot_pipeline.profiling.index_selection import TableActivity
 from autopilot_pipeline.profiling.indexes import (
     ExistingIndex,
     IndexCandidate,
@@ -27,7 +29,11 @@ from autopilot_pipeline.profiling.indexes import (
 from autopilot_pipeline.profiling.parsing import BadQuery, parse_query
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import explain, hypopg_schema, read_only
-from autopilot_pipeline.profiling.store.index_usage import StatisticsPeriod, statistics_period, table_writes
+from autopilot_pipeline.profiling.store.index_usage import (
+    StatisticsPeriod,
+    read_table_activity,
+    statistics_period,
+)
 from autopilot_pipeline.profiling.store.slow_queries import hypothetical_cost
 from autopilot_pipeline.profiling.store.statements import latest_query_stats
 
@@ -149,17 +155,8 @@ def foreign_key_evidence(
     if not todo:
         return []
     period = period or statistics_period(conn)
-    writes = table_writes(conn, period)
     tables = {fk.child for fk in todo} | {fk.parent for fk in todo}
-    stats = {
-        r[0]: r[1:]
-        for r in conn.execute(
-            "SELECT n.nspname || '.' || c.relname, c.reltuples::float8, coalesce(s.n_tup_del, 0), "
-            "coalesce(s.n_tup_upd, 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE n.nspname || '.' || c.relname = ANY(%s)",
-            (sorted(tables),),
-        ).fetchall()
-    }
+    activity = read_table_activity(conn, period, tables)
     shapes = []
     for row in _workload(conn, slow):
         try:
@@ -170,10 +167,10 @@ def foreign_key_evidence(
     hypo = hypopg_schema(conn)
     out = []
     for fk in todo:
-        child_rows = max(float(stats.get(fk.child, (0.0, 0, 0))[0]), 0.0)
+        child, parent = activity.get(fk.child), activity.get(fk.parent) or TableActivity(0.0, 0.0)
+        child_rows = child.rows if child else 0.0
         if child_rows < settings.min_table_rows:
             continue  # small children are scanned cheaply: no evidence needed
-        parent = stats.get(fk.parent, (0.0, 0, 0))
         width = conn.execute(
             "SELECT coalesce(sum(avg_width), 0) FROM pg_stats WHERE schemaname = %s AND tablename = %s "
             "AND attname = ANY(%s)",
@@ -197,16 +194,18 @@ def foreign_key_evidence(
         else:
             indexed, verification = None, "heuristic"
         if indexed is None:
-            indexed = heuristic_indexed_cost(child_rows, float(parent[0]))
+            indexed = heuristic_indexed_cost(child_rows, parent.rows)
             notes.append("cost with the index is a heuristic (B-tree descent + one page per matching row)")
         out.append(
             ForeignKeyEvidence(
                 fk=fk,
                 child_rows=child_rows,
-                parent_deletes=int(parent[1]),
-                parent_updates=int(parent[2]),
+                parent_deletes=parent.deletes,
+                parent_updates=parent.updates,
                 stats_days=period.days,
-                child_writes_per_day=writes[fk.child].index_writes_per_day if fk.child in writes else None,
+                child_writes_per_day=(
+                    TableWrites.of(child).index_writes_per_day if child and period.days > 0 else None
+                ),
                 key_width=float(width[0]) if width and width[0] else 8.0 * len(fk.columns),
                 statements=tuple(statements),
                 check_cost=check_cost,

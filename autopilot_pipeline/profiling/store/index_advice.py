@@ -45,6 +45,7 @@ from autopilot_pipeline.profiling.indexes import (
 from autopilot_pipeline.profiling.parsing import BadQuery, ParsedQuery, fingerprint_queries, parse_query
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import explain, read_only
+from autopilot_pipeline.profiling.store.index_usage import read_table_activity
 from autopilot_pipeline.profiling.store.statements import db_now, read_query_log
 
 # --------------------------------------------------------------------------------------------- hypothetical
@@ -235,23 +236,6 @@ def read_column_stats(conn: psycopg.Connection, table: str) -> dict[str, ColumnS
     return out
 
 
-def read_table_activity(conn: psycopg.Connection, table: str) -> TableActivity | None:
-    """Rows, pages and write counters of a table, over the days since statistics were reset."""
-    row = conn.execute(
-        "SELECT greatest(c.reltuples, 0)::float8, c.relpages::float8, coalesce(s.n_tup_ins, 0), "
-        "coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_hot_upd, 0), coalesce(s.n_tup_del, 0), "
-        "(SELECT extract(epoch FROM now() - coalesce(d.stats_reset, pg_postmaster_start_time())) / 86400 "
-        " FROM pg_stat_database d WHERE d.datname = current_database()) "
-        "FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(%s)",
-        (table,),
-    ).fetchone()
-    if row is None:
-        return None
-    return TableActivity(
-        float(row[0]), float(row[1]), int(row[2]), int(row[3]), int(row[4]), int(row[5]), float(row[6] or 1.0)
-    )
-
-
 def logged_values(
     conn: psycopg.Connection,
     fingerprints: Iterable[str],
@@ -317,7 +301,7 @@ class AdviceContext:
     def load(self, conn: psycopg.Connection, table: str) -> None:
         if table not in self.stats:
             self.stats[table] = read_column_stats(conn, table)
-            self.activity[table] = read_table_activity(conn, table)
+            self.activity[table] = read_table_activity(conn, tables=[table]).get(table)
 
 
 def _kind_candidates(

@@ -4,6 +4,7 @@ gives every index an observation period of our own."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,6 +12,7 @@ import psycopg
 
 from autopilot_pipeline.profiling.drops import Observation, TableWrites
 from autopilot_pipeline.profiling.foreign_keys import ForeignKey
+from autopilot_pipeline.profiling.index_selection import TableActivity
 from autopilot_pipeline.profiling.store.statements import IGNORED_SCHEMAS, db_now
 
 _FOREIGN_KEYS_SQL = """
@@ -83,20 +85,41 @@ def statistics_period(conn: psycopg.Connection) -> StatisticsPeriod:
     return StatisticsPeriod(row[0], max(float(row[2]), 0.0), "statistics_reset" if row[1] else "server_start")
 
 
+_ACTIVITY_SQL = """
+SELECT n.nspname || '.' || c.relname, greatest(c.reltuples, 0)::float8, c.relpages::float8,
+       coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_hot_upd, 0), coalesce(s.n_tup_del, 0)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%%' AND (%(tables)s::text[] IS NULL OR n.nspname || '.' || c.relname = ANY(%(tables)s))
+"""
+
+
+def read_table_activity(
+    conn: psycopg.Connection, period: StatisticsPeriod | None = None, tables: Iterable[str] | None = None
+) -> dict[str, TableActivity]:
+    """Rows, pages and cumulative write counters of every table (or of ``tables``, as ``schema.name``), over
+    the counters' period: the one reader of ``pg_stat_user_tables`` for index, drop and foreign-key advice."""
+    period = period or statistics_period(conn)
+    wanted = None if tables is None else sorted(set(tables))
+    rows = conn.execute(_ACTIVITY_SQL, {"tables": wanted}).fetchall()
+    return {
+        r[0]: TableActivity(float(r[1]), float(r[2]), int(r[3]), int(r[4]), int(r[5]), int(r[6]), period.days)
+        for r in rows
+    }
+
+
 def table_writes(conn: psycopg.Connection, period: StatisticsPeriod | None = None) -> dict[str, TableWrites]:
     """Per-day writes of every application table: the cumulative counters over their period, at the rate
     observed (the period is stated beside the advice, so a rate from a short one is read as such)."""
     period = period or statistics_period(conn)
     if period.days <= 0:
         return {}
-    rows = conn.execute(
-        "SELECT schemaname || '.' || relname, n_tup_ins, n_tup_upd - n_tup_hot_upd, n_tup_del "
-        "FROM pg_stat_user_tables WHERE NOT (schemaname = ANY(%s))",
-        (sorted(IGNORED_SCHEMAS),),
-    ).fetchall()
     return {
-        r[0]: TableWrites(r[1] / period.days, max(r[2], 0) / period.days, r[3] / period.days, period.days)
-        for r in rows
+        table: TableWrites.of(activity)
+        for table, activity in read_table_activity(conn, period).items()
+        if table.split(".", 1)[0] not in IGNORED_SCHEMAS
     }
 
 
