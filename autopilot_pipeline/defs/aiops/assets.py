@@ -13,6 +13,7 @@ import psycopg
 
 from autopilot_pipeline.aiops import pipeline, plots, store
 from autopilot_pipeline.aiops.insights import slack_message
+from autopilot_pipeline.aiops.risk_report import risk_name
 from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.alerting.resources import SlackResource
@@ -191,12 +192,14 @@ def failure_predictions(
         as_of = analysis_time(context)
         run = pipeline.run_predictions(conn, as_of, aiops.settings, target=run_target(context))
     preds = run.predictions
+    # A risk score until the shipped calibration met its held-out targets, then a probability: say which.
+    risk_column = risk_name(preds[0]).replace(" ", "_") if preds else "risk_score"
     table = pl.DataFrame(
         [
             {
                 "component": p["component"],
                 "metric": p["metric"],
-                "risk_score": p["probability"],
+                risk_column: p["probability"],
                 "prediction": p["prediction"],
                 "last_value": p["lastValue"],
                 "threshold": p["threshold"],
@@ -209,7 +212,7 @@ def failure_predictions(
         schema={
             "component": pl.String,
             "metric": pl.String,
-            "risk_score": pl.Float64,
+            risk_column: pl.Float64,
             "prediction": pl.String,
             "last_value": pl.Float64,
             "threshold": pl.Float64,
@@ -225,7 +228,7 @@ def failure_predictions(
             "as_of": as_of.isoformat(),
             "predictions": len(preds),
             "at_risk": sum(1 for p in preds if p["probability"] >= 0.5),
-            "max_risk_score": float(max((p["probability"] for p in preds), default=0.0)),
+            f"max_{risk_column}": float(max((p["probability"] for p in preds), default=0.0)),
             "findings": _table(table),
             "plot": _plot(plots.forecast_plot(run.series, preds)),
         }
