@@ -16,7 +16,6 @@ import dagster as dg
 from autopilot_pipeline import settings, shutdown
 from autopilot_pipeline.defs import partitions
 from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START
-from autopilot_pipeline.defs.profiling.targets import TARGET_TAG as PROFILING_TARGET_TAG
 from autopilot_pipeline.postgres import targets
 from autopilot_pipeline.postgres.server import Database, connect
 
@@ -67,9 +66,12 @@ def ensure_targets(instance: dg.DagsterInstance) -> list[str]:
     return names
 
 
-def target_partition_key(job: dg.JobDefinition, key: str, target: str) -> str:
-    """``key`` as the job's partition key: a time key gains ``target`` when the job is per target."""
-    if isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
+def target_partition_key(job: dg.JobDefinition, key: str | None, target: str) -> str | None:
+    """``key`` as the job's partition key: a time key gains ``target`` when the job is per target × time;
+    a job partitioned by target only (profiling) runs ``target``'s partition."""
+    if job.partitions_def == partitions.targets:
+        return key or target
+    if key is not None and isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
         return partitions.target_key(target, key)
     return key
 
@@ -116,24 +118,21 @@ def run_job(
     partition_key: str | None = None,
     target: str = DEFAULT_TARGET,
 ) -> RunSummary:
-    """Run a job once: unpartitioned ones (alert evaluation, profiling, metrics push) now, a partitioned
-    one (AI ops) for ``partition_key``. Profiling profiles ``target`` (run tag ``autopilot/target``).
+    """Run a job once: unpartitioned ones (alert evaluation, metrics push) now, a partitioned one (AI ops)
+    for ``partition_key`` of ``target``; profiling (partitioned by target only) profiles ``target``.
 
     ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"settings": {"lookback_hours": 168}}}``.
     """
     job = load_definitions().resolve_job_def(job_name)
     ensure_targets(instance)
-    if partition_key is not None:
-        partition_key = target_partition_key(job, partition_key, target)
+    partition_key = target_partition_key(job, partition_key, target)
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
     if resources:
         run_config["resources"] = {key: {"config": config} for key, config in resources.items()}
-    tags = {PROFILING_TARGET_TAG: target} if job_name == "profiling_job" else None
     result = job.execute_in_process(
         instance=instance,
         run_config=run_config or None,
         partition_key=partition_key,
-        tags=tags,
         raise_on_error=False,
     )
     shutdown.raise_if_requested()
