@@ -162,9 +162,14 @@ def quiet_dagster_logs() -> None:
 
 
 def materialize_history(
-    instance: dg.DagsterInstance, first: datetime, last: datetime, on_step: Callable[[str], None] = print
+    instance: dg.DagsterInstance,
+    first: datetime,
+    last: datetime,
+    on_step: Callable[[str], None] = print,
+    target: str = DEFAULT_TARGET,
 ) -> list[RunSummary]:
-    """Materialize every job over ``[first, last]``: hourly tables first, then the daily rollups.
+    """Materialize every job over ``[first, last]`` of ``target``: hourly tables first, then the daily
+    rollups, profiling and AI ops (alert evaluation and the push cover every target).
 
     Each job runs once over its whole range (single-run backfill); steps are reported through ``on_step``.
     """
@@ -175,16 +180,19 @@ def materialize_history(
     summaries = []
     for job_name, first_key, last_key, what in plan:
         on_step(f"{what} ({first_key} .. {last_key})")
-        summaries.append(run_job_range(instance, job_name, first_key, last_key))
+        summaries.append(run_job_range(instance, job_name, first_key, last_key, target=target))
     span_hours = max(24.0, (last - first).total_seconds() / 3600 + 1)
     on_step(f"performance profiling (query log of the last {span_hours:.0f} h, table statistics)")
     summaries.append(
         run_job(
-            instance, "profiling_job", resources={"profiling": {"settings": {"lookback_hours": span_hours}}}
+            instance,
+            "profiling_job",
+            resources={"profiling": {"settings": {"lookback_hours": span_hours}}},
+            target=target,
         )
     )
     on_step("AI ops (anomalies, trends, failure predictions, optimizations, insights)")
-    summaries.append(run_job(instance, "aiops_job", partition_key=analysis_hour(last)))
+    summaries.append(run_job(instance, "aiops_job", partition_key=analysis_hour(last), target=target))
     on_step("alert rules (evaluated now)")
     summaries.append(run_job(instance, "alerting_job"))
     if os.environ.get("PUSHGATEWAY_URL"):

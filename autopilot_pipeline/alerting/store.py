@@ -447,11 +447,15 @@ def mark_failed(conn: psycopg.Connection, ids: Sequence[int], error: str) -> Non
     )
 
 
-def firing_alerts(conn: psycopg.Connection) -> list[tuple[str, str, str, float | None]]:
-    """(severity, rule, component, value) of alerts firing now, most severe first."""
+def firing_alerts(
+    conn: psycopg.Connection, target: str | None = None
+) -> list[tuple[str, str, str, float | None]]:
+    """(severity, rule, component, value) of alerts firing now on ``target`` (None: any), most severe first."""
     return conn.execute(
         "SELECT severity, rule_name, component, value FROM automation.active_alerts "
-        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, rule_name, component"
+        "WHERE %(target)s::text IS NULL OR target = %(target)s "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, rule_name, component",
+        {"target": target},
     ).fetchall()
 
 
