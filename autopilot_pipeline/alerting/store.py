@@ -105,9 +105,43 @@ def read_suppressions(conn: psycopg.Connection) -> list[Suppression]:
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         rows = cur.execute(
             "SELECT id, rule_id, starts_at, ends_at, weekdays, start_time, end_time, timezone, reason, "
-            "created_by FROM automation.alert_suppressions ORDER BY id"
+            "created_by, target FROM automation.alert_suppressions ORDER BY id"
         ).fetchall()
     return [Suppression.from_row(row) for row in rows]
+
+
+def add_suppression(conn: psycopg.Connection, window: Suppression) -> Suppression:
+    """Store ``window`` (its ``id`` is ignored; ``created_by`` None: the database user); returns it with its id."""
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute(
+            "INSERT INTO automation.alert_suppressions (rule_id, target, starts_at, ends_at, weekdays, "
+            "start_time, end_time, timezone, reason, created_by) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, current_user)) "
+            "RETURNING id, rule_id, starts_at, ends_at, weekdays, start_time, end_time, timezone, reason, "
+            "created_by, target",
+            (
+                window.rule_id,
+                window.target,
+                window.starts_at,
+                window.ends_at,
+                None if window.weekdays is None else list(window.weekdays),
+                window.start_time,
+                window.end_time,
+                window.timezone,
+                window.reason,
+                window.created_by,
+            ),
+        ).fetchone()
+    assert row is not None
+    return Suppression.from_row(row)
+
+
+def delete_suppression(conn: psycopg.Connection, suppression_id: int) -> bool:
+    """Remove a window (history rows keep ``suppressed``; their ``suppression_id`` becomes NULL)."""
+    return (
+        conn.execute("DELETE FROM automation.alert_suppressions WHERE id = %s", (suppression_id,)).rowcount
+        > 0
+    )
 
 
 def sampled_metric_names(conn: psycopg.Connection, names: Sequence[str]) -> set[str]:
