@@ -23,7 +23,7 @@ from autopilot_pipeline.alerting.state_machine import STATE_SCHEMA
 from autopilot_pipeline.alerting.suppressions import Suppression
 from autopilot_pipeline.health import store as sources
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+from autopilot_pipeline.postgres.io import bulk_session, copy_frame, epoch_us, read_frame
 
 TS = pl.Datetime("us", "UTC")
 _US = timedelta(microseconds=1)
@@ -217,9 +217,10 @@ def read_metric_inputs(
         catalog.Source.MIGRATIONS: ("migrations", sources.read_migrations_window),
         catalog.Source.SAMPLES: ("samples", sources.read_samples_window),
     }
-    for kind, (field, reader) in readers.items():
-        if kind in needed:
-            frames[field] = reader(source, now - catalog.window_for(kind) + _US, end)
+    with bulk_session():  # one bulk connection to the target's database for all its windows
+        for kind, (field, reader) in readers.items():
+            if kind in needed:
+                frames[field] = reader(source, now - catalog.window_for(kind) + _US, end)
     if catalog.Source.ANOMALIES in needed:
         window = catalog.window_for(catalog.Source.ANOMALIES)
         frames["anomalies"] = _read_anomalies(conn, now - window + _US, end, target)
