@@ -16,7 +16,6 @@ import dagster as dg
 from autopilot_pipeline import settings, shutdown
 from autopilot_pipeline.defs import partitions
 from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START
-from autopilot_pipeline.defs.profiling.targets import TARGET_TAG as PROFILING_TARGET_TAG
 from autopilot_pipeline.postgres import targets
 from autopilot_pipeline.postgres.server import Database, connect
 
@@ -67,9 +66,12 @@ def ensure_targets(instance: dg.DagsterInstance) -> list[str]:
     return names
 
 
-def target_partition_key(job: dg.JobDefinition, key: str, target: str) -> str:
-    """``key`` as the job's partition key: a time key gains ``target`` when the job is per target."""
-    if isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
+def target_partition_key(job: dg.JobDefinition, key: str | None, target: str) -> str | None:
+    """``key`` as the job's partition key: a time key gains ``target`` when the job is per target × time;
+    a job partitioned by target only (profiling) runs ``target``'s partition."""
+    if job.partitions_def == partitions.targets:
+        return key or target
+    if key is not None and isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
         return partitions.target_key(target, key)
     return key
 
@@ -116,24 +118,21 @@ def run_job(
     partition_key: str | None = None,
     target: str = DEFAULT_TARGET,
 ) -> RunSummary:
-    """Run a job once: unpartitioned ones (alert evaluation, profiling, metrics push) now, a partitioned
-    one (AI ops) for ``partition_key``. Profiling profiles ``target`` (run tag ``autopilot/target``).
+    """Run a job once: unpartitioned ones (alert evaluation, metrics push) now, a partitioned one (AI ops)
+    for ``partition_key`` of ``target``; profiling (partitioned by target only) profiles ``target``.
 
     ``resources`` overrides resource config for this run, e.g. ``{"profiling": {"settings": {"lookback_hours": 168}}}``.
     """
     job = load_definitions().resolve_job_def(job_name)
     ensure_targets(instance)
-    if partition_key is not None:
-        partition_key = target_partition_key(job, partition_key, target)
+    partition_key = target_partition_key(job, partition_key, target)
     run_config: dict = dict(QUIET_LOGGERS) if quiet else {}
     if resources:
         run_config["resources"] = {key: {"config": config} for key, config in resources.items()}
-    tags = {PROFILING_TARGET_TAG: target} if job_name == "profiling_job" else None
     result = job.execute_in_process(
         instance=instance,
         run_config=run_config or None,
         partition_key=partition_key,
-        tags=tags,
         raise_on_error=False,
     )
     shutdown.raise_if_requested()
@@ -163,9 +162,14 @@ def quiet_dagster_logs() -> None:
 
 
 def materialize_history(
-    instance: dg.DagsterInstance, first: datetime, last: datetime, on_step: Callable[[str], None] = print
+    instance: dg.DagsterInstance,
+    first: datetime,
+    last: datetime,
+    on_step: Callable[[str], None] = print,
+    target: str = DEFAULT_TARGET,
 ) -> list[RunSummary]:
-    """Materialize every job over ``[first, last]``: hourly tables first, then the daily rollups.
+    """Materialize every job over ``[first, last]`` of ``target``: hourly tables first, then the daily
+    rollups, profiling and AI ops (alert evaluation and the push cover every target).
 
     Each job runs once over its whole range (single-run backfill); steps are reported through ``on_step``.
     """
@@ -176,16 +180,19 @@ def materialize_history(
     summaries = []
     for job_name, first_key, last_key, what in plan:
         on_step(f"{what} ({first_key} .. {last_key})")
-        summaries.append(run_job_range(instance, job_name, first_key, last_key))
+        summaries.append(run_job_range(instance, job_name, first_key, last_key, target=target))
     span_hours = max(24.0, (last - first).total_seconds() / 3600 + 1)
     on_step(f"performance profiling (query log of the last {span_hours:.0f} h, table statistics)")
     summaries.append(
         run_job(
-            instance, "profiling_job", resources={"profiling": {"settings": {"lookback_hours": span_hours}}}
+            instance,
+            "profiling_job",
+            resources={"profiling": {"settings": {"lookback_hours": span_hours}}},
+            target=target,
         )
     )
     on_step("AI ops (anomalies, trends, failure predictions, optimizations, insights)")
-    summaries.append(run_job(instance, "aiops_job", partition_key=analysis_hour(last)))
+    summaries.append(run_job(instance, "aiops_job", partition_key=analysis_hour(last), target=target))
     on_step("alert rules (evaluated now)")
     summaries.append(run_job(instance, "alerting_job"))
     if os.environ.get("PUSHGATEWAY_URL"):

@@ -6,6 +6,7 @@
 recommendations), so every door answers with the same code and the same JSON shape:
 a list for detect_anomalies, predict_failures and analyze_trends, an object for generate_insights and
 optimize_system (``{"totalOptimizations", "optimizations": [...], "estimatedImpact"}``).
+Every task works on one monitored target's rows (``default``: the configured database).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from autopilot_pipeline.aiops.llm import LLMOutcome
 from autopilot_pipeline.aiops.settings import AiopsSettings
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.profiling.store.recommendations import optimize_system
+
+DEFAULT_TARGET = store.DEFAULT_TARGET
 
 __all__ = ["TASKS", "TaskResult", "compute", "latest_times", "stored"]
 
@@ -44,50 +47,64 @@ class TaskResult:
 # ------------------------------------------------------------------------------------------------- fresh
 
 
-def _detect(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
-    scores = pipeline.run_anomalies(conn, as_of, write=save).scores
-    return TaskResult("detect_anomalies", as_of, seed_anomalies(scores))
+@dataclass(frozen=True)
+class _Run:
+    """One fresh computation: where (the pipeline's database, the target's own for its release logs),
+    when, for whom, and whether to replace the stored rows."""
+
+    conn: psycopg.Connection
+    as_of: datetime
+    save: bool
+    llm: LLMSettings
+    target: str
+    source: psycopg.Connection | None
 
 
-def _predict(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
-    return TaskResult(
-        "predict_failures", as_of, pipeline.run_predictions(conn, as_of, write=save).predictions
-    )
+def _detect(r: _Run) -> TaskResult:
+    scores = pipeline.run_anomalies(r.conn, r.as_of, write=r.save, target=r.target).scores
+    return TaskResult("detect_anomalies", r.as_of, seed_anomalies(scores))
 
 
-def _trends(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
-    trends = pipeline.run_trends(conn, as_of, write=save).trends
-    return TaskResult("analyze_trends", as_of, pipeline.trend_dicts(trends))
+def _predict(r: _Run) -> TaskResult:
+    predictions = pipeline.run_predictions(r.conn, r.as_of, write=r.save, target=r.target).predictions
+    return TaskResult("predict_failures", r.as_of, predictions)
 
 
-def _insights(conn: psycopg.Connection, as_of: datetime, save: bool, llm: LLMSettings) -> TaskResult:
-    anomalies = pipeline.run_anomalies(conn, as_of, write=save)
-    trends = pipeline.run_trends(conn, as_of, write=save)
-    predictions = pipeline.run_predictions(conn, as_of, write=save)
-    report = pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions)
+def _trends(r: _Run) -> TaskResult:
+    trends = pipeline.run_trends(r.conn, r.as_of, write=r.save, target=r.target).trends
+    return TaskResult("analyze_trends", r.as_of, pipeline.trend_dicts(trends))
+
+
+def _insights(r: _Run) -> TaskResult:
+    anomalies = pipeline.run_anomalies(r.conn, r.as_of, write=r.save, target=r.target)
+    trends = pipeline.run_trends(r.conn, r.as_of, write=r.save, target=r.target)
+    predictions = pipeline.run_predictions(r.conn, r.as_of, write=r.save, target=r.target)
+    recommendations = optimize_system(r.conn, refresh=False, target=r.target)
+    report = pipeline.run_optimizations(recommendations, predictions.predictions)
     run = pipeline.run_insights(
-        conn,
-        as_of,
-        llm=llm,
+        r.conn,
+        r.as_of,
+        llm=r.llm,
         anomalies=anomalies.anomalies,
         trends=trends.trends,
         predictions=predictions.predictions,
         optimizations=report,
-        write=save,
+        write=r.save,
+        target=r.target,
+        source=r.source,
     )
-    return TaskResult("generate_insights", as_of, run.insights, run.llm)
+    return TaskResult("generate_insights", r.as_of, run.insights, run.llm)
 
 
-def _optimize(conn: psycopg.Connection, as_of: datetime, save: bool, _llm: LLMSettings) -> TaskResult:
-    predictions = pipeline.run_predictions(conn, as_of, write=save)
+def _optimize(r: _Run) -> TaskResult:
+    predictions = pipeline.run_predictions(r.conn, r.as_of, write=r.save, target=r.target)
+    recommendations = optimize_system(r.conn, refresh=False, target=r.target)
     return TaskResult(
-        "optimize_system",
-        as_of,
-        pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions.predictions),
+        "optimize_system", r.as_of, pipeline.run_optimizations(recommendations, predictions.predictions)
     )
 
 
-_COMPUTE: dict[str, Callable[[psycopg.Connection, datetime, bool, LLMSettings], TaskResult]] = {
+_COMPUTE: dict[str, Callable[[_Run], TaskResult]] = {
     "detect_anomalies": _detect,
     "predict_failures": _predict,
     "analyze_trends": _trends,
@@ -97,10 +114,18 @@ _COMPUTE: dict[str, Callable[[psycopg.Connection, datetime, bool, LLMSettings], 
 
 
 def compute(
-    conn: psycopg.Connection, task: str, as_of: datetime, save: bool = False, llm: LLMSettings | None = None
+    conn: psycopg.Connection,
+    task: str,
+    as_of: datetime,
+    save: bool = False,
+    llm: LLMSettings | None = None,
+    target: str = DEFAULT_TARGET,
+    source: psycopg.Connection | None = None,
 ) -> TaskResult:
-    """Run ``task`` at analysis time ``as_of`` as the assets do; with ``save``, replace its stored rows."""
-    return _COMPUTE[task](conn, as_of, save, llm or LLMSettings())
+    """Run ``task`` for ``target`` at analysis time ``as_of`` as the assets do; with ``save``, replace its
+    stored rows. ``source`` is the target's own database, whose release logs the insights read (default:
+    ``conn``, right for ``default``)."""
+    return _COMPUTE[task](_Run(conn, as_of, save, llm or LLMSettings(), target, source))
 
 
 # ------------------------------------------------------------------------------------------------ stored
@@ -115,32 +140,37 @@ _DATED_BY = {
 }
 
 
-def latest_times(conn: psycopg.Connection, now: datetime | None = None) -> dict[str, datetime | None]:
-    """The latest stored analysis time of each task at or before ``now``, in one cheap round trip."""
-    times = store.latest_analyses(conn, now or datetime.now(UTC))
+def latest_times(
+    conn: psycopg.Connection, now: datetime | None = None, target: str = DEFAULT_TARGET
+) -> dict[str, datetime | None]:
+    """``target``'s latest stored analysis time of each task at or before ``now``, in one cheap round trip."""
+    times = store.latest_analyses(conn, now or datetime.now(UTC), target)
     return {task: times[kind] for task, kind in _DATED_BY.items()}
 
 
-def stored(conn: psycopg.Connection, task: str, as_of: datetime | None) -> TaskResult:
-    """``task``'s answer as the AI-ops assets stored it at analysis time ``as_of`` (from
+def stored(
+    conn: psycopg.Connection, task: str, as_of: datetime | None, target: str = DEFAULT_TARGET
+) -> TaskResult:
+    """``task``'s answer for ``target`` as the AI-ops assets stored it at analysis time ``as_of`` (from
     :func:`latest_times`); nothing is computed but optimize_system's summary of the open recommendations."""
     if task == "detect_anomalies":
         if as_of is None:
             return TaskResult(task, None, [])
         start = as_of - AiopsSettings().scored_hours * pipeline.HOUR
-        return TaskResult(task, as_of, seed_anomalies(store.read_anomalies(conn, start, as_of)))
+        return TaskResult(
+            task, as_of, seed_anomalies(store.read_anomalies(conn, start, as_of, target=target))
+        )
     if task == "predict_failures":
-        return TaskResult(task, as_of, store.read_predictions(conn, as_of) if as_of else [])
+        return TaskResult(task, as_of, store.read_predictions(conn, as_of, target) if as_of else [])
     if task == "analyze_trends":
-        trends = store.read_trends(conn, as_of) if as_of else pl.DataFrame(schema=store.TREND_COLUMNS)
+        trends = store.read_trends(conn, as_of, target) if as_of else pl.DataFrame(schema=store.TREND_COLUMNS)
         return TaskResult(
             task, as_of, pipeline.trend_dicts(trends.sort("window_hours", "component", "metric"))
         )
     if task == "generate_insights":
-        return TaskResult(task, as_of, store.read_insights(conn, as_of) if as_of else None)
+        return TaskResult(task, as_of, store.read_insights(conn, as_of, target) if as_of else None)
     if task == "optimize_system":
-        predictions = store.read_predictions(conn, as_of) if as_of else []
-        return TaskResult(
-            task, as_of, pipeline.run_optimizations(optimize_system(conn, refresh=False), predictions)
-        )
+        predictions = store.read_predictions(conn, as_of, target) if as_of else []
+        recommendations = optimize_system(conn, refresh=False, target=target)
+        return TaskResult(task, as_of, pipeline.run_optimizations(recommendations, predictions))
     raise ValueError(f"unknown task {task!r}")

@@ -24,6 +24,7 @@ from autopilot_pipeline.profiling.store.recommendations import optimize_system, 
 
 from .extensions import require_extension
 from .index_workloads import set_and_drops as w
+from .profiling_runs import materialize_target
 
 PROFILING = [A.query_stats, A.table_statistics, A.slow_queries, A.performance_recommendations]
 
@@ -35,7 +36,7 @@ def run(url: str, **settings: Any) -> dg.ExecuteInProcessResult:
         "postgres": PostgresResource(database_url=url),
         "profiling": ProfilingResource(settings=config),
     }
-    result = dg.materialize(PROFILING, resources=resources)
+    result = materialize_target(PROFILING, resources)
     assert result.success
     return result
 
@@ -230,9 +231,9 @@ def test_an_auto_applied_index_is_measured_from_the_window_its_build_closes(pg15
         assert recommendations(conn)[key]["metadata"]["verification"] == "hypopg"
 
         config = ProfilingConfig(auto_remediate=True)
-        applied = dg.materialize(
+        applied = materialize_target(
             [A.remediation_audit],
-            resources={
+            {
                 "postgres": PostgresResource(database_url=pg15_url),
                 "profiling": ProfilingResource(settings=config),
             },

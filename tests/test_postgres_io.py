@@ -130,3 +130,48 @@ def test_same_database_carries_the_password(conn: psycopg.Connection) -> None:
         assert "dbname=" in conninfo and f"user={role}" in conninfo
     finally:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_a_bulk_session_reuses_one_connection_per_database_and_closes_it(conn, pg_server):
+    """The alert engine reads up to three windows of each target per evaluation inside one session: one
+    bulk connection per database instead of one per read."""
+    pid = {"pid": pl.Int64()}
+
+    def backend(c: psycopg.Connection) -> int:
+        return io.read_bulk(c, "SELECT pg_backend_pid()::bigint AS pid", None, pid)["pid"][0]
+
+    assert backend(conn) != backend(conn)  # outside a session: a connection per read
+    other_name = f"autopilot_test_other_{uuid.uuid4().hex[:8]}"
+    other_url = _create_database(pg_server, other_name)
+    try:
+        with psycopg.connect(other_url, autocommit=True) as other:
+            with io.bulk_session():
+                first = backend(conn)
+                with io.bulk_session():  # nested: the outer session's connections
+                    assert backend(conn) == first
+                assert backend(conn) == first
+                elsewhere = backend(other)
+                assert elsewhere != first and backend(other) == elsewhere  # one per database
+                # autocommit: a read sees what was committed after the previous one
+                conn.execute("CREATE TABLE public.late (x int)")
+                conn.execute("INSERT INTO public.late VALUES (1)")
+                assert (
+                    io.read_bulk(conn, "SELECT count(*) AS n FROM public.late", None, {"n": pl.Int64()})["n"][
+                        0
+                    ]
+                    == 1
+                )
+                assert not conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND state LIKE 'idle in transaction%%'",
+                    (first,),
+                ).fetchone()[0]
+            for _ in range(100):  # closed with the session (the server notices the goodbye at once)
+                alive = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", ([first, elsewhere],)
+                ).fetchone()[0]
+                if not alive:
+                    break
+                conn.execute("SELECT pg_sleep(0.05)")
+            assert alive == 0
+    finally:
+        _drop_database(pg_server, other_name)

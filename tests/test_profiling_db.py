@@ -47,6 +47,7 @@ from autopilot_pipeline.profiling.store.statements import (
 from . import profiling_workload as w
 from .conftest import TEMPLATE
 from .extensions import require_extension
+from .profiling_runs import materialize_target
 
 EXPECTED = {f"missing_index:{s.missing[0]}({','.join(s.missing[1])})" for s in w.SHAPES if s.missing}
 # Our small workload is fast; analyze every query (the defaults skip those under 10 ms) and call any
@@ -124,7 +125,7 @@ def materialize(url: str, **profiling: object) -> dg.ExecuteInProcessResult:
             settings=ProfilingConfig(min_mean_ms=0.0, high_saved_ms=0.0, **profiling)  # type: ignore[arg-type]
         ),
     }
-    return dg.materialize(ASSETS, resources=resources)
+    return materialize_target(ASSETS, resources)
 
 
 def recommendations(conn: psycopg.Connection) -> dict[str, dict]:
@@ -410,12 +411,12 @@ def test_applying_verified_indexes_makes_their_queries_faster(shop15, monkeypatc
         shop_indexes = {ix.name for ix in read_indexes(conn) if ix.schema == "shop"}
 
         monkeypatch.delenv(AUTO_REMEDIATE_ENV, raising=False)
-        dry = dg.materialize([A.remediation_audit], resources=remediation_resources(shop15))
+        dry = materialize_target([A.remediation_audit], remediation_resources(shop15))
         assert metadata(dry, "mode") == "dry_run" and metadata(dry, "dry_run") == len(EXPECTED)
         assert {ix.name for ix in read_indexes(conn) if ix.schema == "shop"} == shop_indexes  # nothing built
 
         monkeypatch.setenv(AUTO_REMEDIATE_ENV, "1")  # opt in
-        applied = dg.materialize([A.remediation_audit], resources=remediation_resources(shop15))
+        applied = materialize_target([A.remediation_audit], remediation_resources(shop15))
         assert metadata(applied, "mode") == "apply" and metadata(applied, "applied") == len(EXPECTED)
         audit = conn.execute(
             "SELECT mode, result, actor, db_user, finished_at IS NOT NULL, details ->> 'index' "

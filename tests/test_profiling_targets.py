@@ -12,10 +12,10 @@ import dagster as dg
 import psycopg
 import pytest
 
-from autopilot_pipeline import cli
+from autopilot_pipeline import cli, runner
+from autopilot_pipeline.defs import partitions
 from autopilot_pipeline.defs.partitions import sync_targets
 from autopilot_pipeline.defs.profiling.schedules import profiling_daily_schedule
-from autopilot_pipeline.defs.profiling.targets import TARGET_TAG
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.prometheus_local import free_port
 from autopilot_pipeline.postgres import targets
@@ -24,6 +24,7 @@ from autopilot_pipeline.profiling.store.remediation import remediate
 
 from . import profiling_workload as w
 from .conftest import _create_database, _drop_database
+from .profiling_runs import materialize_target
 from .test_profiling_db import (
     ASSETS,
     EXPECTED,
@@ -58,7 +59,7 @@ def profile(pipeline_url: str, target: str) -> dg.ExecuteInProcessResult:
         "postgres": PostgresResource(database_url=pipeline_url),
         "profiling": ProfilingResource(settings=ProfilingConfig(min_mean_ms=0.0, high_saved_ms=0.0)),
     }
-    return dg.materialize(ASSETS, resources=resources, tags={TARGET_TAG: target}, raise_on_error=False)
+    return materialize_target(ASSETS, resources, target, raise_on_error=False)
 
 
 def rows(conn: psycopg.Connection, table: str, target: str) -> list[tuple]:
@@ -196,7 +197,7 @@ def test_schedule_requests_one_profiling_run_per_target(shop_b, pg_url):
         scheduled = datetime(2026, 3, 2, 3, 20, tzinfo=UTC)
         with dg.build_schedule_context(instance=instance, scheduled_execution_time=scheduled) as context:
             requests = profiling_daily_schedule(context)
-    assert sorted((r.run_key, r.tags[TARGET_TAG]) for r in requests) == [
+    assert sorted((r.run_key, r.partition_key) for r in requests) == [
         ("default:2026-03-02", "default"),
         ("down:2026-03-02", "down"),
         ("shop_b:2026-03-02", "shop_b"),
@@ -225,3 +226,18 @@ def test_a_target_without_the_current_schema_fails_its_run_in_one_line(
             assert line.endswith("run `autopilot db migrate` against it")
     finally:
         _drop_database(pg_server, name)
+
+
+def test_profiling_runs_are_the_targets_partitions_in_the_instance(shop_b, pg_url, monkeypatch):
+    monkeypatch.setenv("AUTOPILOT_DATABASE_URL", pg_url)
+    job = runner.load_definitions().resolve_job_def("profiling_job")
+    assert job.partitions_def == partitions.targets  # target only: no time dimension to pretend
+    with dg.instance_for_test() as instance:
+        shop = runner.run_job(instance, "profiling_job", target="shop_b")
+        down = runner.run_job(instance, "profiling_job", target="down")
+        assert shop.success and shop.partitions == "shop_b"
+        assert not down.success and down.partitions == "down"
+        for key in ("automation/query_stats", "automation/performance_recommendations"):
+            asset = dg.AssetKey.from_user_string(key)
+            assert instance.get_materialized_partitions(asset) == {"shop_b"}  # per-target status in the UI
+        assert instance.get_run_by_id(shop.run_id).tags["dagster/partition"] == "shop_b"

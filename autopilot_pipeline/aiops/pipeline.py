@@ -45,7 +45,10 @@ def floor_hour(moment: datetime) -> datetime:
 
 
 def resolve_as_of(
-    conn: psycopg.Connection, requested: datetime | None = None, now: datetime | None = None
+    conn: psycopg.Connection,
+    requested: datetime | None = None,
+    now: datetime | None = None,
+    target: str = store.DEFAULT_TARGET,
 ) -> datetime:
     """The analysis time: ``requested`` (floored to the hour), else the current hour's start, or the end of
     the data when the data stops earlier (so an old database is analysed where its data is)."""
@@ -54,7 +57,7 @@ def resolve_as_of(
             raise ValueError(f"analysis time {requested.isoformat()} has no time zone")
         return floor_hour(requested)
     cap = floor_hour(now or datetime.now(UTC))
-    end = store.data_end(conn)
+    end = store.data_end(conn, target)
     return cap if end is None else min(cap, floor_hour(end))
 
 

@@ -109,12 +109,11 @@ def _fired_rows(events: pl.DataFrame, rules: pl.DataFrame, active: list[supp.Sup
     An alert on a target other than ``default`` names it in its message and metadata."""
     if "target" not in events.columns:
         events = events.with_columns(pl.lit(store.DEFAULT_TARGET).alias("target"))
-    fired = events.join(rules, on="rule_id", how="inner")
-    elsewhere = pl.col("target") != store.DEFAULT_TARGET
-    muted = {rid: supp.muting(active, rid) for rid in fired["rule_id"].unique().to_list()}
-    suppression_id = pl.col("rule_id").replace_strict(
-        {rid: s.id for rid, s in muted.items() if s is not None}, default=None, return_dtype=pl.Int64
+    fired = events.join(rules, on="rule_id", how="inner").join(
+        _mutes(fired_keys(events), active), on=["rule_id", "target"], how="left"
     )
+    elsewhere = pl.col("target") != store.DEFAULT_TARGET
+    suppression_id = pl.col("suppression_id")
     message = pl.format(
         "{}: {} is {} ({} {}) on {}, pending since {}",
         pl.col("name"),
@@ -154,10 +153,26 @@ def _fired_rows(events: pl.DataFrame, rules: pl.DataFrame, active: list[supp.Sup
     )
 
 
+def fired_keys(events: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (rule_id, target) pairs of ``events``."""
+    return events.select(pl.col("rule_id").cast(pl.Int64), "target").unique()
+
+
+def _mutes(keys: pl.DataFrame, active: list[supp.Suppression]) -> pl.DataFrame:
+    """(rule_id, target, suppression_id) of the pairs in ``keys`` muted by an ``active`` window."""
+    rows = [
+        (rid, target, s.id)
+        for rid, target in keys.iter_rows()
+        if (s := supp.muting(active, rid, target)) is not None
+    ]
+    return pl.DataFrame(
+        rows, schema={"rule_id": pl.Int64, "target": pl.String, "suppression_id": pl.Int64}, orient="row"
+    )
+
+
 def _resolved_rows(
     events: pl.DataFrame, active: list[supp.Suppression], resolution: str | None = None
 ) -> pl.DataFrame:
-    muted = {rid for rid in events["rule_id"].unique().to_list() if supp.muting(active, rid) is not None}
     reason = (
         pl.lit(resolution)
         if resolution
@@ -167,14 +182,15 @@ def _resolved_rows(
     )
     if "target" not in events.columns:
         events = events.with_columns(pl.lit(store.DEFAULT_TARGET).alias("target"))
-    return events.select(
+    mutes = _mutes(fired_keys(events), active)
+    return events.join(mutes, on=["rule_id", "target"], how="left").select(
         "rule_id",
         "target",
         "component",
         pl.col("at").alias("resolved_at"),
         pl.col("value").alias("resolved_value"),
         reason.alias("resolution"),
-        pl.col("rule_id").is_in(list(muted)).alias("resolved_suppressed"),
+        pl.col("suppression_id").is_not_null().alias("resolved_suppressed"),
     )
 
 

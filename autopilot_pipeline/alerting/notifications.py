@@ -218,8 +218,12 @@ def _send(
                 note="SLACK_WEBHOOK_URL is not set: notifications stay pending",
             )
         active = supp.active(store.read_suppressions(conn), now)
-        muted = [rid for rid in pending["rule_id"].unique().to_list() if supp.muting(active, rid) is not None]
-        deliverable = pending.filter(~pl.col("rule_id").is_in(muted))
+        muted = [  # "rule_id|target" of the muted instances' (rule, target) pairs
+            f"{rid}|{target}"
+            for rid, target in pending.select("rule_id", "target").unique().iter_rows()
+            if supp.muting(active, rid, target) is not None
+        ]
+        deliverable = pending.filter(~pl.format("{}|{}", "rule_id", "target").is_in(muted))
         repeats = set(deliverable.filter(pl.col("notified_at").is_not_null())["id"].to_list())
         messages = build_messages(deliverable)
         recorded = [

@@ -23,7 +23,7 @@ from autopilot_pipeline.alerting.state_machine import STATE_SCHEMA
 from autopilot_pipeline.alerting.suppressions import Suppression
 from autopilot_pipeline.health import store as sources
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE
-from autopilot_pipeline.postgres.io import copy_frame, epoch_us, read_frame
+from autopilot_pipeline.postgres.io import bulk_session, copy_frame, epoch_us, read_frame
 
 TS = pl.Datetime("us", "UTC")
 _US = timedelta(microseconds=1)
@@ -105,9 +105,43 @@ def read_suppressions(conn: psycopg.Connection) -> list[Suppression]:
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         rows = cur.execute(
             "SELECT id, rule_id, starts_at, ends_at, weekdays, start_time, end_time, timezone, reason, "
-            "created_by FROM automation.alert_suppressions ORDER BY id"
+            "created_by, target FROM automation.alert_suppressions ORDER BY id"
         ).fetchall()
     return [Suppression.from_row(row) for row in rows]
+
+
+def add_suppression(conn: psycopg.Connection, window: Suppression) -> Suppression:
+    """Store ``window`` (its ``id`` is ignored; ``created_by`` None: the database user); returns it with its id."""
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        row = cur.execute(
+            "INSERT INTO automation.alert_suppressions (rule_id, target, starts_at, ends_at, weekdays, "
+            "start_time, end_time, timezone, reason, created_by) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, current_user)) "
+            "RETURNING id, rule_id, starts_at, ends_at, weekdays, start_time, end_time, timezone, reason, "
+            "created_by, target",
+            (
+                window.rule_id,
+                window.target,
+                window.starts_at,
+                window.ends_at,
+                None if window.weekdays is None else list(window.weekdays),
+                window.start_time,
+                window.end_time,
+                window.timezone,
+                window.reason,
+                window.created_by,
+            ),
+        ).fetchone()
+    assert row is not None
+    return Suppression.from_row(row)
+
+
+def delete_suppression(conn: psycopg.Connection, suppression_id: int) -> bool:
+    """Remove a window (history rows keep ``suppressed``; their ``suppression_id`` becomes NULL)."""
+    return (
+        conn.execute("DELETE FROM automation.alert_suppressions WHERE id = %s", (suppression_id,)).rowcount
+        > 0
+    )
 
 
 def sampled_metric_names(conn: psycopg.Connection, names: Sequence[str]) -> set[str]:
@@ -183,9 +217,10 @@ def read_metric_inputs(
         catalog.Source.MIGRATIONS: ("migrations", sources.read_migrations_window),
         catalog.Source.SAMPLES: ("samples", sources.read_samples_window),
     }
-    for kind, (field, reader) in readers.items():
-        if kind in needed:
-            frames[field] = reader(source, now - catalog.window_for(kind) + _US, end)
+    with bulk_session():  # one bulk connection to the target's database for all its windows
+        for kind, (field, reader) in readers.items():
+            if kind in needed:
+                frames[field] = reader(source, now - catalog.window_for(kind) + _US, end)
     if catalog.Source.ANOMALIES in needed:
         window = catalog.window_for(catalog.Source.ANOMALIES)
         frames["anomalies"] = _read_anomalies(conn, now - window + _US, end, target)
@@ -447,11 +482,15 @@ def mark_failed(conn: psycopg.Connection, ids: Sequence[int], error: str) -> Non
     )
 
 
-def firing_alerts(conn: psycopg.Connection) -> list[tuple[str, str, str, float | None]]:
-    """(severity, rule, component, value) of alerts firing now, most severe first."""
+def firing_alerts(
+    conn: psycopg.Connection, target: str | None = None
+) -> list[tuple[str, str, str, float | None]]:
+    """(severity, rule, component, value) of alerts firing now on ``target`` (None: any), most severe first."""
     return conn.execute(
         "SELECT severity, rule_name, component, value FROM automation.active_alerts "
-        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, rule_name, component"
+        "WHERE %(target)s::text IS NULL OR target = %(target)s "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, rule_name, component",
+        {"target": target},
     ).fetchall()
 
 

@@ -1,7 +1,8 @@
 """Suppressions (maintenance windows): which rows of ``automation.alert_suppressions`` are active at a moment.
 
-A suppression mutes *notifications* of one rule (``rule_id``) or of all rules (``rule_id`` NULL); it never
-changes evaluation. Two kinds, as the table's CHECK allows:
+A suppression mutes *notifications* of one rule (``rule_id``) or of all rules (``rule_id`` NULL), on one
+monitored target (``target``) or on all of them (``target`` NULL); it never changes evaluation. Two kinds,
+as the table's CHECK allows:
 
 - one-shot: active for ``starts_at <= t < ends_at``;
 - recurring: on the ISO ``weekdays`` (1 = Monday) from ``start_time`` to ``end_time`` in ``timezone``. A
@@ -34,6 +35,7 @@ class Suppression:
     end_time: time | None = None
     timezone: str = "UTC"
     created_by: str | None = None
+    target: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Suppression:
@@ -49,6 +51,7 @@ class Suppression:
             end_time=row.get("end_time"),
             timezone=row.get("timezone") or "UTC",
             created_by=row.get("created_by"),
+            target=row.get("target"),
         )
 
     @property
@@ -58,6 +61,7 @@ class Suppression:
     def describe(self) -> str:
         """Short human text for messages and metadata."""
         scope = "all rules" if self.rule_id is None else f"rule {self.rule_id}"
+        scope += "" if self.target is None else f" on target {self.target}"
         if self.recurring:
             days = ",".join(str(d) for d in self.weekdays or ())
             when = f"weekdays {days} {self.start_time:%H:%M}-{self.end_time:%H:%M} {self.timezone}"
@@ -104,9 +108,18 @@ def active(suppressions: Iterable[Suppression], at: datetime) -> list[Suppressio
     return [s for s in suppressions if problem(s) is None and _is_active(s, at)]
 
 
-def muting(active_now: Sequence[Suppression], rule_id: int | None) -> Suppression | None:
-    """The active suppression muting ``rule_id``: a rule-specific one first, else a global one."""
-    specific = [s for s in active_now if s.rule_id is not None and s.rule_id == rule_id]
-    general = [s for s in active_now if s.rule_id is None]
-    found = sorted(specific, key=lambda s: s.id) or sorted(general, key=lambda s: s.id)
+def muting(
+    active_now: Sequence[Suppression], rule_id: int | None, target: str | None = None
+) -> Suppression | None:
+    """The active suppression muting ``rule_id`` on ``target``: a rule-specific one first, else a global one;
+    within each, a target-specific one first. A window of one target never mutes another's alerts (nor
+    one whose target is not known, ``None``)."""
+    found = sorted(
+        (
+            s
+            for s in active_now
+            if (s.rule_id is None or s.rule_id == rule_id) and (s.target is None or s.target == target)
+        ),
+        key=lambda s: (s.rule_id is None, s.target is None, s.id),
+    )
     return found[0] if found else None

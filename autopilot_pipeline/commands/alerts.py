@@ -1,7 +1,8 @@
-"""``autopilot alerts evaluate|list|notify``: the alerting engine from the command line.
+"""``autopilot alerts evaluate|list|notify|silence|silences|unsilence``: the alerting engine from the command line.
 
 ``evaluate`` runs one evaluation (what the every-minute schedule does), ``list`` shows the rules, what is
-pending or firing and the latest history, ``notify`` sends pending Slack notifications now.
+pending or firing and the latest history, ``notify`` sends pending Slack notifications now; ``silence``,
+``silences`` and ``unsilence`` manage maintenance windows (:mod:`._silences`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import os
 from datetime import datetime
 
+from autopilot_pipeline.commands import _silences
 from autopilot_pipeline.errors import AutopilotError
 
 
@@ -26,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=_list)
     notify = actions.add_parser("notify", help="send pending notifications to SLACK_WEBHOOK_URL now")
     notify.set_defaults(handler=_notify)
+    _silences.register(actions)
 
 
 def _time(text: str | None) -> datetime | None:

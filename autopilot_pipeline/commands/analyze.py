@@ -1,4 +1,4 @@
-"""``autopilot analyze TASK [--json] [--as-of TIME] [--save]``: the seed's AI-ops tasks from the command line.
+"""``autopilot analyze TASK [--json] [--as-of TIME] [--save] [--target NAME]``: the seed's AI-ops tasks.
 
 Tasks: detect_anomalies, predict_failures, analyze_trends, generate_insights, optimize_system. Each runs
 the same code as the Dagster assets at one analysis time (default: the current hour, or the end of the
@@ -8,11 +8,14 @@ edge function's answer); otherwise a readable summary. Nothing is written unless
 results replace the rows of that analysis time, as the assets do). The LLM narrative of generate_insights
 uses OPENAI_API_KEY / OPENAI_BASE_URL / AUTOPILOT_OPENAI_MODEL when set (answers are cached in Postgres).
 Failure "probabilities" are risk scores until the failure-risk targets hold: see docs/AI_OPS_GUIDE.md.
+``--target NAME`` analyses that monitored target's rows (default: ``default``, the configured database);
+its release logs, which the insights read, come from the target's own database.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from datetime import datetime
@@ -22,7 +25,7 @@ import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
-from autopilot_pipeline.postgres import migrate, server
+from autopilot_pipeline.postgres import migrate, server, targets
 from autopilot_pipeline.tasks import TASKS
 
 _SHOWN = 20
@@ -41,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--as-of", default=None, help="analysis time, ISO 8601 with a zone (default: the current hour)"
     )
     parser.add_argument("--save", action="store_true", help="write the results to the analytics tables")
+    parser.add_argument(
+        "--target",
+        default=targets.DEFAULT,
+        help="the monitored target to analyse (default: default, the configured database)",
+    )
     parser.set_defaults(handler=_analyze)
 
 
@@ -145,6 +153,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from autopilot_pipeline.tasks import compute
 
     requested = _parse_as_of(args.as_of)
+    name = targets.validate_name(args.target)
     db = server.resolve()
     try:
         with server.connect(db.url, autocommit=True) as conn:
@@ -153,19 +162,35 @@ def _analyze(args: argparse.Namespace) -> int:
                 raise AutopilotError(
                     f"{len(pending)} migration(s) not applied ({pending[0].version} ...): run `autopilot db migrate`"
                 )
-            as_of = resolve_as_of(conn, requested)
-            try:
-                answer = compute(conn, args.task, as_of, args.save, LLMSettings.from_env(os.environ))
-            except psycopg.Error as exc:
-                raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
+            target = targets.get_target(conn, name)
+            as_of = resolve_as_of(conn, requested, target=name)
+            with contextlib.ExitStack() as stack:
+                source = None  # the insights read the release logs in the target's own database
+                if name != targets.DEFAULT and args.task == "generate_insights":
+                    source = stack.enter_context(targets.connect_target(target))
+                try:
+                    answer = compute(
+                        conn,
+                        args.task,
+                        as_of,
+                        args.save,
+                        LLMSettings.from_env(os.environ),
+                        target=name,
+                        source=source,
+                    )
+                except psycopg.Error as exc:
+                    raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
     finally:
         server.release(db)
     result, llm = answer.result, answer.llm
     if args.json:
-        print(
-            json.dumps(json_safe({"task": args.task, "asOf": as_of.isoformat(), "result": result}), indent=2)
-        )
+        payload = {"task": args.task, "asOf": as_of.isoformat(), "result": result}
+        if name != targets.DEFAULT:
+            payload["target"] = name  # the seed's shape unchanged for the default target
+        print(json.dumps(json_safe(payload), indent=2))
         return 0
+    if name != targets.DEFAULT:
+        print(f"target {name}")
     if args.task == "detect_anomalies":
         _print_anomalies(result, as_of)
     elif args.task == "predict_failures":

@@ -1,4 +1,9 @@
-"""``autopilot demo``: the whole pipeline on demo data (embedded Postgres unless a database is configured)."""
+"""``autopilot demo``: the whole pipeline on demo data (embedded Postgres unless a database is configured).
+
+``--target NAME`` runs it for a monitored target instead of ``default``: demo data goes into the target's own
+database when its ``health_log`` is empty (else its data is analysed), the target's partitions are
+materialized and the summary shows its rows.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import psycopg
 from rich.console import Console
 from rich.table import Table
 
@@ -15,7 +21,7 @@ from autopilot_pipeline.aiops.store import read_insights
 from autopilot_pipeline.alerting.store import firing_alerts
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.health.store import component_summary, data_span, release_summary
-from autopilot_pipeline.postgres import migrate, server, urls
+from autopilot_pipeline.postgres import migrate, server, targets, urls
 from autopilot_pipeline.profiling.store.recommendations import top_recommendations
 
 console = Console()
@@ -32,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--days", type=int, default=7, help="days of history to generate (default 7)")
     demo.add_argument("--components", type=int, default=6, help="number of components (default 6)")
     demo.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    demo.add_argument(
+        "--target",
+        default=targets.DEFAULT,
+        help="the monitored target to run it for (default: default, the configured database)",
+    )
     demo.set_defaults(handler=run)
 
 
@@ -45,6 +56,7 @@ def step(message: str) -> Iterator[None]:
 def run(args: argparse.Namespace) -> int:
     if args.days < 1 or args.components < 1:
         raise AutopilotError("--days and --components must be at least 1")
+    targets.validate_name(args.target)
     shutdown.install()  # SIGTERM and Ctrl-C stop the whole demo and its Postgres, not one job
     db: server.Database | None = None
     try:
@@ -61,9 +73,21 @@ def _run(db: server.Database, args: argparse.Namespace) -> int:
     console.print(f"  database: {urls.display(db.url)}{' (embedded)' if db.embedded else ''}")
     with step("Applying migrations"):
         migrate.migrate(db.url)
-    _load_demo_data(db, args)
+    name = args.target
+    target = None  # the configured database
+    if name != targets.DEFAULT:
+        with server.connect(db.url) as conn:
+            target = targets.get_target(conn, name)
+        console.print(f"  target: {name} ({target.source})")
+        with _source(db, target) as source:
+            pending = migrate.pending(source)
+        if pending:
+            raise AutopilotError(
+                f"target {name!r}: {len(pending)} migration(s) not applied: run `autopilot db migrate` against it"
+            )
+    _load_demo_data(db, target, args)
     env = runner.configure_environment(db)
-    with server.connect(db.url) as conn:
+    with _source(db, target) as conn:
         first, last = data_span(conn)
     if first is None or last is None:
         raise AutopilotError("automation.health_log is empty: nothing to analyse")
@@ -71,13 +95,13 @@ def _run(db: server.Database, args: argparse.Namespace) -> int:
     failures = []
     with dg.DagsterInstance.get() as instance:
         for summary in runner.materialize_history(
-            instance, first, last, on_step=lambda what: console.print(f"  materializing {what}")
+            instance, first, last, on_step=lambda what: console.print(f"  materializing {what}"), target=name
         ):
             mark = "[green]✓[/green]" if summary.success else "[red]✗[/red]"
             console.print(f"{mark} {summary.job} run {summary.run_id[:8]} over {summary.partitions}")
             if not summary.success:
                 failures.append(summary)
-    _print_summary(db)
+    _print_summary(db, name)
     console.print(
         f"\nDagster home: {env['DAGSTER_HOME']} — run [bold]autopilot dev[/bold] to browse runs and lineage."
     )
@@ -86,25 +110,40 @@ def _run(db: server.Database, args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_demo_data(db: server.Database, args: argparse.Namespace) -> None:
+@contextmanager
+def _source(db: server.Database, target: targets.Target | None) -> Iterator[psycopg.Connection]:
+    """The monitored database: ``target``'s own (unreachable: one line), or the configured one for None."""
+    if target is None:
+        with server.connect(db.url) as conn:
+            yield conn
+    else:
+        with targets.connect_target(target) as conn:
+            yield conn
+
+
+def _load_demo_data(db: server.Database, target: targets.Target | None, args: argparse.Namespace) -> None:
+    """Demo data into the monitored database: an embedded server's is replaced, any other's existing rows
+    are analysed instead."""
     from autopilot_pipeline.demo.store import load_demo_data
 
-    with server.connect(db.url) as conn:
+    embedded = target is None and db.embedded is not None
+    with _source(db, target) as conn:
         has_data = conn.execute("SELECT EXISTS (SELECT 1 FROM automation.health_log)").fetchone()[0]
-    if has_data and db.embedded is None:
+    if has_data and not embedded:
+        what = "the configured database" if target is None else f"target {target.name}"
         console.print(
-            "[yellow]![/yellow] the configured database already has health_log rows: analysing them "
-            "instead of generating demo data"
+            f"[yellow]![/yellow] {what} already has health_log rows: analysing them instead of generating "
+            "demo data"
         )
         return
     label = f"Generating {args.days} days of demo data for {args.components} components (seed {args.seed})"
     with step(label):
         summary = load_demo_data(
-            db.url,
+            db.url if target is None else targets.resolve_url(target),
             days=args.days,
             components=args.components,
             seed=args.seed,
-            replace=db.embedded is not None,
+            replace=embedded,
         )
     console.print("  " + ", ".join(f"{table}: {n:,}" for table, n in summary.rows.items()))
     kinds = sorted({incident.kind for incident in summary.incidents})
@@ -117,14 +156,15 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "–" if value is None else pattern.format(value)
 
 
-def _print_summary(db: server.Database) -> None:
+def _print_summary(db: server.Database, target: str) -> None:
     with server.connect(db.url) as conn:
-        components = component_summary(conn)
-        releases = release_summary(conn)
-        alerts = firing_alerts(conn)
-        recommendations = top_recommendations(conn)
-        insights = read_insights(conn)
-    table = Table(title="Health by component (all materialized hours)")
+        components = component_summary(conn, target)
+        releases = release_summary(conn, target)
+        alerts = firing_alerts(conn, target)
+        recommendations = top_recommendations(conn, target=target)
+        insights = read_insights(conn, target=target)
+    shown = "" if target == targets.DEFAULT else f" of target {target}"
+    table = Table(title=f"Health by component{shown} (all materialized hours)")
     for column, justify in (
         ("component", "left"),
         ("uptime", "right"),

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +75,31 @@ def same_database(conn: psycopg.Connection) -> str:
     return make_conninfo(**conn.info.get_parameters(), password=conn.info.password)
 
 
+#: The ADBC connections of the innermost :func:`bulk_session` (by conninfo), or None outside one.
+_SESSION: ContextVar[dict[str, Any] | None] = ContextVar("autopilot_bulk_session", default=None)
+
+
+@contextmanager
+def bulk_session() -> Iterator[None]:
+    """Within the block, :func:`read_bulk` opens one ADBC connection per database and reuses it.
+
+    Opening one costs ~0.1 s (the driver loads the server's types), more than reading a small window: the
+    alert engine reads up to three windows of each target per evaluation. The connections are autocommit
+    (each read sees what is committed when it runs) and closed when the block ends.
+    """
+    if _SESSION.get() is not None:  # nested: the outer session keeps them
+        yield
+        return
+    readers: dict[str, Any] = {}
+    token = _SESSION.set(readers)
+    try:
+        yield
+    finally:
+        _SESSION.reset(token)
+        for reader in readers.values():
+            reader.close()
+
+
 def read_bulk(
     conn: psycopg.Connection,
     query: sql.Composable | str,
@@ -81,20 +108,32 @@ def read_bulk(
 ) -> pl.DataFrame:
     """Run ``query`` through ADBC (binary COPY → Arrow) and return a frame with ``schema``.
 
-    ``conn`` names the database: the read opens its own connection with the same parameters, so it sees
-    committed data only. Parameters are bound client-side by psycopg (the driver streams with COPY only
+    ``conn`` names the database: the read opens its own connection with the same parameters (or reuses the
+    :func:`bulk_session`'s), so it sees committed data only. Parameters are bound client-side by psycopg (the driver streams with COPY only
     for a query without bind parameters). Each Arrow batch is cast to ``schema`` as it arrives, so
     ``Categorical`` columns never hold a whole window as strings.
     """
     import adbc_driver_postgresql.dbapi as adbc  # here, not at the top: pyarrow costs 0.5 s to import
 
     statement = psycopg.ClientCursor(conn).mogrify(query, params)
-    with adbc.connect(same_database(conn)) as reader, reader.cursor() as cur:
-        cur.execute(statement)
-        parts = [pl.from_arrow(batch).cast(dict(schema)) for batch in cur.fetch_record_batch()]  # type: ignore[union-attr]
+    conninfo = same_database(conn)
+    session = _SESSION.get()
+    if session is None:
+        with adbc.connect(conninfo) as reader:
+            parts = _fetch(reader, statement, schema)
+    else:
+        if conninfo not in session:
+            session[conninfo] = adbc.connect(conninfo, autocommit=True)
+        parts = _fetch(session[conninfo], statement, schema)
     if not parts:
         return pl.DataFrame(schema=schema)
     return pl.concat(parts, rechunk=False).select(list(schema))
+
+
+def _fetch(reader: Any, statement: str, schema: Mapping[str, pl.DataType]) -> list[pl.DataFrame]:
+    with reader.cursor() as cur:
+        cur.execute(statement)
+        return [pl.from_arrow(batch).cast(dict(schema)) for batch in cur.fetch_record_batch()]  # type: ignore[misc]
 
 
 def _csv_ready(frame: pl.DataFrame) -> pl.DataFrame:

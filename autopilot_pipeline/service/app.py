@@ -4,9 +4,11 @@
 (:mod:`.exposition`). ``POST /functions/v1/ai-ops-analyzer`` with ``{"task": ..., "fresh": false}``: the
 task's answer as the AI-ops assets stored it (``asOf`` is that analysis time), or computed now with
 ``"fresh": true``. ``GET /healthz``: the process answers. ``GET /readyz``: the database answers and the
-tables are materialized.
+tables are materialized. The analyzer and ``/readyz`` take ``?target=NAME``, the monitored target whose rows
+they describe (default ``default``, the configured database); an unknown target is a 404.
 
-Every failure is a one-line JSON ``{"error": ...}``: 400 bad input, 401 (no detail), 405, 413 over 64 KiB,
+Every failure is a one-line JSON ``{"error": ...}``: 400 bad input, 401 (no detail), 404 unknown target, 405,
+413 over 64 KiB,
 503 with ``Retry-After`` while the database is down, nothing is materialized yet or another fresh
 computation runs (one at a time), 500 for a bug (logged as one line with the exception's type, never a
 traceback or a secret).
@@ -34,8 +36,9 @@ from starlette.routing import Route
 from autopilot_pipeline import tasks
 from autopilot_pipeline.aiops.insights import json_safe
 from autopilot_pipeline.aiops.pipeline import resolve_as_of
+from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
-from autopilot_pipeline.postgres import migrate
+from autopilot_pipeline.postgres import migrate, targets
 from autopilot_pipeline.service import auth
 from autopilot_pipeline.service.exposition import Exposition
 from autopilot_pipeline.service.pool import ConnectionPool, DatabaseUnavailable
@@ -62,6 +65,10 @@ class BadRequest(Exception):
 
 class TooLarge(Exception):
     """413."""
+
+
+class UnknownTarget(Exception):
+    """404 with this one-line reason."""
 
 
 class NotReady(Exception):
@@ -110,6 +117,25 @@ def parse_request(body: bytes) -> tuple[str, bool]:
     return task, fresh
 
 
+def request_target(request: Request) -> str:
+    """The ``target`` query parameter (default ``default``), a well-formed name or :class:`BadRequest`."""
+    values = request.query_params.getlist("target")
+    if len(values) > 1:
+        raise BadRequest("give one target")
+    try:
+        return targets.validate_name(values[0] if values else targets.DEFAULT)
+    except AutopilotError as exc:
+        raise BadRequest(str(exc)) from None
+
+
+def _require_target(conn: psycopg.Connection, name: str) -> None:
+    if name != targets.DEFAULT:
+        try:
+            targets.get_target(conn, name)
+        except AutopilotError as exc:
+            raise UnknownTarget(str(exc)) from None
+
+
 class _Answers:
     """Stored answers, reused while the task's latest analysis time is unchanged and for at most
     ``ttl_s`` (a re-run of the same hour replaces rows under the same time)."""
@@ -117,27 +143,29 @@ class _Answers:
     def __init__(self, ttl_s: float) -> None:
         self._ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[Any, float, bytes]] = {}
+        self._cache: dict[tuple[str, str], tuple[Any, float, bytes]] = {}
 
-    def get(self, task: str, as_of: Any) -> bytes | None:
+    def get(self, task: tuple[str, str], as_of: Any) -> bytes | None:
         with self._lock:
             hit = self._cache.get(task)
         if hit and hit[0] == as_of and time.monotonic() - hit[1] < self._ttl_s:
             return hit[2]
         return None
 
-    def put(self, task: str, as_of: Any, body: bytes) -> None:
+    def put(self, task: tuple[str, str], as_of: Any, body: bytes) -> None:
         with self._lock:
             self._cache[task] = (as_of, time.monotonic(), body)
 
 
-def _answer_body(answer: tasks.TaskResult, fresh: bool) -> bytes:
+def _answer_body(answer: tasks.TaskResult, fresh: bool, target: str) -> bytes:
     payload = {
         "task": answer.task,
         "asOf": answer.as_of.isoformat() if answer.as_of else None,
         "fresh": fresh,
         "result": answer.result,
     }
+    if target != targets.DEFAULT:
+        payload["target"] = target  # the seed's shape unchanged for the default target
     return json.dumps(json_safe(payload), allow_nan=False).encode()
 
 
@@ -159,6 +187,8 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
                 return _error(400, str(exc))
             except TooLarge:
                 return _error(413, f"body over {MAX_BODY_BYTES // 1024} KiB")
+            except UnknownTarget as exc:
+                return _error(404, str(exc))
             except DatabaseUnavailable:
                 log.warning("%s %s: database unreachable", request.method, request.url.path)
                 return _unavailable("database unreachable")
@@ -178,23 +208,23 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
         body, content_type = await run_in_threadpool(exposition.render, request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
-    def _analyze(task: str, fresh: bool) -> bytes:
+    def _analyze(task: str, fresh: bool, target: str) -> bytes:
         def work(conn: psycopg.Connection) -> bytes:
+            _require_target(conn, target)
             if fresh:
-                return _answer_body(
-                    tasks.compute(conn, task, resolve_as_of(conn), llm=config.llm), fresh=True
-                )
-            as_of = tasks.latest_times(conn)[task]
+                return _fresh(conn, task, target)
+            as_of = tasks.latest_times(conn, target=target)[task]
             if as_of is None:
+                of = "" if target == targets.DEFAULT else f" for target {target}"
                 raise NotReady(
-                    f"{task} has no materialization yet: run the aiops_job (autopilot demo does) "
+                    f"{task} has no materialization{of} yet: run the aiops_job (autopilot demo does) "
                     'or send "fresh": true'
                 )
-            cached = answers.get(task, as_of)
+            cached = answers.get((target, task), as_of)
             if cached is not None:
                 return cached
-            body = _answer_body(tasks.stored(conn, task, as_of), fresh=False)
-            answers.put(task, as_of, body)
+            body = _answer_body(tasks.stored(conn, task, as_of, target), fresh=False, target=target)
+            answers.put((target, task), as_of, body)
             return body
 
         if not fresh:
@@ -209,27 +239,45 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
         finally:
             fresh_slot.release()
 
+    def _fresh(conn: psycopg.Connection, task: str, target: str) -> bytes:
+        """Computed now; the insights read another target's release logs in its own database."""
+        as_of = resolve_as_of(conn, target=target)
+        if target == targets.DEFAULT or task != "generate_insights":
+            answer = tasks.compute(conn, task, as_of, llm=config.llm, target=target)
+        else:
+            try:
+                with targets.connect_target(targets.get_target(conn, target)) as source:
+                    answer = tasks.compute(conn, task, as_of, llm=config.llm, target=target, source=source)
+            except AutopilotError as exc:  # the target is down or its URL is missing: say so, in one line
+                raise NotReady(str(exc)) from None
+        return _answer_body(answer, fresh=True, target=target)
+
     async def analyzer(request: Request) -> Response:
+        target = request_target(request)
         task, fresh = parse_request(await _read_body(request))
-        body = await run_in_threadpool(_analyze, task, fresh)
+        body = await run_in_threadpool(_analyze, task, fresh, target)
         return Response(body, media_type="application/json")
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    def _readiness(conn: psycopg.Connection) -> None:
+    def _readiness(conn: psycopg.Connection, target: str) -> None:
         pending = migrate.pending(conn)
         if pending:
             raise NotReady(f"{len(pending)} migration(s) pending: run `autopilot db migrate`")
-        row = conn.execute("SELECT EXISTS (SELECT 1 FROM analytics.uptime_hourly)").fetchone()
+        _require_target(conn, target)
+        row = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM analytics.uptime_hourly WHERE target = %s)", (target,)
+        ).fetchone()
         if not row or not row[0]:
             raise NotReady("health tables not materialized yet")
-        missing = [task for task, at in tasks.latest_times(conn).items() if at is None]
+        missing = [task for task, at in tasks.latest_times(conn, target=target).items() if at is None]
         if missing:
             raise NotReady(f"AI-ops tables not materialized yet ({', '.join(missing)})")
 
     async def readyz(request: Request) -> Response:
-        await run_in_threadpool(pool.run, _readiness)
+        target = request_target(request)
+        await run_in_threadpool(pool.run, lambda conn: _readiness(conn, target))
         return JSONResponse({"status": "ready"})
 
     async def http_error(request: Request, exc: Exception) -> Response:

@@ -20,6 +20,7 @@ from autopilot_pipeline.defs.alerting.resources import SlackResource
 from autopilot_pipeline.defs.meta import OWNERS, preview
 from autopilot_pipeline.defs.partitions import (
     SAME_TARGET_OVERLAPPING_TIME,
+    TARGET,
     analysis_hours_by_target,
     analysis_time,
     run_target,
@@ -34,6 +35,8 @@ HEALTH_TABLES = [
     for name in ("uptime_hourly", "error_rates_hourly", "response_times_hourly", "metric_samples_hourly")
 ]
 RECOMMENDATIONS = dg.AssetKey(["automation", "performance_recommendations"])
+#: The target's latest profiling (partitioned by target only): an hour reads its target's open advice.
+SAME_TARGET_ANY_TIME = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=TARGET)
 
 #: Anomalies and failure risk follow the health tables: each complete hour is analysed once its tables are.
 AFTER_THE_HOUR = dg.AutomationCondition.eager()
@@ -239,7 +242,7 @@ def failure_predictions(
     key=OPTIMIZATIONS,
     partitions_def=analysis_hours_by_target,
     automation_condition=every_six_hours(ignore=[RECOMMENDATIONS]),
-    deps=[RECOMMENDATIONS, PREDICTIONS],
+    deps=[dg.AssetDep(RECOMMENDATIONS, partition_mapping=SAME_TARGET_ANY_TIME), PREDICTIONS],
     group_name=GROUP,
     kinds={"postgres"},
     owners=OWNERS,

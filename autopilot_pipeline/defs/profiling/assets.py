@@ -3,12 +3,14 @@
 Thin assets over :mod:`autopilot_pipeline.profiling.store` (the database edge) and
 :mod:`autopilot_pipeline.profiling.advice` (the pure rules). Each writes its ``automation`` table and shows
 what matters in the UI: the slowest queries, the recommendations and the remediation audit as tables.
+Partitioned by monitored target only (see :mod:`autopilot_pipeline.defs.profiling.targets` for why not time).
 """
 
 import dagster as dg
 import polars as pl
 
 from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.partitions import targets
 from autopilot_pipeline.defs.profiling.resources import ProfilingResource
 from autopilot_pipeline.defs.profiling.targets import profiling_target, publish, target_database
 from autopilot_pipeline.defs.resources import PostgresResource
@@ -92,6 +94,7 @@ def _short(column: str, width: int = 90) -> pl.Expr:
             description="pg_stat_statements is installed and readable (WARN with how to enable it).",
         ),
     ],
+    partitions_def=targets,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -181,6 +184,7 @@ def query_stats(
             description="The snapshot holds at least one user table.",
         )
     ],
+    partitions_def=targets,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -253,6 +257,7 @@ def table_statistics(context: dg.AssetExecutionContext, postgres: PostgresResour
             description="WARN when a slow query shape appeared for the first time.",
         )
     ],
+    partitions_def=targets,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -329,6 +334,7 @@ def slow_queries(
             description="WARN while high-priority recommendations are open.",
         )
     ],
+    partitions_def=targets,
     group_name=GROUP,
     kinds=KINDS,
     owners=OWNERS,
@@ -435,6 +441,7 @@ def _savings_table(savings: list[dict]) -> pl.DataFrame:
 @dg.asset(
     key=REMEDIATION,
     deps=[RECOMMENDATIONS],
+    partitions_def=targets,
     group_name=GROUP,
     kinds={"postgres"},
     owners=OWNERS,

@@ -1,11 +1,10 @@
 """Daily profiling: the table statistics snapshot and everything that reads it, one run per monitored target
-(a target that is down fails its own run, the others go ahead)."""
+(its partition; a target that is down fails its own run, the others go ahead)."""
 
 import dagster as dg
 
 from autopilot_pipeline.defs.partitions import targets
 from autopilot_pipeline.defs.profiling.jobs import profiling_job
-from autopilot_pipeline.defs.profiling.targets import TARGET_TAG
 
 
 @dg.schedule(
@@ -21,6 +20,6 @@ from autopilot_pipeline.defs.profiling.targets import TARGET_TAG
 def profiling_daily_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
     day = f"{context.scheduled_execution_time:%Y-%m-%d}"
     return [
-        dg.RunRequest(run_key=f"{name}:{day}", tags={TARGET_TAG: name})
+        dg.RunRequest(run_key=f"{name}:{day}", partition_key=name)
         for name in context.instance.get_dynamic_partitions(targets.name)
     ]

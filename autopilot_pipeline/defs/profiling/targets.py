@@ -1,10 +1,10 @@
-"""Which monitored target a profiling run profiles: the run tag ``autopilot/target`` (unset: ``default``).
+"""Which monitored target a profiling run profiles: its partition of the dynamic ``targets`` partitions.
 
-Profiling stays unpartitioned: its windows are not time partitions (pg_stat_statements is diffed against
-the last snapshot, the catalog is read as it is now), so a profiling run for a past day could not be
-rebuilt, and every existing caller (tests, ``autopilot demo``, the schedule) keeps working unchanged. The
-daily schedule requests one run per target, tagged with its name; a target that cannot be reached fails
-its own run in one line and the others go ahead.
+Profiling is partitioned by target only, not by time: pg_stat_statements is diffed against the last
+snapshot and the catalog is read as it is now, so a profiling run for a past day could not be rebuilt and a
+time dimension would be fiction. Per target, the UI shows each database's profiling status; the daily
+schedule requests one run per target, and a target that cannot be reached fails its own partition in one
+line while the others go ahead.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.postgres import migrate
 from autopilot_pipeline.postgres.targets import validate_name
 
-TARGET_TAG = "autopilot/target"
-
 
 def profiling_target(context: dg.AssetExecutionContext) -> str:
-    """The run's target (``default`` without the tag); a malformed name fails the run in one line."""
-    name = context.run.tags.get(TARGET_TAG, DEFAULT_TARGET)
+    """The run's target, its partition key; a malformed name fails the run in one line."""
+    if not context.has_partition_key:
+        raise dg.Failure(
+            description="a profiling run profiles one target: give its name as the partition key"
+        )
     try:
-        return validate_name(name)
+        return validate_name(context.partition_key)
     except AutopilotError as exc:
-        raise dg.Failure(description=f"{TARGET_TAG}: {exc}") from None
+        raise dg.Failure(description=f"profiling partition: {exc}") from None
 
 
 @contextmanager

@@ -322,10 +322,15 @@ def optimize_system(
     return report
 
 
-def top_recommendations(conn: psycopg.Connection, limit: int = 5) -> list[tuple[str, str, str, float | None]]:
-    """(priority, type, description, estimated improvement %) of the best open recommendations."""
+def top_recommendations(
+    conn: psycopg.Connection, limit: int = 5, target: str = DEFAULT
+) -> list[tuple[str, str, str, float | None]]:
+    """(priority, type, description, estimated improvement %) of ``target``'s best open recommendations
+    (the order of the ``open_recommendations`` view, which shows ``default``'s)."""
     return conn.execute(
         "SELECT priority, recommendation_type, description, estimated_improvement_pct "
-        "FROM automation.open_recommendations LIMIT %s",
-        (limit,),
+        "FROM automation.performance_recommendations WHERE target = %s AND NOT implemented "
+        "ORDER BY CASE priority WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, "
+        "estimated_improvement_pct DESC NULLS LAST, recommendation_key LIMIT %s",
+        (target, limit),
     ).fetchall()
