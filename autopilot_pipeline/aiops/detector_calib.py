@@ -519,7 +519,8 @@ def _recurring_alarms(
     x = values[rows, cs]
     # The deviation from the forecast on the test's own timescale (one point, or the 5-point mean).
     r = np.where(stat_i == 1, q, stats[0][rows, cs]) * unit[rows, cs]
-    fl = memory.floor(rows, cs, kind, side, x, r, q, inside_bulk(values, a, cs, x))
+    p_c = p_comb[cs, cb]
+    fl = memory.floor(rows, cs, kind, side, x, r, q, p_c, inside_bulk(values, a, cs, x))
     out = p_comb.copy()
     out[cs, cb] = np.maximum(p_comb[cs, cb], fl)
     # Raw episodes: more than QUIET rows after the previous raw alarm, or after CALM_RUN calm rows.
@@ -530,5 +531,5 @@ def _recurring_alarms(
     calm_before = run[cb + CALM_RUN, cs] - run[cb, cs] == CALM_RUN
     new = (rows - prev > QUIET) | calm_before
     last_raw[cs] = rows  # the last write per series is its latest row
-    memory.add(new, rows, cs, kind, side, x, r, q)
+    memory.add(new, rows, cs, kind, side, x, r, q, p_c)
     return out

@@ -12,8 +12,11 @@ per alarm episode (raw: before this floor) and treats a candidate alarm as recur
   half the deviation now, and the value now either inside the bulk of the series' recent values (its 1st
   to 99th percentile over the last :data:`BULK_SPAN` points: a flush to the usual bottom, a toggle to the
   usual other level) or no further out than the values then, less a quarter of the present deviation;
-* drift: the statistic then at least half of what it is now;
-* spread: the spread then at least 2/3 of now (more variable) or at most 1.5 times now (flat).
+* drift: the statistic then at least half of what it is now, or its p-value then at most
+  :data:`P_FACTOR` times the present one;
+* spread: the spread then at least 2/3 of now (more variable) or at most 1.5 times now (flat), or its
+  p-value then at most :data:`P_FACTOR` times the present one (the raw spread follows the running scale,
+  which creeps: a borderline alarm after every flush must still count as the same event).
 
 A recurring candidate's p-value is floored at the empirical frequency of such events, c / (n + 1) over the
 last :data:`ALARM_SPAN` points; with ``c >= 3`` that is above the shipped threshold, so it raises no alarm.
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ALARM_SPAN", "BULK_SPAN", "RECUR_ALARMS", "AlarmMemory", "inside_bulk"]
+__all__ = ["ALARM_SPAN", "BULK_SPAN", "P_FACTOR", "RECUR_ALARMS", "AlarmMemory", "inside_bulk"]
 
 RECUR_ALARMS = 3
 """Earlier alarm episodes at least as extreme that make an alarm recurring (the same count as
@@ -34,6 +37,8 @@ RECUR_ALARMS = 3
 ALARM_SPAN = 16384
 """Points the memory looks back (11 days of minutes, 8 weeks of hours): 3 events in it give a frequency
 of 1.8e-4 or more, above the 1e-4 threshold."""
+P_FACTOR = 10.0
+"""A windowed test's alarm is like an earlier one whose p-value was at most this many times smaller."""
 BULK_SPAN = 512
 """Recent points whose 1st to 99th percentile is the bulk of a series' values."""
 _LEVEL, _DRIFT, _SPREAD = 0, 2, 3
@@ -41,16 +46,17 @@ _LEVEL, _DRIFT, _SPREAD = 0, 2, 3
 
 class AlarmMemory:
     """Episodes of raw alarms per series: first row, kind (0 level, 2 drift, 3 spread), side, and the most
-    extreme value, deviation from the forecast and statistic of the episode (one (n, 6) array per series)."""
+    extreme value, deviation from the forecast, statistic and smallest p-value of the episode (one (n, 7)
+    array per series)."""
 
     def __init__(self) -> None:
         self.events: dict[int, np.ndarray] = {}
 
-    def add(self, new, row, ser, kind, side, x, r, q) -> None:  # noqa: ANN001 - arrays of equal length
+    def add(self, new, row, ser, kind, side, x, r, q, p) -> None:  # noqa: ANN001 - arrays of equal length
         """Record the block's raw alarms, in time order per series: one record per episode (``new`` marks an
         episode's first alarm), holding the episode's most extreme value, deviation and statistic on its side:
         an episode's first point is often its mildest."""
-        rec = np.column_stack([row, kind, side, x, r, q]).astype(np.float64)
+        rec = np.column_stack([row, kind, side, x, r, q, p]).astype(np.float64)
         for j in np.unique(ser):
             at = np.flatnonzero(ser == j)
             ev = self.events.get(int(j))
@@ -64,9 +70,10 @@ class AlarmMemory:
                 last[3] = sd * max(sd * last[3], sd * x[k])
                 last[4] = sd * max(sd * last[4], sd * r[k])
                 last[5] = sd * max(sd * last[5], sd * q[k])
+                last[6] = min(last[6], p[k])
             self.events[int(j)] = np.array(rows)
 
-    def floor(self, row, ser, kind, side, x, r, q, inside) -> np.ndarray:  # noqa: ANN001 - equal lengths
+    def floor(self, row, ser, kind, side, x, r, q, p, inside) -> np.ndarray:  # noqa: ANN001 - equal lengths
         """p-value floor per candidate: c / (n + 1) when c >= RECUR_ALARMS recorded episodes of the same series,
         kind and side, within ALARM_SPAN points before it, were at least as extreme; else 0. ``inside``: the
         candidate's value lies within the bulk of the series' recent values (then only its deviation from
@@ -77,15 +84,18 @@ class AlarmMemory:
             if ev is None or ev.shape[0] < RECUR_ALARMS:
                 continue
             at = np.flatnonzero(ser == j)
-            e_row, e_kind, e_side, e_x, e_r, e_q = (c[None, :] for c in ev.T)
+            e_row, e_kind, e_side, e_x, e_r, e_q, e_p = (c[None, :] for c in ev.T)
             c_row, c_kind, c_side = row[at][:, None], kind[at][:, None], side[at][:, None]
             c_x, c_r, c_q = x[at][:, None], r[at][:, None], q[at][:, None]
             same = (e_kind == c_kind) & (e_side == c_side) & (e_row < c_row) & (e_row >= c_row - ALARM_SPAN)
             s = c_side
             as_far = inside[at][:, None] | (s * e_x >= s * c_x - 0.25 * np.abs(c_r))
             level = as_far & (s * e_r >= 0.5 * s * c_r)
-            drift = s * e_q >= 0.5 * s * c_q
-            spread = np.where(s > 0, e_q >= c_q / 1.5, e_q <= 1.5 * c_q)
+            # The windowed tests: their statistic, or their p-value (scale-free: a borderline alarm that
+            # recurs, cycle after cycle, while the running scale creeps) at most ten times smaller than then.
+            as_rare = e_p <= P_FACTOR * p[at][:, None]
+            drift = as_rare | (s * e_q >= 0.5 * s * c_q)
+            spread = as_rare | np.where(s > 0, e_q >= c_q / 1.5, e_q <= 1.5 * c_q)
             like = same & np.where(c_kind == _LEVEL, level, np.where(c_kind == _DRIFT, drift, spread))
             cnt = like.sum(axis=1)
             n = np.minimum(row[at], ALARM_SPAN) + 1.0
