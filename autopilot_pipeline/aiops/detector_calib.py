@@ -25,6 +25,9 @@ only if it did not alarm; but a value at least as extreme as ``RECUR`` events' w
 second and a third spike are caught, while bursts, toggles, edges and a new level become normal after a
 few occurrences. For the level tests a value at a level the series sat at often in its recent past is not
 novel either (:func:`_occupied`), unless a seasonal forecast is in use (then time of day matters).
+Last, an alarm like three earlier alarm episodes of the series is recurring, not news
+(:mod:`.detector_recur`): the statistics' memories forget alarms, so without it an event that alarms every
+time it happens would never become normal.
 
 The one-sided p-values (both sides of each statistic, or only the metric's harmful side) are combined by
 Bonferroni: p = min(1, m x smallest), valid whatever their dependence. A point alarms when p < ``ALPHA``;
