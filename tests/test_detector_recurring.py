@@ -99,8 +99,9 @@ def flags() -> dict[str, np.ndarray]:
 
 SAWTOOTH_GAP = pytest.mark.xfail(
     strict=True,
-    reason="known weakness: a flush off the seasonal beat alarms for the first ~10 cycles, and a fill "
-    "that is not flushed climbs at its usual pace unseen for 400 points (docs/AI_OPS_GUIDE.md, Detector)",
+    reason="known weakness: a flush off the seasonal beat alarms for the first 3-6 cycles (until three of "
+    "each direction are remembered; 5 allowed here), and a fill that is not flushed climbs at its usual pace "
+    "unseen for 400 points (docs/AI_OPS_GUIDE.md, Detector)",
 )
 NAMES = [pytest.param(n, marks=SAWTOOTH_GAP) if n == "noisy_sawtooth" else n for n in CASES]
 NORMAL = [n for n in NAMES if n != "counter_with_finer_counts"]

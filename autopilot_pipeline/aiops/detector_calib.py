@@ -25,6 +25,9 @@ only if it did not alarm; but a value at least as extreme as ``RECUR`` events' w
 second and a third spike are caught, while bursts, toggles, edges and a new level become normal after a
 few occurrences. For the level tests a value at a level the series sat at often in its recent past is not
 novel either (:func:`_occupied`), unless a seasonal forecast is in use (then time of day matters).
+Last, an alarm like three earlier alarm episodes of the series is recurring, not news
+(:mod:`.detector_recur`): the statistics' memories forget alarms, so without it an event that alarms every
+time it happens would never become normal.
 
 The one-sided p-values (both sides of each statistic, or only the metric's harmful side) are combined by
 Bonferroni: p = min(1, m x smallest), valid whatever their dependence. A point alarms when p < ``ALPHA``;
@@ -36,6 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from autopilot_pipeline.aiops.detector_recur import AlarmMemory, inside_bulk
 
 __all__ = ["ALPHA", "CALM_P", "QUIET", "STATS", "Calibrated", "Stat", "calibrate", "onsets", "statistics"]
 
@@ -412,6 +417,8 @@ def calibrate(
     unit = np.ones_like(floor) if unit is None else unit
     floors = [floor / 5 / unit, floor / 5 / unit, floor / 5, np.full_like(floor, 0.02)]
     cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
+    memory = AlarmMemory() if values is not None else None
+    last_raw = np.full(n_ser, -(10**9))
     for a, b in _blocks(n0, t_len, cuts):
         side_p = []
         point_unfloored = None
@@ -452,6 +459,12 @@ def calibrate(
         ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
         best = np.argmin(ps, axis=0)
         p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
+        if memory is not None:
+            p_prev = p_out[max(a - CALM_RUN, 0) : a]
+            p_prev = np.vstack([np.ones((CALM_RUN - p_prev.shape[0], n_ser)), p_prev])
+            p_comb = _recurring_alarms(
+                memory, last_raw, p_prev, p_comb, best, sides, stats, unit, values, a, alpha
+            )
         p_out[a:b] = p_comb.T
         # The reason names the shortest timescale that alarms (a spike is a spike, though its 5-point mean
         # may be rarer still), else the most significant test.
@@ -475,3 +488,51 @@ def calibrate(
     idx = np.array([s for s, _ in sides])[which]
     sgn = np.array([d for _, d in sides])[which]
     return Calibrated(p_out, idx, sgn, alarm, onset)
+
+
+def _recurring_alarms(
+    memory: AlarmMemory,
+    last_raw: np.ndarray,
+    p_prev: np.ndarray,
+    p_comb: np.ndarray,
+    best: np.ndarray,
+    sides: list[tuple[int, int]],
+    stats: list[np.ndarray],
+    unit: np.ndarray,
+    values: np.ndarray,
+    a: int,
+    alpha: float,
+) -> np.ndarray:
+    """Floor the block's candidate alarms (``p_comb`` series x block) that are like several earlier alarm
+    episodes (:mod:`.detector_recur`), then record the block's raw episodes (the rule of :func:`onsets`
+    on the unfloored p-values; ``last_raw`` (series,) the last raw alarm row, updated here, ``p_prev``
+    (CALM_RUN x series) the p-values of the rows before the block). Returns the floored p-values."""
+    cs, cb = np.nonzero(p_comb < alpha)  # series-major, rows ascending within a series
+    if cs.size == 0:
+        return p_comb
+    k = best[cs, cb]
+    stat_i = np.array([s for s, _ in sides])[k]
+    side = np.array([d for _, d in sides])[k]
+    rows = a + cb
+    q = np.empty(cs.size)
+    for i in np.unique(stat_i):
+        sel = stat_i == i
+        q[sel] = stats[i][rows[sel], cs[sel]]
+    kind = np.where(stat_i <= 1, 0, stat_i)
+    x = values[rows, cs]
+    # The deviation from the forecast on the test's own timescale (one point, or the 5-point mean).
+    r = np.where(stat_i == 1, q, stats[0][rows, cs]) * unit[rows, cs]
+    p_c = p_comb[cs, cb]
+    fl = memory.floor(rows, cs, kind, side, x, r, q, p_c, inside_bulk(values, a, cs, x))
+    out = p_comb.copy()
+    out[cs, cb] = np.maximum(p_comb[cs, cb], fl)
+    # Raw episodes: more than QUIET rows after the previous raw alarm, or after CALM_RUN calm rows.
+    first = np.r_[True, cs[1:] != cs[:-1]]
+    prev = np.where(first, last_raw[cs], np.r_[0, rows[:-1]])
+    calm = np.vstack([p_prev, p_comb.T]) > CALM_P  # rows a - CALM_RUN .. b - 1
+    run = np.vstack([np.zeros((1, calm.shape[1])), np.cumsum(calm, axis=0)])
+    calm_before = run[cb + CALM_RUN, cs] - run[cb, cs] == CALM_RUN
+    new = (rows - prev > QUIET) | calm_before
+    last_raw[cs] = rows  # the last write per series is its latest row
+    memory.add(new, rows, cs, kind, side, x, r, q, p_c)
+    return out
