@@ -12,7 +12,6 @@ target's own partitions (``target|hour``).
 from __future__ import annotations
 
 import multiprocessing
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import dagster as dg
 
 from autopilot_pipeline import settings
+from autopilot_pipeline.defs.celery_steps import process_instance
 from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_START
 from autopilot_pipeline.runner import QUIET_LOGGERS, RunSummary, ensure_targets, target_partition_key
 
@@ -52,9 +52,9 @@ def reconstructable_job(job_name: str) -> Any:
 
 
 def execute(request: RunRequest) -> RunSummary:
-    """Execute one request in this process and wait for it (its steps go wherever the executor sends them)."""
-    # dagster_celery registers its step task again for every step it sends; Celery warns each time.
-    warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+    """Execute one request in this process and wait for it (its steps go wherever the executor sends them).
+
+    The process's one Dagster instance, connections held, serves all its runs (``celery_steps``)."""
     job = reconstructable_job(request.job_name)
     first, last = (
         target_partition_key(job.get_definition(), k, request.target)
@@ -62,16 +62,15 @@ def execute(request: RunRequest) -> RunSummary:
     )
     tags = {RANGE_START: first, RANGE_END: last, **request.tags}
     run_config = {**QUIET_LOGGERS, **request.run_config}
-    with dg.DagsterInstance.get() as instance:
-        result = dg.execute_job(
-            job,
-            instance=instance,
-            run_config=run_config,
-            tags=tags,
-            raise_on_error=False,
-        )
-        with result:
-            return RunSummary(request.job_name, f"{first}..{last}", result.success, result.run_id)
+    result = dg.execute_job(
+        job,
+        instance=process_instance(),
+        run_config=run_config,
+        tags=tags,
+        raise_on_error=False,
+    )
+    with result:
+        return RunSummary(request.job_name, f"{first}..{last}", result.success, result.run_id)
 
 
 def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list[RunSummary]:

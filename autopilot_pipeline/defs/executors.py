@@ -126,9 +126,9 @@ def from_environment() -> dg.ExecutorDefinition:
     """The executor for every job of the code location."""
     name = executor_name()
     if name == "celery":
-        from dagster_celery import celery_executor
+        from autopilot_pipeline.defs.celery_steps import step_celery_executor
 
-        return celery_executor.configured(celery_executor_config(), name="celery")
+        return step_celery_executor().configured(celery_executor_config(), name="celery")
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 
