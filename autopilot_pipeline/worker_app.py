@@ -14,6 +14,7 @@ from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 
 from autopilot_pipeline import runner
+from autopilot_pipeline.definitions import reuse_in_this_process
 from autopilot_pipeline.defs import executors
 from autopilot_pipeline.defs.celery_steps import create_step_task
 
@@ -27,4 +28,6 @@ execute_plan = create_step_task(app)
 
 # Load the code location once in the worker's main process: its pool processes are forked from it, so the
 # first step of each no longer pays the imports (polars, statsmodels, every asset module: ~5 s on 2 busy cores).
+# Built once per environment from then on (definitions.reuse_in_this_process), not again for every step.
+reuse_in_this_process()
 runner.load_definitions()

@@ -112,6 +112,12 @@ def counts(pipeline_url: str) -> dict[str, int]:
 ROLES: dict[str, list[int]] = {}
 
 
+def with_runs() -> dict[str, list[int]]:
+    """The roles, with our other children as the run processes (multiprocessing's fork server forks them)."""
+    known = {pid for pids in ROLES.values() for pid in pids}
+    return {**ROLES, "runs": [pid for pid in proc_cpu.children(os.getpid()) if pid not in known]}
+
+
 def children_cpu_s() -> float:
     """CPU seconds of every finished, waited-for child process tree (run processes, workers and their pools)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -124,13 +130,14 @@ def timed_backfill(
     os.environ[executors.EXECUTOR_ENV] = executor
     load_before = os.getloadavg()[0]
     cpu_before = children_cpu_s()
-    roles_before = proc_cpu.snapshot(ROLES)
+    roles_before = proc_cpu.snapshot(with_runs())
     started = time.perf_counter()
     summaries = backfill.run_backfill(reqs, parallel_runs=parallel_runs)
     wall = time.perf_counter() - started
-    roles = proc_cpu.delta(roles_before, proc_cpu.snapshot(ROLES))
-    run_cpu = children_cpu_s() - cpu_before  # the run processes (they have exited); workers are added later
-    roles["runs"] = run_cpu
+    roles = proc_cpu.delta(roles_before, proc_cpu.snapshot(with_runs()))
+    # the run processes: the fork server's tree, and any child of ours reaped meanwhile
+    roles["runs"] += children_cpu_s() - cpu_before
+    run_cpu = roles["runs"]  # the workers are added later
     failed = [s for s in summaries if not s.success]
     if failed:
         raise SystemExit(f"{label}: {len(failed)} run(s) failed, e.g. {failed[0]}")

@@ -4,8 +4,8 @@ scale-out benchmark: where the CPU of a backfill goes, not only how much there i
 A role's total at one moment is the CPU of its live processes plus what their exited, waited-for children
 used (``cutime``/``cstime``): a Postgres backend or a worker's pool process that ends inside the window
 moves from the first term into its parent's second term, so the difference of two snapshots is exact
-without sampling in between. The run processes are the driver's children, reaped at the end of the
-backfill: they are measured by ``RUSAGE_CHILDREN`` around it (the caller's figure), not here.
+without sampling in between. The run processes are forked by multiprocessing's fork server (a child of
+the driver that reaps them), so they are the tree of the driver's other children.
 Linux only (the benchmark's machine).
 """
 
@@ -53,6 +53,11 @@ def tree_cpu_s(roots: list[int], stats: list[Stat] | None = None) -> float:
         total += s.own_s + s.children_s
         todo.extend(by_parent.get(s.pid, []))
     return total
+
+
+def children(pid: int, stats: list[Stat] | None = None) -> list[int]:
+    """PIDs of the live children of ``pid``."""
+    return [s.pid for s in (all_stats() if stats is None else stats) if s.ppid == pid]
 
 
 def machine_busy_s() -> float:
