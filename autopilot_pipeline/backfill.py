@@ -56,11 +56,7 @@ def reconstructable_job(job_name: str) -> Any:
 def execute(request: RunRequest) -> RunSummary:
     """Execute one request in this process and wait for it (its steps go wherever the executor sends them).
 
-    The process's one Dagster instance, connections held, serves all its runs (``celery_steps``), and the
-    code location is built once per environment (``definitions.reuse_in_this_process``)."""
-    from autopilot_pipeline.definitions import reuse_in_this_process
-
-    reuse_in_this_process()
+    The process's one Dagster instance, connections held, serves all its runs (``celery_steps``)."""
     job = reconstructable_job(request.job_name)
     first, last = (
         target_partition_key(job.get_definition(), k, request.target)
@@ -88,8 +84,13 @@ def _preload_modules() -> list[str]:
 
 
 def _adopt_environment(env: dict[str, str]) -> None:
+    """A run process starts with the caller's environment and builds the code location once per
+    environment for all its runs (``definitions.reuse_in_this_process``)."""
+    from autopilot_pipeline.definitions import reuse_in_this_process
+
     os.environ.clear()
     os.environ.update(env)
+    reuse_in_this_process()
 
 
 def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list[RunSummary]:
