@@ -1,17 +1,42 @@
 """The Dagster code location: everything under ``defs/``, plus project-wide policy."""
 
+import os
 from pathlib import Path
 
 import dagster as dg
 
 from autopilot_pipeline.defs import executors
 
+_reuse = {"on": False}
+_built: dict[frozenset[tuple[str, str]], dg.Definitions] = {}
 
-@dg.definitions
-def defs() -> dg.Definitions:
+
+def reuse_in_this_process() -> None:
+    """Build the code location once per environment in this process, as a code server does.
+
+    For processes that serve many runs or steps (backfill run processes, Celery worker pools): Dagster
+    rebuilds a lazily defined location at every ``ReconstructableRepository.get_definition``, two or three
+    times per run and step (~0.3 CPU s each). The environment is the key (the executor and every setting
+    come from it), so a process whose environment changes still gets a fresh build.
+    """
+    _reuse["on"] = True
+
+
+def _build() -> dg.Definitions:
     # In-process execution unless AUTOPILOT_EXECUTOR says otherwise (defs/executors.py): our steps are short
     # and I/O bound; a process per step costs ~2.5 s each.
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
         dg.Definitions(executor=executors.from_environment()),
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    if not _reuse["on"]:
+        return _build()
+    key = frozenset(os.environ.items())
+    if key not in _built:
+        _built.clear()
+        _built[key] = _build()
+    return _built[key]

@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import proc_cpu
 import psycopg
 from psycopg import sql
 
@@ -106,6 +107,17 @@ def counts(pipeline_url: str) -> dict[str, int]:
         }
 
 
+#: Root PIDs of the processes whose CPU each backfill reports by role (``proc_cpu``): Postgres, Redis and,
+#: while they run, the workers.
+ROLES: dict[str, list[int]] = {}
+
+
+def with_runs() -> dict[str, list[int]]:
+    """The roles, with our other children as the run processes (multiprocessing's fork server forks them)."""
+    known = {pid for pids in ROLES.values() for pid in pids}
+    return {**ROLES, "runs": [pid for pid in proc_cpu.children(os.getpid()) if pid not in known]}
+
+
 def children_cpu_s() -> float:
     """CPU seconds of every finished, waited-for child process tree (run processes, workers and their pools)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -118,10 +130,14 @@ def timed_backfill(
     os.environ[executors.EXECUTOR_ENV] = executor
     load_before = os.getloadavg()[0]
     cpu_before = children_cpu_s()
+    roles_before = proc_cpu.snapshot(with_runs())
     started = time.perf_counter()
     summaries = backfill.run_backfill(reqs, parallel_runs=parallel_runs)
     wall = time.perf_counter() - started
-    run_cpu = children_cpu_s() - cpu_before  # the run processes (they have exited); workers are added later
+    roles = proc_cpu.delta(roles_before, proc_cpu.snapshot(with_runs()))
+    # the run processes: the fork server's tree, and any child of ours reaped meanwhile
+    roles["runs"] += children_cpu_s() - cpu_before
+    run_cpu = roles["runs"]  # the workers are added later
     failed = [s for s in summaries if not s.success]
     if failed:
         raise SystemExit(f"{label}: {len(failed)} run(s) failed, e.g. {failed[0]}")
@@ -131,8 +147,10 @@ def timed_backfill(
         "cpu_s": run_cpu,
         "load_before": load_before,
         "load_after": os.getloadavg()[0],
+        "roles": roles,
     }
-    log(f"{label}: {wall:.1f} s (load {load_before:.2f} -> {result['load_after']:.2f})")
+    shares = ", ".join(f"{k} {v:.1f}" for k, v in roles.items())
+    log(f"{label}: {wall:.1f} s (load {load_before:.2f} -> {result['load_after']:.2f}); CPU s: {shares}")
     return result
 
 
@@ -141,9 +159,11 @@ def with_workers(count: int, redis: LocalRedis, root: Path, label: str, body: An
     result ``body`` returns, or spread over a list of results by their share of the wall time."""
     workers = LocalWorkers(count, dict(os.environ), root / "workers" / label, loglevel="INFO")
     workers.start(redis.url)
+    ROLES["workers"] = [p.pid for p in workers.processes]
     try:
         result = body()
     finally:
+        ROLES.pop("workers", None)
         before = children_cpu_s()
         workers.stop(grace_s=30.0)
         worker_cpu = children_cpu_s() - before
@@ -195,8 +215,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     redis = LocalRedis(root / "redis")
     results: dict[str, Any] = {"machine": machine(), "targets": args.targets, "hours": args.hours}
     pg.start()
+    ROLES["postgres"] = [int((pg.pgdata / "postmaster.pid").read_text().split()[0])]
     try:
         redis.start()
+        ROLES["redis"] = [redis.process.pid]
         os.environ[executors.REDIS_URL_ENV] = redis.url
         log(f"creating {args.targets} target databases (demo data)")
         databases = [create_target(pg.url(), i) for i in range(args.targets)]
@@ -267,6 +289,20 @@ def report(results: dict[str, Any], command: str) -> str:
         lines.append(
             f"| {r['label']} | {r['wall_s']:.1f} s | {r['wall_s'] / partitions * 1000:.0f} ms | "
             f"{r['cpu_s']:.0f} | {r['load_before']:.2f} → {r['load_after']:.2f} |"
+        )
+    lines += [
+        "",
+        "CPU seconds during each backfill by role (workers: main and pool processes, started before; the "
+        "machine: every process on it, other users' too):",
+        "",
+        "| backfill | run processes | workers | Redis | Postgres | driver | machine busy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results["rows"]:
+        c = r["roles"]
+        lines.append(
+            f"| {r['label']} | {c['runs']:.1f} | {c.get('workers', 0.0):.1f} | {c['redis']:.1f} | "
+            f"{c['postgres']:.1f} | {c['driver']:.1f} | {c['machine']:.1f} |"
         )
     lines += [
         "",

@@ -31,8 +31,10 @@ EXECUTOR_ENV = "AUTOPILOT_EXECUTOR"
 REDIS_URL_ENV = "AUTOPILOT_REDIS_URL"
 VISIBILITY_TIMEOUT_ENV = "AUTOPILOT_CELERY_VISIBILITY_TIMEOUT"
 K8S_CONFIG_ENV = "AUTOPILOT_K8S_EXECUTOR_CONFIG"
+POLL_INTERVAL_ENV = "AUTOPILOT_CELERY_POLL_INTERVAL"
 EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 DEFAULT_VISIBILITY_TIMEOUT_S = 900
+DEFAULT_POLL_INTERVAL_S = 0.2
 #: The queue dagster_celery routes step tasks to (its app's only queue).
 QUEUE = "dagster"
 
@@ -70,6 +72,21 @@ def visibility_timeout_s() -> int:
     return value
 
 
+def poll_interval_s() -> float:
+    """Seconds between two looks of a run process at its steps' results in Redis (dagster-celery's loop
+    sleeps 1 s): a finished step's successors are sent at most this late."""
+    raw = os.environ.get(POLL_INTERVAL_ENV, "").strip()
+    if not raw:
+        return DEFAULT_POLL_INTERVAL_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0.01 <= value <= 60:
+        raise ValueError(f"{POLL_INTERVAL_ENV} must be a number of seconds from 0.01 to 60, not {raw!r}")
+    return value
+
+
 def celery_app_settings() -> dict[str, Any]:
     """Celery settings shared by the runs (which send tasks) and the workers (which take them)."""
     visibility = visibility_timeout_s()
@@ -100,6 +117,7 @@ def celery_executor_config() -> dict[str, Any]:
     """The ``celery_executor`` config: the Redis URL is read from the environment by name, so it is not
     written into run configs or job snapshots."""
     redis_url()  # fail at load time, in one line, when it is missing
+    poll_interval_s()
     return {
         "broker": {"env": REDIS_URL_ENV},
         "backend": {"env": REDIS_URL_ENV},
@@ -126,9 +144,9 @@ def from_environment() -> dg.ExecutorDefinition:
     """The executor for every job of the code location."""
     name = executor_name()
     if name == "celery":
-        from dagster_celery import celery_executor
+        from autopilot_pipeline.defs.celery_steps import step_celery_executor
 
-        return celery_executor.configured(celery_executor_config(), name="celery")
+        return step_celery_executor().configured(celery_executor_config(), name="celery")
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 

@@ -1,0 +1,180 @@
+"""dagster-celery's step task and executor with one Dagster instance per process, holding its connections.
+
+Measured on the scale-out benchmark (docs/BENCHMARKS.md), most of a Celery step's cost was not the step:
+dagster-celery's task builds a new ``DagsterInstance`` for every step, and Dagster's Postgres storages
+open a new connection for every statement (SQLAlchemy ``NullPool``), so one hourly-range step of ours
+opened ~120 connections (each a Postgres backend started and torn down) to write its events. The run
+processes did the same for the planned-materialization events of every run they created.
+
+What changes here, with dagster-celery's wire contract kept (task name ``execute_plan``, its two keyword
+arguments, the serialized events it returns, the ``Celery worker`` engine event):
+
+- :func:`process_instance`: one instance per process and instance ref, with pooled connections
+  (Dagster's ``optimize_for_webserver``: a held connection per storage plus overflow, what its own
+  long-lived webserver does; no statement timeout). A worker's pool process and a backfill's run
+  process live for many steps or runs, so they keep it; a forked child builds its own.
+- :func:`create_step_task`: the worker side of ``execute_plan`` on that instance.
+- :func:`step_celery_executor`: dagster-celery's executor and execution loop, sending each step with
+  ``send_task`` by name instead of registering the task on the app again for every step (which made
+  Celery warn "Task name 'execute_plan' is already registered" once per step in every run process), and
+  looking for finished steps every 0.2 s instead of every second.
+
+Celery and dagster-celery are imported only when used: the code location loads every module of ``defs/``,
+also in processes that run in process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import dagster as dg
+from dagster import DagsterInstance
+from dagster._core.definitions.reconstruct import ReconstructableJob
+from dagster._core.events import EngineEventData
+from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
+from dagster._core.execution.retries import RetryMode
+from dagster._core.instance.ref import InstanceRef
+from dagster._grpc.types import ExecuteStepArgs
+from dagster._serdes import pack_value, serialize_value, unpack_value
+
+from autopilot_pipeline.defs import executors
+
+__all__ = ["create_step_task", "hold_connections", "process_instance", "step_celery_executor"]
+
+#: dagster_celery.config.TASK_EXECUTE_PLAN_NAME: the name the workers know the step task by.
+TASK_NAME = "execute_plan"
+
+#: Connections a process may open beyond the one it holds per storage, for nested use (returned at once).
+POOL_OVERFLOW = 8
+#: Seconds after which a held connection is replaced (Dagster's webserver default).
+POOL_RECYCLE_S = 3600
+
+_instances: dict[tuple[int, str], DagsterInstance] = {}
+
+
+def hold_connections(instance: DagsterInstance) -> DagsterInstance:
+    """Pooled connections for ``instance``'s storages instead of one connection per statement."""
+    instance.optimize_for_webserver(
+        statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=POOL_OVERFLOW
+    )
+    return instance
+
+
+def process_instance(ref: InstanceRef | None = None) -> DagsterInstance:
+    """This process's instance for ``ref`` (``DAGSTER_HOME``'s when None), built once, connections held.
+
+    Keyed by PID too: a forked child never shares its parent's sockets. Never closed: it lives as long
+    as the process.
+    """
+    key = (os.getpid(), serialize_value(ref) if ref is not None else os.environ.get("DAGSTER_HOME", ""))
+    instance = _instances.get(key)
+    if instance is None:
+        instance = DagsterInstance.from_ref(ref) if ref is not None else DagsterInstance.get()
+        _instances[key] = instance = hold_connections(instance)
+    return instance
+
+
+def create_step_task(app: Any, **task_kwargs: Any) -> Any:
+    """Register ``execute_plan`` on the workers' Celery ``app``: run one step of a run, return its events."""
+    from dagster_celery.core_execution_loop import DELEGATE_MARKER
+    from dagster_celery.executor import CeleryExecutor
+
+    @app.task(bind=True, name=TASK_NAME, **task_kwargs)
+    def execute_plan(self: Any, execute_step_args_packed: dict, executable_dict: dict) -> list[str]:
+        args = unpack_value(execute_step_args_packed, as_type=ExecuteStepArgs)
+        instance = process_instance(args.instance_ref)
+        job = ReconstructableJob.from_dict(executable_dict)
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            raise RuntimeError(f"run {args.run_id} is not in the Dagster instance this worker uses")
+        plan = create_execution_plan(
+            job, run.run_config, step_keys_to_execute=args.step_keys_to_execute, known_state=args.known_state
+        )
+        keys = ", ".join(args.step_keys_to_execute or [])
+        taken = instance.report_engine_event(
+            f"Executing steps {keys} in celery worker",
+            run,
+            EngineEventData(
+                {"step_keys": keys, "Celery worker": self.request.hostname}, marker_end=DELEGATE_MARKER
+            ),
+            CeleryExecutor,
+            step_key=plan.step_handle_for_single_step_plans().to_key(),
+        )
+        events = [taken]
+        events.extend(
+            execute_plan_iterator(
+                execution_plan=plan,
+                job=job,
+                dagster_run=run,
+                instance=instance,
+                retry_mode=args.retry_mode,
+                run_config=run.run_config,
+            )
+        )
+        return [serialize_value(event) for event in events]
+
+    return execute_plan
+
+
+def _send_step(app: Any, plan_context: Any, step: Any, queue: str, priority: int, known_state: Any) -> Any:
+    """Send one step to the workers by task name (no task object needed on the sending side)."""
+    job = plan_context.reconstructable_job
+    args = ExecuteStepArgs(
+        job_origin=job.get_python_origin(),
+        run_id=plan_context.dagster_run.run_id,
+        step_keys_to_execute=[step.key],
+        instance_ref=plan_context.instance.get_ref(),
+        retry_mode=plan_context.executor.retries.for_inner_plan(),
+        known_state=known_state,
+        print_serialized_events=True,
+    )
+    return app.send_task(
+        TASK_NAME,
+        kwargs={"execute_step_args_packed": pack_value(args), "executable_dict": job.to_dict()},
+        priority=priority,
+        queue=queue,
+        routing_key=f"{queue}.{TASK_NAME}",
+    )
+
+
+@functools.cache
+def _executor_class() -> type:
+    from dagster_celery import core_execution_loop
+    from dagster_celery.executor import CeleryExecutor
+
+    class StepCeleryExecutor(CeleryExecutor):
+        """dagster-celery's executor and loop; steps are sent by :func:`_send_step`, results looked at every
+        ``AUTOPILOT_CELERY_POLL_INTERVAL`` seconds (0.2 by default, dagster-celery's 1 s delayed every
+        dependent step by 0.5 s on average)."""
+
+        def execute(self, plan_context: Any, execution_plan: Any) -> Any:
+            # The loop sleeps this module-level constant between its looks at the results.
+            core_execution_loop.TICK_SECONDS = executors.poll_interval_s()
+            return core_execution_loop.core_celery_execution_loop(
+                plan_context, execution_plan, step_execution_fn=_send_step
+            )
+
+    return StepCeleryExecutor
+
+
+@functools.cache
+def step_celery_executor() -> dg.ExecutorDefinition:
+    """dagster-celery's ``celery_executor`` (same config schema and name) building the executor above."""
+    from dagster_celery.executor import CELERY_CONFIG
+
+    @dg.executor(
+        name="celery", config_schema=CELERY_CONFIG, requirements=dg.multiple_process_executor_requirements()
+    )
+    def celery(init_context: dg.InitExecutorContext) -> dg.Executor:
+        config = init_context.executor_config
+        return _executor_class()(
+            broker=config.get("broker"),
+            backend=config.get("backend"),
+            config_source=config.get("config_source"),
+            include=config.get("include"),
+            retries=RetryMode.from_config(config["retries"]),
+        )
+
+    return celery

@@ -1,0 +1,124 @@
+"""What makes a Celery step cheap (defs/celery_steps.py, definitions.reuse_in_this_process): one Dagster
+instance per process whose connections are reused, steps sent without registering the task again (no
+Celery duplicate-task warning), the code location built once per environment, and the poll interval's
+bounds. The steps on real workers are in tests/test_celery.py."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import dagster as dg
+import psycopg2
+import pytest
+from dagster._core.execution.retries import RetryMode
+from dagster._core.instance.ref import InstanceRef
+
+from autopilot_pipeline import backfill, definitions
+from autopilot_pipeline.defs import celery_steps, executors
+from autopilot_pipeline.postgres import urls
+
+pytest.importorskip("dagster_celery")  # pinned in pyproject.toml
+
+
+@pytest.fixture
+def dagster_home(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A Postgres-backed instance in the test database (Dagster's tables beside ours)."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "storage:\n  postgres:\n    postgres_url:\n      env: DAGSTER_PG_URL\n"
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_PG_URL", urls.dagster_url(pg_url, urls.parse(pg_url).database))
+    return home
+
+
+def _count_connects(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every new connection psycopg2 opens from now on (the real connect still runs)."""
+    opened: list[int] = []
+    connect = psycopg2.connect
+
+    def counting(*args: object, **kwargs: object) -> object:
+        opened.append(1)
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg2, "connect", counting)
+    return opened
+
+
+def test_a_process_keeps_one_instance_and_reuses_its_connections(
+    dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with dg.DagsterInstance.get():  # Dagster's tables, created once
+        pass
+    opened = _count_connects(monkeypatch)
+    with dg.DagsterInstance.get() as plain:  # what dagster-celery's task built for every step
+        opened.clear()
+        for _ in range(10):
+            plain.get_runs_count()
+            plain.has_dynamic_partition("targets", "default")
+        assert len(opened) >= 20  # a new connection per statement: the measure sees them
+
+    instance = celery_steps.process_instance()
+    assert celery_steps.process_instance() is instance
+    assert celery_steps.process_instance(instance.get_ref()) is celery_steps.process_instance(
+        instance.get_ref()
+    )
+    opened.clear()
+    for _ in range(10):
+        instance.get_runs_count()
+        instance.has_dynamic_partition("targets", "default")
+    assert len(opened) <= 2, f"{len(opened)} connections opened for 20 statements"
+
+
+def test_steps_are_sent_by_name_without_registering_the_task_again(tmp_path: Path) -> None:
+    from celery import Celery
+
+    app = Celery("test-send", broker="memory://", backend="cache+memory://")
+    context = SimpleNamespace(
+        reconstructable_job=backfill.reconstructable_job("health_hourly_job"),
+        dagster_run=SimpleNamespace(run_id="run-1"),
+        instance=SimpleNamespace(get_ref=lambda: InstanceRef.from_dir(str(tmp_path))),
+        executor=SimpleNamespace(retries=RetryMode.DISABLED),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Celery's duplicate-task warning would fail the test
+        for key in ("ingest_a", "ingest_b", "ingest_c"):
+            celery_steps._send_step(app, context, SimpleNamespace(key=key), executors.QUEUE, 5, None)
+    assert celery_steps.TASK_NAME not in app.tasks
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue(executors.QUEUE)
+        sent = [queue.get(timeout=1) for _ in range(3)]
+        queue.close()
+    assert [m.headers["task"] for m in sent] == [celery_steps.TASK_NAME] * 3
+    kwargs = [m.decode()[1] for m in sent]
+    assert all(set(k) == {"execute_step_args_packed", "executable_dict"} for k in kwargs)
+
+
+def test_the_code_location_is_built_once_per_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(executors.EXECUTOR_ENV, raising=False)
+    assert definitions.defs() is not definitions.defs()  # by default every load builds anew
+    monkeypatch.setitem(definitions._reuse, "on", True)
+    monkeypatch.setattr(definitions, "_built", {})
+    first = definitions.defs()
+    assert definitions.defs() is first
+    monkeypatch.setenv(executors.EXECUTOR_ENV, "multiprocess")
+    other = definitions.defs()
+    assert other is not first
+    assert other.get_repository_def().get_job("health_hourly_job").executor_def.name == "multiprocess"
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "soon", "61"])
+def test_a_bad_poll_interval_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv(executors.POLL_INTERVAL_ENV, raw)
+    with pytest.raises(ValueError, match="seconds from 0.01 to 60"):
+        executors.poll_interval_s()
+
+
+def test_the_poll_interval_defaults_below_dagster_celerys_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(executors.POLL_INTERVAL_ENV, raising=False)
+    assert executors.poll_interval_s() == executors.DEFAULT_POLL_INTERVAL_S < 1
+    monkeypatch.setenv(executors.POLL_INTERVAL_ENV, "0.5")
+    assert executors.poll_interval_s() == 0.5
