@@ -91,8 +91,9 @@ def detect_batched(
     **options: Any,
 ) -> pl.DataFrame:
     """:func:`.detector.detect_anomalies` (``options``: its keyword arguments) over fixed batches of at most
-    ``batch_series`` series of one metric, the batches in ``workers`` processes when the frame has at least
-    ``min_pool_rows`` rows. Rows sorted by component, metric and timestamp.
+    ``batch_series`` series of one metric (as few as can be, of equal size), the batches in ``workers``
+    processes when the frame has at least ``min_pool_rows`` rows. Rows sorted by component, metric and
+    timestamp.
 
     Why fixed batches: the detector scores a batch as one array, and its floating-point sums (BLAS, numpy's
     pairwise sums) round differently with the array's width. A last-bit difference can tip one of its
@@ -104,22 +105,53 @@ def detect_batched(
     if batch_series < 1:
         raise ValueError(f"batch_series must be >= 1, not {batch_series}")
     detect = functools.partial(detect_anomalies, config=config, **options)
-    keys = (
-        frame.select("metric", "component")
-        .unique()
-        .sort("metric", "component")
-        .with_columns((pl.int_range(pl.len()).over("metric") // batch_series).alias("_batch"))
-    )
-    batches = keys.select("metric", "_batch").n_unique()
-    pool = worth_a_pool(workers, batches, frame.height, min_pool_rows)
-    if keys.is_empty() or (not pool and keys["_batch"].max() == 0):
+    if not {"component", "metric", "bucket_start", "value"} <= set(frame.columns):
+        return detect(frame)  # the detector's own error for a missing column
+    batch, split = _batches(frame, batch_series)
+    pieces = int(batch.max()) + 1 if batch.size else 0
+    pool = worth_a_pool(workers, pieces, frame.height, min_pool_rows)
+    if not pool and not split:
         out = detect(frame)  # one batch per metric: the detector's own grouping
     else:
-        batched = frame.join(keys, on=["metric", "component"], how="left", maintain_order="left")
-        pieces = batched.partition_by("metric", "_batch", maintain_order=True)
-        pieces.sort(key=lambda p: -p.height)  # the largest first: the workers finish together
-        out = pl.concat(process_map(detect, pieces, workers if pool else 1))
+        parts = (
+            frame.select("component", "metric", "bucket_start", "value")
+            .with_columns(pl.Series("_batch", batch))
+            .partition_by("_batch", include_key=False)
+        )
+        parts.sort(key=lambda p: -p.height)  # the largest first: the workers finish together
+        out = pl.concat(process_map(detect, parts, workers if pool else 1))
     return out.sort("component", "metric", "timestamp")
+
+
+def _batches(frame: pl.DataFrame, batch_series: int) -> tuple[np.ndarray, bool]:
+    """Each row's batch (0..k-1) and whether some metric has more than one batch. A metric's series, in
+    name order, fall into ceil(n / batch_series) batches of equal size (+-1).
+
+    Rows of one series usually come together, so the keys are read per run of equal (metric, component)
+    rows, not per row: string hashing of ten million rows costs seconds, comparing neighbours does not."""
+    if frame.is_empty():
+        return np.zeros(0, dtype=np.int64), False
+    new = (pl.col("component") != pl.col("component").shift()) | (
+        pl.col("metric") != pl.col("metric").shift()
+    )
+    new = new.fill_null(True)
+    run = frame.select(new.cum_sum() - 1)
+    starts = frame.select("metric", "component").filter(frame.select(new).to_series())
+    n = pl.len().over("metric")
+    keys = (
+        starts.unique()
+        .sort("metric", "component")
+        .with_columns(
+            (pl.int_range(pl.len()).over("metric") * ((n + batch_series - 1) // batch_series) // n).alias(
+                "_b"
+            )
+        )
+        .with_columns(pl.struct("metric", "_b").rank("dense").cast(pl.Int64).alias("_batch") - 1)
+    )
+    per_run = starts.join(
+        keys, on=["metric", "component"], how="left", maintain_order="left", nulls_equal=True
+    )["_batch"]
+    return per_run.to_numpy()[run.to_series().to_numpy()], bool(keys["_b"].max())
 
 
 _RESOURCE_HINTS = ("usage", "utilization", "utilisation", "saturation", "connections")
