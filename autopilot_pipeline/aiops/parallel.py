@@ -44,8 +44,9 @@ def worth_a_pool(workers: int, pieces: int, size: int, min_size: int) -> bool:
 
 def process_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *, chunksize: int = 1) -> list[R]:
     """``[fn(item) for item in items]``, in ``workers`` spawned processes when ``workers`` > 1 and there is
-    more than one item; in this process otherwise (and inside a daemonic process). ``fn`` must be a module-level function (picklable);
-    the results come back in the order of ``items`` whatever the number of workers."""
+    more than one item; in this process otherwise (and inside a daemonic process). ``fn`` must be a
+    module-level function (picklable); the results come back in the order of ``items`` whatever the
+    number of workers."""
     if workers <= 1 or len(items) <= 1 or multiprocessing.current_process().daemon:
         # (a daemonic process, e.g. a pool worker, may not start processes of its own)
         return [fn(item) for item in items]
