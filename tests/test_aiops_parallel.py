@@ -78,6 +78,9 @@ def test_anomaly_batches_score_the_same_in_worker_processes() -> None:
     pooled = detect_batched(frame, workers=2, batch_series=2, min_pool_rows=0, only_anomalies=False)
     assert serial.height == frame.height and serial["isAnomaly"].sum() > 0
     assert_frame_equal(pooled, serial)
+    # the batches do not depend on the row order either (series interleaved, not in runs)
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=11)
+    assert_frame_equal(detect_batched(shuffled, batch_series=2, only_anomalies=False), serial)
 
 
 def test_one_batch_per_metric_is_the_detectors_own_result() -> None:

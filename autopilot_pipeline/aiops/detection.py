@@ -78,7 +78,7 @@ degraded_ratio -> checks and degraded checks."""
 #: batches pay the detector's per-time-step loops once more each. 128 also deals a 1,000-series fleet into
 #: eight batches, which any number of worker processes shares evenly.
 BATCH_SERIES = 128
-#: Fewest rows worth the worker processes: the detector costs about 5 us a point on one core, so 300,000
+#: Fewest rows worth the worker processes: the detector costs 3-5 us a point on one core, so 300,000
 #: rows are about what starting a worker costs (1-2 s).
 POOL_MIN_ROWS = 300_000
 
