@@ -5,9 +5,7 @@ about it, in the seed's JSON shape. Joins the forecast model and the risk model,
 from __future__ import annotations
 
 import functools
-import multiprocessing
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 
 import polars as pl
@@ -19,7 +17,11 @@ from autopilot_pipeline.aiops.forecast import (
     threshold_for,
 )
 from autopilot_pipeline.aiops.metric_kinds import metric_kind
+from autopilot_pipeline.aiops.parallel import process_map, split_series, worth_a_pool
 from autopilot_pipeline.aiops.risk import assess
+
+#: Fewest series worth the worker processes: a fit costs 10-100 ms, starting a worker 1-2 s.
+POOL_MIN_SERIES = 200
 
 _RECOMMENDATIONS = {
     "uptime": [
@@ -49,6 +51,7 @@ def predict_failures(
     min_hours: int = 6,
     include_forecast: bool = True,
     workers: int = 1,
+    min_pool_series: int = POOL_MIN_SERIES,
 ) -> list[dict]:
     """Failure predictions per (component, metric) in the seed's shape, most likely first.
 
@@ -60,14 +63,12 @@ def predict_failures(
     rawRisk (before calibration) and the detected seasons. The risk and the band come from
     :func:`aiops.risk.assess` (empirical error trajectories, detected seasons); ``n_paths`` and ``seed``
     only concern :func:`failure_probability` and are kept for callers.
-    ``workers`` > 1 fits the series in that many processes (each fit is independent; results identical).
+    ``workers`` > 1 fits the series in that many processes (each fit is independent; results identical)
+    when there are at least ``min_pool_series`` series.
     """
     groups = [c for c in ("component", "metric") if c in frame.columns]
-    if workers > 1 and groups:
-        keys = frame.select(groups).unique(maintain_order=True)
-        chunks = [
-            frame.join(keys[k::workers], on=groups, how="semi") for k in range(min(workers, keys.height))
-        ]
+    n_series = frame.select(groups).n_unique() if groups else 1
+    if groups and worth_a_pool(workers, n_series, n_series, min_pool_series):
         kw = {
             "thresholds": thresholds,
             "horizon_hours": horizon_hours,
@@ -76,9 +77,8 @@ def predict_failures(
             "min_hours": min_hours,
             "include_forecast": include_forecast,
         }
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=len(chunks), mp_context=ctx) as pool:
-            parts = list(pool.map(functools.partial(_predict_chunk, kw), chunks))
+        chunks = split_series(frame, groups, workers)
+        parts = process_map(functools.partial(_predict_chunk, kw), chunks, workers)
         merged = [item for part in parts for item in part]
         merged.sort(key=lambda d: (-d["probability"], d["component"], d["metric"]))
         return merged

@@ -116,7 +116,7 @@ def predict_at(
     if past.is_empty():
         return [], past.with_columns(pl.lit(False).alias("cleaned"))
     if scores is None:
-        scores = score_window(past, past["bucket_start"].min(), counts=counts)  # type: ignore[arg-type]
+        scores = score_window(past, past["bucket_start"].min(), counts=counts, workers=workers)  # type: ignore[arg-type]
     hist = past.filter(pl.col("bucket_start") >= pl.lit(origin - history_hours * HOUR).cast(TS))
     cleaned = clean_history(hist, scores, origin, keep_recent_hours=keep_recent_hours, min_score=min_score)
     predictions = predict_failures(

@@ -92,7 +92,7 @@ def run_anomalies(
     start = as_of - s.scored_hours * HOUR
     series = store.read_series(conn, start - s.history_hours * HOUR, as_of, target)
     counts = store.read_counts(conn, start, as_of, target)
-    scores = score_window(series, start, counts=counts, alpha=s.significance_alpha)
+    scores = score_window(series, start, counts=counts, alpha=s.significance_alpha, workers=s.workers)
     written = logged = 0
     if write:
         written, logged = store.write_scores(conn, scores, start, as_of, as_of, target)

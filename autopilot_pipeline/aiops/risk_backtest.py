@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from autopilot_pipeline.aiops import risk_map
+from autopilot_pipeline.aiops.parallel import process_map
 from autopilot_pipeline.aiops.risk import HORIZON, Calibration, crossed, fit_calibration, risk_forecast
 
 __all__ = [
@@ -189,11 +188,7 @@ def replay_corpus(
     """:func:`replay_series` for every series (``workers`` processes; the results do not depend on it)."""
     kw = {"warmup_hours": warmup_hours, "history_hours": history_hours, "step_hours": step_hours}
     jobs = [(s, kw) for s in corpus]
-    if workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            return list(pool.map(_replay, jobs, chunksize=2))
-    return [_replay(j) for j in jobs]
+    return process_map(_replay, jobs, workers, chunksize=2)
 
 
 def corpus_backtest(

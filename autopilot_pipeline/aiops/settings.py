@@ -6,9 +6,10 @@ use the defaults) and passed down to every task.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from autopilot_pipeline.aiops.detection import DEFAULT_ALPHA
+from autopilot_pipeline.aiops.parallel import default_workers
 
 __all__ = ["AiopsSettings"]
 
@@ -35,7 +36,9 @@ class AiopsSettings(BaseModel):
     """Significance an error-ratio or uptime anomaly needs under the binomial model (``aiops.detection``)."""
     n_paths: int = 1000
     """Simulated paths per failure probability (Monte Carlo error <= 0.016)."""
-    workers: int = 1
-    """Processes for the forecasts (1: in process)."""
+    workers: int = Field(default=default_workers(), ge=1)
+    """Processes that score the anomalies and fit the forecasts (1: in this process). Default: one per core,
+    at most 2, counted when the code location loads. Small inputs stay in process whatever the setting
+    (a worker takes 1-2 s to start)."""
     scaling_risk: float = 0.5
     """Failure risk at which a resource or latency forecast becomes a scaling optimization."""
