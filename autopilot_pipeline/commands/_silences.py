@@ -108,23 +108,19 @@ def _silence(args: argparse.Namespace) -> int:
 
     if not args.reason.strip():
         raise AutopilotError("--reason must not be empty")
-    db = server.resolve()
-    try:
-        with server.connect(db.url, autocommit=True) as conn:
-            rule_id = None
-            if args.rule is not None:
-                rules = store.read_rules(conn)
-                found = rules.filter(
-                    (rules["name"] == args.rule) | (rules["rule_id"].cast(str) == args.rule.strip())
-                )
-                if found.height != 1:
-                    raise AutopilotError(f"no alert rule {args.rule!r} (see `autopilot alerts list`)")
-                rule_id = int(found["rule_id"][0])
-            if args.target is not None:
-                targets.get_target(conn, targets.validate_name(args.target))
-            added = store.add_suppression(conn, window(args, rule_id, datetime.now(UTC)))
-    finally:
-        server.release(db)
+    with server.session(autocommit=True) as conn:
+        rule_id = None
+        if args.rule is not None:
+            rules = store.read_rules(conn)
+            found = rules.filter(
+                (rules["name"] == args.rule) | (rules["rule_id"].cast(str) == args.rule.strip())
+            )
+            if found.height != 1:
+                raise AutopilotError(f"no alert rule {args.rule!r} (see `autopilot alerts list`)")
+            rule_id = int(found["rule_id"][0])
+        if args.target is not None:
+            targets.get_target(conn, targets.validate_name(args.target))
+        added = store.add_suppression(conn, window(args, rule_id, datetime.now(UTC)))
     print(f"silence {added.describe()}")
     return 0
 
@@ -134,12 +130,8 @@ def _silences(args: argparse.Namespace) -> int:
     from autopilot_pipeline.alerting.suppressions import active
     from autopilot_pipeline.postgres import server
 
-    db = server.resolve()
-    try:
-        with server.connect(db.url) as conn:
-            windows = store.read_suppressions(conn)
-    finally:
-        server.release(db)
+    with server.session() as conn:
+        windows = store.read_suppressions(conn)
     now = {s.id for s in active(windows, datetime.now(UTC))}
     if not windows:
         print("no maintenance windows")
@@ -152,12 +144,8 @@ def _unsilence(args: argparse.Namespace) -> int:
     from autopilot_pipeline.alerting import store
     from autopilot_pipeline.postgres import server
 
-    db = server.resolve()
-    try:
-        with server.connect(db.url, autocommit=True) as conn:
-            deleted = store.delete_suppression(conn, args.id)
-    finally:
-        server.release(db)
+    with server.session(autocommit=True) as conn:
+        deleted = store.delete_suppression(conn, args.id)
     if not deleted:
         raise AutopilotError(f"no maintenance window #{args.id} (see `autopilot alerts silences`)")
     print(f"deleted maintenance window #{args.id}")

@@ -91,33 +91,29 @@ def _list(args: argparse.Namespace) -> int:
     from autopilot_pipeline.postgres import server
     from autopilot_pipeline.postgres.io import read_frame
 
-    db = server.resolve()
-    try:
-        with server.connect(db.url) as conn:
-            rules = read_frame(
-                conn,
-                "SELECT r.id, r.name, r.metric_name || ' ' || r.condition || ' ' || r.threshold, "
-                "r.duration_minutes, "
-                "r.severity, r.enabled, r.notify_slack, count(*) FILTER (WHERE s.state = 'pending'), "
-                "count(*) FILTER (WHERE s.state = 'firing') FROM automation.alert_rules r "
-                "LEFT JOIN automation.alert_state s ON s.rule_id = r.id GROUP BY r.id ORDER BY r.id",
-                None,
-                _schema("id:i name:s condition:s for_min:i severity:s enabled:b slack:b pending:i firing:i"),
-            )
-            history = read_frame(
-                conn,
-                "SELECT rule_name, target, component, status, value, to_char(fired_at AT TIME ZONE 'UTC', "
-                "'YYYY-MM-DD HH24:MI'), to_char(resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
-                "suppressed, notified_at IS NOT NULL FROM automation.alert_history ORDER BY fired_at DESC, "
-                "id DESC "
-                "LIMIT %s",
-                (args.history,),
-                _schema(
-                    "rule:s target:s component:s status:s value:f fired_utc:s resolved_utc:s muted:b notified:b"
-                ),
-            )
-    finally:
-        server.release(db)
+    with server.session() as conn:
+        rules = read_frame(
+            conn,
+            "SELECT r.id, r.name, r.metric_name || ' ' || r.condition || ' ' || r.threshold, "
+            "r.duration_minutes, "
+            "r.severity, r.enabled, r.notify_slack, count(*) FILTER (WHERE s.state = 'pending'), "
+            "count(*) FILTER (WHERE s.state = 'firing') FROM automation.alert_rules r "
+            "LEFT JOIN automation.alert_state s ON s.rule_id = r.id GROUP BY r.id ORDER BY r.id",
+            None,
+            _schema("id:i name:s condition:s for_min:i severity:s enabled:b slack:b pending:i firing:i"),
+        )
+        history = read_frame(
+            conn,
+            "SELECT rule_name, target, component, status, value, to_char(fired_at AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD HH24:MI'), to_char(resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), "
+            "suppressed, notified_at IS NOT NULL FROM automation.alert_history ORDER BY fired_at DESC, "
+            "id DESC "
+            "LIMIT %s",
+            (args.history,),
+            _schema(
+                "rule:s target:s component:s status:s value:f fired_utc:s resolved_utc:s muted:b notified:b"
+            ),
+        )
     _print_frame("Alert rules", rules)
     _print_frame(f"Latest {args.history} firings", history)
     return 0
@@ -142,12 +138,8 @@ def _notify(args: argparse.Namespace) -> int:
         webhook = SlackWebhook(url)
     except ValueError as exc:
         raise AutopilotError(f"SLACK_WEBHOOK_URL: {exc}") from exc
-    db = server.resolve()
-    try:
-        with server.connect(db.url, autocommit=True) as conn:
-            report = send_pending_notifications(conn, webhook)
-    finally:
-        server.release(db)
+    with server.session(autocommit=True) as conn:
+        report = send_pending_notifications(conn, webhook)
     print(
         f"{report.messages_sent} message(s) sent: {report.firing_notified} firing, "
         f"{report.resolved_notified} "

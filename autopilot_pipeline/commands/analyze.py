@@ -25,7 +25,7 @@ import psycopg
 
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
-from autopilot_pipeline.postgres import migrate, server, targets
+from autopilot_pipeline.postgres import server, targets
 from autopilot_pipeline.tasks import TASKS
 
 _SHOWN = 20
@@ -154,34 +154,25 @@ def _analyze(args: argparse.Namespace) -> int:
 
     requested = _parse_as_of(args.as_of)
     name = targets.validate_name(args.target)
-    db = server.resolve()
-    try:
-        with server.connect(db.url, autocommit=True) as conn:
-            pending = migrate.pending(conn)
-            if pending:
-                raise AutopilotError(
-                    f"{len(pending)} migration(s) not applied ({pending[0].version} ...): run `autopilot db migrate`"
+    with server.session(autocommit=True, migrated=True) as conn:
+        target = targets.get_target(conn, name)
+        as_of = resolve_as_of(conn, requested, target=name)
+        with contextlib.ExitStack() as stack:
+            source = None  # the insights read the release logs in the target's own database
+            if name != targets.DEFAULT and args.task == "generate_insights":
+                source = stack.enter_context(targets.connect_target(target))
+            try:
+                answer = compute(
+                    conn,
+                    args.task,
+                    as_of,
+                    args.save,
+                    LLMSettings.from_env(os.environ),
+                    target=name,
+                    source=source,
                 )
-            target = targets.get_target(conn, name)
-            as_of = resolve_as_of(conn, requested, target=name)
-            with contextlib.ExitStack() as stack:
-                source = None  # the insights read the release logs in the target's own database
-                if name != targets.DEFAULT and args.task == "generate_insights":
-                    source = stack.enter_context(targets.connect_target(target))
-                try:
-                    answer = compute(
-                        conn,
-                        args.task,
-                        as_of,
-                        args.save,
-                        LLMSettings.from_env(os.environ),
-                        target=name,
-                        source=source,
-                    )
-                except psycopg.Error as exc:
-                    raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
-    finally:
-        server.release(db)
+            except psycopg.Error as exc:
+                raise AutopilotError(f"{args.task} failed: {' '.join(str(exc).split())}") from exc
     result, llm = answer.result, answer.llm
     if args.json:
         payload = {"task": args.task, "asOf": as_of.isoformat(), "result": result}

@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import migrate, server
+from autopilot_pipeline.postgres import server
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,26 +90,20 @@ def _backtest(args: argparse.Namespace) -> int:
 
     if args.margin_hours < 0:
         raise AutopilotError(f"--margin-hours must be >= 0, got {args.margin_hours:g}")
-    db = server.resolve()
-    try:
-        with server.connect(db.url, autocommit=True) as conn:
-            if migrate.pending(conn):
-                raise AutopilotError("migrations are not applied: run `autopilot db migrate`")
-            incidents = store.read_incidents(conn)
-            end = store.data_end(conn)
-            if incidents.is_empty():
-                raise AutopilotError(
-                    "demo.incidents is empty: the backtest needs ground truth (run `autopilot demo` first)"
-                )
-            if end is None:
-                raise AutopilotError(
-                    "the hourly health tables are empty: materialize them first (`autopilot demo`)"
-                )
-            start = end - timedelta(days=3650)
-            series = store.read_series(conn, start, end)
-            counts = store.read_counts(conn, start, end)
-    finally:
-        server.release(db)
+    with server.session(autocommit=True, migrated=True) as conn:
+        incidents = store.read_incidents(conn)
+        end = store.data_end(conn)
+        if incidents.is_empty():
+            raise AutopilotError(
+                "demo.incidents is empty: the backtest needs ground truth (run `autopilot demo` first)"
+            )
+        if end is None:
+            raise AutopilotError(
+                "the hourly health tables are empty: materialize them first (`autopilot demo`)"
+            )
+        start = end - timedelta(days=3650)
+        series = store.read_series(conn, start, end)
+        counts = store.read_counts(conn, start, end)
     first = series["bucket_start"].min()
     scores = score_window(series, first, counts=counts)  # type: ignore[arg-type]
     scored_from = first + timedelta(hours=DetectorConfig().min_history)  # type: ignore[operator]

@@ -32,12 +32,8 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    db = server.resolve()
-    try:
-        with server.connect(db.url) as conn:
-            done = migrate.applied(conn)
-    finally:
-        server.release(db)
+    with server.session() as conn:
+        done = migrate.applied(conn)
     for m in migrate.available():
         print(f"{'applied' if m.version in done else 'pending'}  {m.version}")
     return 0

@@ -153,33 +153,24 @@ def _optimize(args: argparse.Namespace) -> int:
     if args.min_mean_ms < 0:
         raise AutopilotError(f"--min-mean-ms must be >= 0, got {args.min_mean_ms:g}")
     settings = ProfilingSettings(lookback_hours=args.lookback_hours, min_mean_ms=args.min_mean_ms)
-    db = server.resolve()
-    try:
-        with server.connect(db.url, autocommit=True) as conn:
-            pending = migrate.pending(conn)
-            if pending:
-                raise AutopilotError(
-                    f"{len(pending)} migration(s) not applied ({pending[0].version} ...): run `autopilot db migrate`"
-                )
-            if args.target == targets.DEFAULT:
-                report, actions = _run(conn, args, settings)
-            else:
-                target = targets.get_target(conn, targets.validate_name(args.target))
-                with targets.connect_target(target) as source:
-                    if migrate.pending(source):
-                        raise AutopilotError(
-                            f"target {target.name!r}: its schema is not up to date: run `autopilot db migrate` "
-                            "against it"
-                        )
-                    report, actions = _run(source, args, settings)
-                    try:
-                        copy_recommendations(source, conn, target.name)
-                    except psycopg.Error as exc:
-                        raise AutopilotError(
-                            f"storing {target.name}'s recommendations failed: {' '.join(str(exc).split())}"
-                        ) from exc
-    finally:
-        server.release(db)
+    with server.session(autocommit=True, migrated=True) as conn:
+        if args.target == targets.DEFAULT:
+            report, actions = _run(conn, args, settings)
+        else:
+            target = targets.get_target(conn, targets.validate_name(args.target))
+            with targets.connect_target(target) as source:
+                if migrate.pending(source):
+                    raise AutopilotError(
+                        f"target {target.name!r}: its schema is not up to date: run `autopilot db migrate` "
+                        "against it"
+                    )
+                report, actions = _run(source, args, settings)
+                try:
+                    copy_recommendations(source, conn, target.name)
+                except psycopg.Error as exc:
+                    raise AutopilotError(
+                        f"storing {target.name}'s recommendations failed: {' '.join(str(exc).split())}"
+                    ) from exc
     if args.json:
         out = dict(report)
         if actions is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg
@@ -9,7 +11,7 @@ from psycopg import sql
 
 from autopilot_pipeline import settings
 from autopilot_pipeline.errors import AutopilotError, redact
-from autopilot_pipeline.postgres import urls
+from autopilot_pipeline.postgres import migrate, urls
 from autopilot_pipeline.postgres.embedded import EmbeddedPostgres
 
 
@@ -79,3 +81,17 @@ def release(db: Database) -> None:
     """Stop the embedded server if this process started it (a running ``autopilot dev`` keeps its own)."""
     if db.embedded is not None and db.started_here:
         db.embedded.stop()
+
+
+@contextmanager
+def session(*, autocommit: bool = False, migrated: bool = False) -> Iterator[psycopg.Connection]:
+    """One command's connection to the app database: resolved (the embedded server started when needed),
+    closed and released after. ``migrated``: refuse, in one line, a schema with pending migrations."""
+    db = resolve()
+    try:
+        with connect(db.url, autocommit=autocommit) as conn:
+            if migrated:
+                migrate.require_current(conn)
+            yield conn
+    finally:
+        release(db)
