@@ -230,9 +230,9 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     out, _err = capsys.readouterr()
     given = json.loads(out)["failureRisk"]
     assert code == 0 and given["calibrationFitted"] is False
-    assert given["checkCorpus"]["calibrationFitted"] is False
+    assert given["otherCorpora"][0]["calibrationFitted"] is False
     assert given["heldout"]["all"]["brier"] == pytest.approx(report["heldout"]["all"]["brier"])
-    assert given["targetsMet"] == (given["targetsMetHere"] and given["checkCorpus"]["targetsMet"])
+    assert given["targetsMet"] == (given["targetsMetHere"] and given["otherCorpora"][0]["targetsMet"])
 
 
 def test_backtest_corpus_errors_are_one_line(tmp_path: Path, capsys) -> None:

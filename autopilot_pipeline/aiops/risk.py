@@ -129,7 +129,7 @@ class Calibration:
             intercept, coef = float(m["intercept"]), float(m.get("baseRateCoef", 0.0))
         else:
             knots, slopes, intercept, coef = (), np.array([float(d["plattA"])]), float(d["plattB"]), 0.0
-        if slopes.size != (len(knots) + 1 if knots else 1):
+        if slopes.size not in {k * (len(knots) + 1 if knots else 1) for k in (1, 2)}:
             raise ValueError(f"calibration map: {slopes.size} slopes do not fit {len(knots)} knots")
         return cls(
             np.asarray(d["widen80"], dtype=np.float64),
@@ -167,6 +167,7 @@ def fit_calibration(
     fitted_on: str,
     base: np.ndarray | None = None,
     knots: tuple[float, ...] = risk_map.KNOTS,
+    by_base: bool = False,
     targets_met: bool = False,
 ) -> Calibration:
     """Fit the calibration from replayed forecasts: the risk map, per-hour interval factors.
@@ -176,7 +177,7 @@ def fit_calibration(
     (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of the scaled
     errors, the interval ends before widening.
     """
-    slopes, intercept, coef = risk_map.fit_map(raw, event, base, knots)
+    slopes, intercept, coef = risk_map.fit_map(raw, event, base, knots, by_base=by_base)
     h = residual.shape[1]
     w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
     w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]

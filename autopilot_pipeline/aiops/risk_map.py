@@ -25,7 +25,7 @@ import numpy as np
 from scipy import special
 from scipy.optimize import minimize
 
-__all__ = ["EPS", "KNOTS", "apply_map", "basis", "fit_map", "history_rate", "logit"]
+__all__ = ["EPS", "KNOTS", "apply_map", "base_weight", "basis", "fit_map", "history_rate", "logit"]
 
 EPS = 1e-6
 KNOTS: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)
@@ -63,8 +63,24 @@ def history_rate(hit: np.ndarray, horizon: int = 24) -> float:
     return (share * m + 0.5) / (m + 1.0)
 
 
-def _design(raw: np.ndarray, base: np.ndarray | None, knots: tuple[float, ...]) -> np.ndarray:
+BASE_LOW, BASE_HIGH = 0.02, 0.5  # the base rates where the slopes are the "rare" and the "common" ones
+
+
+def base_weight(base: np.ndarray | float) -> np.ndarray:
+    """Where a history's base rate lies between a rare series (0.02 crossed windows: 0) and a common one
+    (0.5: 1), linear in the log-odds and clipped. The weight of the "common" slopes in a map whose slopes
+    depend on the base rate."""
+    lo, hi = logit(BASE_LOW), logit(BASE_HIGH)
+    return np.clip((logit(base) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _design(
+    raw: np.ndarray, base: np.ndarray | None, knots: tuple[float, ...], by_base: bool = False
+) -> np.ndarray:
     x = basis(logit(raw), knots)
+    if by_base:
+        u = base_weight(base)[:, None]  # type: ignore[arg-type]
+        x = np.concatenate([x * (1 - u), x * u], axis=1)
     if base is not None:
         x = np.concatenate([x, logit(base)[:, None]], axis=1)
     return x
@@ -75,15 +91,23 @@ def fit_map(
     event: np.ndarray,
     base: np.ndarray | None = None,
     knots: tuple[float, ...] = KNOTS,
+    *,
+    by_base: bool = False,
 ) -> tuple[np.ndarray, float, float]:
     """(slopes, intercept, base coefficient) maximising the likelihood of ``event`` under
     ``sigmoid(intercept + sum_j slope_j basis_j(logit raw) + coef logit base)``, slopes and coef >= 0.
-    ``base`` None: no base-rate term (coefficient 0)."""
+    ``base`` None: no base-rate term (coefficient 0).
+
+    ``by_base``: every slope depends on the base rate, ``(1 - u) rare_j + u common_j`` with ``u`` =
+    :func:`base_weight` (both sets >= 0, so still monotone in the raw risk); the slopes returned are then
+    the rare ones followed by the common ones (2 (K + 1) values)."""
     raw = np.asarray(raw, dtype=np.float64)
     ev = np.asarray(event, dtype=np.float64)
     if raw.size == 0 or raw.size != ev.size:
         raise ValueError("the calibration needs as many events as raw risks, and at least one")
-    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots)
+    if by_base and base is None:
+        raise ValueError("a map whose slopes depend on the base rate needs the base rates")
+    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots, by_base)
     x = np.concatenate([x, np.ones((raw.size, 1))], axis=1)
     p = x.shape[1]
 
@@ -98,7 +122,7 @@ def fit_map(
     w0[-1] = 0.0
     bounds = [(0.0, None)] * (p - 1) + [(None, None)]
     w = minimize(nll, w0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000}).x
-    n_slopes = len(knots) + 1 if knots else 1
+    n_slopes = (len(knots) + 1 if knots else 1) * (2 if by_base else 1)
     coef = float(w[n_slopes]) if base is not None else 0.0
     return w[:n_slopes].copy(), float(w[-1]), coef
 
@@ -113,9 +137,16 @@ def apply_map(
 ) -> np.ndarray:
     """The stated risk of raw risks ``raw`` (and history base rates ``base``) under a fitted map."""
     r = np.atleast_1d(np.asarray(raw, dtype=np.float64))
-    z = basis(logit(r), knots) @ np.asarray(slopes, dtype=np.float64) + intercept
+    slopes = np.asarray(slopes, dtype=np.float64)
+    x = basis(logit(r), knots)
+    by_base = slopes.size == 2 * x.shape[1]
+    if (base_coef or by_base) and base is None:
+        raise ValueError("this calibration needs the history's base rate (risk_map.history_rate)")
+    b = None if base is None else np.broadcast_to(np.asarray(base, dtype=np.float64), r.shape)
+    if by_base:
+        u = base_weight(b)[:, None]  # type: ignore[arg-type]
+        x = np.concatenate([x * (1 - u), x * u], axis=1)
+    z = x @ slopes + intercept
     if base_coef:
-        if base is None:
-            raise ValueError("this calibration needs the history's base rate (risk_map.history_rate)")
-        z = z + base_coef * logit(np.broadcast_to(np.asarray(base, dtype=np.float64), r.shape))
+        z = z + base_coef * logit(b)  # type: ignore[arg-type]
     return special.expit(z)
