@@ -249,9 +249,8 @@ def corpus_backtest(
         if r["raw"].size:
             by_split.setdefault(s["split"], []).append(r)
             by_set.setdefault((s["split"], s["set"]), []).append(r)
-    if not by_split["calibration"] or not by_split["heldout"]:
+    if not by_split["heldout"] or (calibration is None and not by_split["calibration"]):
         raise ValueError("the corpus' series are too short for a replay (need warmup + 24 hours)")
-    fit = _concat(by_split["calibration"])
     cal = calibration or fit_corpora([(corpus, replays)])
     held = _concat(by_split["heldout"])
     c80, c95 = _coverage(held["residual"], held["quantiles"], cal)
@@ -291,7 +290,12 @@ def corpus_backtest(
             "worstDecile": worst["decile"] if worst else None,
             "worstDecileGapSE": worst["gapSE"] if worst else math.nan,
         },
-        "calibrationSplit": {"predictions": int(fit["raw"].size), "baseRate": float(fit["event"].mean())},
+        "calibrationSplit": {
+            "predictions": int(sum(r["raw"].size for r in by_split["calibration"])),
+            "baseRate": float(np.mean(np.concatenate([r["event"] for r in by_split["calibration"]])))
+            if by_split["calibration"]
+            else math.nan,
+        },
         "calibrationFitted": calibration is None if fitted_here is None else bool(fitted_here),
         "targets": checks,
         "targetsMet": met,

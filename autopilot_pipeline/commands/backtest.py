@@ -214,9 +214,9 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
         raise AutopilotError(f"--corpus {args.corpus[0]}: {exc}") from exc
     for d in args.check_corpus or []:
         try:
-            check = risk_backtest.corpus_backtest(
-                risk_backtest.load_corpus(d), calibration=cal, fitted_here=False, **kw
-            )
+            # only the held-out split is reported: the calibration split is not even replayed
+            held = [s for s in risk_backtest.load_corpus(d) if s["split"] == "heldout"]
+            check = risk_backtest.corpus_backtest(held, calibration=cal, fitted_here=False, **kw)
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AutopilotError(f"--check-corpus {d}: {exc}") from exc
         reports.append((str(d), check))
