@@ -220,10 +220,16 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     ] * 3
     assert report["scoreName"] == ("probability" if report["targetsMet"] else "risk score")
     assert risk.load_calibration(saved).widen_80.size == 24
-    code = cli.main(["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168"])
+    # two fit corpora (here the same one twice) and a check corpus: three reports, one verdict
+    code = cli.main(
+        ["backtest", "--png", str(png), "--step-hours", "168"]
+        + ["--corpus", str(corpus), "--corpus", str(corpus), "--check-corpus", str(corpus)]
+    )
     out, _err = capsys.readouterr()
     assert code == 0 and ("Failure risk score" in out or "Failure probability" in out)
     assert "Brier" in out and "coverage by horizon hour" in out and "± " in out  # gaps with their s.e.
+    assert out.count("on the held-out split of corpus") == 3 and "on the others (below)" in out
+    assert "calibration not fitted on this corpus" in out  # the check corpus
     # a given calibration is reported, not refitted; a second corpus gates targetsMet
     argv = ["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168", "--json"]
     code = cli.main([*argv, "--use-calibration", str(saved), "--check-corpus", str(corpus)])

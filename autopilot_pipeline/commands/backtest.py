@@ -1,5 +1,5 @@
-"""``autopilot backtest [--json] [--margin-hours 1] [--no-calibration] [--corpus DIR ...]``: score the AI-ops
-analytics against the demo's ground truth (``demo.incidents``), causally, on the hourly health tables.
+"""``autopilot backtest [--json] [--margin-hours 1] [--no-calibration] [--corpus DIR ...]
+[--check-corpus DIR ...]``: score the AI-ops analytics against the demo's ground truth (``demo.incidents``), causally, on the hourly health tables.
 
 * anomaly detection over the whole span: incidents detected (an anomaly on the incident's component in an
   hour overlapping [start - margin, end + margin]) and false alarms per component-week (anomalous hours
@@ -10,8 +10,10 @@ analytics against the demo's ground truth (``demo.incidents``), causally, on the
 
 With ``--corpus DIR`` (a failure-series corpus written by ``bench/anomaly_corpus/failures.py``) it backtests the
 24-hour failure risk instead, without a database: the calibration is fitted on the corpus' calibration split
-and reported on its held-out split (Brier skill vs climatology for common and rare crossings, reliability by
-decile with a PNG diagram, 80 %/95 % interval coverage at every horizon hour); see aiops/risk_backtest.py.
+(the pooled ones when ``--corpus`` is repeated) and reported on each held-out split (Brier skill vs
+climatology for common and rare crossings, reliability by decile with a PNG diagram, 80 %/95 % interval
+coverage at every horizon hour), and on the held-out split of every ``--check-corpus``, never fitted on;
+see aiops/risk_backtest.py.
 
 Run it after ``autopilot demo`` (or ``generate-demo-data`` and a health backfill). Figures from these runs
 are in docs/AI_OPS_GUIDE.md; none of the methods was tuned to these labels.
