@@ -1,5 +1,6 @@
 """``autopilot backtest [--json] [--margin-hours 1] [--no-calibration] [--corpus DIR ...]
-[--check-corpus DIR ...]``: score the AI-ops analytics against the demo's ground truth (``demo.incidents``), causally, on the hourly health tables.
+[--check-corpus DIR ...]``: score the AI-ops analytics against the demo's ground truth (``demo.incidents``),
+causally, on the hourly health tables.
 
 * anomaly detection over the whole span: incidents detected (an anomaly on the incident's component in an
   hour overlapping [start - margin, end + margin]) and false alarms per component-week (anomalous hours
