@@ -40,16 +40,20 @@ from autopilot_pipeline.aiops import risk, risk_backtest, risk_map  # noqa: E402
 FOLDS = 5
 K6 = (-6.0, -3.0, 0.0, 3.0, 6.0)
 K4 = (-4.0, -2.0, 0.0, 2.0, 4.0)
-CANDIDATES: dict[str, tuple[tuple[float, ...] | None, bool, bool]] = {
-    # name: (knots (None: isotonic regression), uses the history's base rate, slopes depend on it)
-    "Platt (2 parameters)": ((), False, False),
-    "Platt + base rate": ((), True, False),
-    "isotonic": (None, False, False),
-    "monotone -4..4 step 2 + base rate": (K4, True, False),
-    "monotone -6..6 step 3 + base rate": (K6, True, False),
-    "Platt, slope by base rate": ((), True, True),
-    "monotone -6..6 step 3, slopes by base rate": (K6, True, True),
-    "monotone -4..4 step 2, slopes by base rate": (K4, True, True),
+CANDIDATES: dict[str, tuple[tuple[float, ...] | None, bool, bool, bool]] = {
+    # name: (knots (None: isotonic regression), uses the history's base rate, slopes depend on it,
+    #        uses the forecast's band growth)
+    "Platt (2 parameters)": ((), False, False, False),
+    "Platt + base rate": ((), True, False, False),
+    "isotonic": (None, False, False, False),
+    "monotone -4..4 step 2 + base rate": (K4, True, False, False),
+    "monotone -6..6 step 3 + base rate": (K6, True, False, False),
+    "Platt, slope by base rate": ((), True, True, False),
+    "monotone -6..6 step 3, slopes by base rate": (K6, True, True, False),
+    "monotone -4..4 step 2, slopes by base rate": (K4, True, True, False),
+    "Platt + base rate + band growth": ((), True, False, True),
+    "monotone -6..6 step 3 + base rate + band growth": (K6, True, False, True),
+    "monotone -4..4 step 2 + base rate + band growth": (K4, True, False, True),
 }
 KEYS = ("raw", "base", "event", "clim", "residual", "quantiles")
 
@@ -67,14 +71,17 @@ def _replays(corpus_dir: Path, workers: int, cache_dir: Path | None) -> tuple[li
     return meta, reps
 
 
-def _fit_predict(knots, use_base, by_base, tr: dict, te: dict) -> np.ndarray:
+def _fit_predict(knots, use_base, by_base, use_growth, tr: dict, te: dict) -> np.ndarray:
     if knots is None:
         order = np.argsort(tr["raw"], kind="stable")
         fitted = np.clip(isotonic_regression(tr["event"][order]).x, 1e-3, 1 - 1e-3)
         return np.interp(te["raw"], tr["raw"][order], fitted)
     base_tr = tr["base"] if use_base else None
-    slopes, intercept, coef = risk_map.fit_map(tr["raw"], tr["event"], base_tr, knots, by_base=by_base)
-    return risk_map.apply_map(te["raw"], te["base"], knots, slopes, intercept, coef)
+    growth = risk_map.band_growth(tr["quantiles"]) if use_growth else None
+    fitted = risk_map.fit_map(tr["raw"], tr["event"], base_tr, knots, by_base=by_base, growth=growth)
+    g_coef = fitted[3] if use_growth else 0.0  # type: ignore[misc]
+    growth_te = risk_map.band_growth(te["quantiles"])
+    return risk_map.apply_map(te["raw"], te["base"], knots, *fitted[:3], growth_te, g_coef)
 
 
 def _worst(p: np.ndarray, ev: np.ndarray, series: np.ndarray) -> dict:
@@ -142,12 +149,12 @@ def main() -> None:
         print(
             f"{'map':44s} {'log loss':>8s} {'skill common':>12s} {'skill rare':>10s}  worst decile gap{extra}"
         )
-        for name, (knots, use_base, by_base) in CANDIDATES.items():
+        for name, (knots, use_base, by_base, use_growth) in CANDIDATES.items():
             oof = np.empty_like(ev)
             for f in range(n_groups):
                 tr = {k: v[groups != f] for k, v in data.items()}
                 te = {k: v[groups == f] for k, v in data.items()}
-                oof[groups == f] = _fit_predict(knots, use_base, by_base, tr, te)
+                oof[groups == f] = _fit_predict(knots, use_base, by_base, use_growth, tr, te)
             p = np.clip(oof, 1e-6, 1 - 1e-6)
             ll = float(-np.mean(ev * np.log(p) + (1 - ev) * np.log(1 - p)))
             skill = {

@@ -46,6 +46,10 @@ TARGET_SKILL = {"common": 0.2, "rare": 0.1}
 TARGET_DECILE = 0.05
 TARGET_COVERAGE = 0.02
 MIN_DECILE = 30  # predictions a decile needs before its gap counts against the target
+# The map that is fitted: chosen by cross-validation inside the calibration splits of the base corpus and
+# variant b (5-fold by series and leave-one-corpus-out; bench/bench_risk_calibration.py, log loss decides)
+MAP_KNOTS: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0)
+MAP_BAND_GROWTH = True
 
 
 def load_corpus(directory: Path) -> list[dict]:
@@ -156,7 +160,8 @@ def _coverage(res: np.ndarray, q: np.ndarray, cal: Calibration) -> tuple[np.ndar
 
 def _scores(part: dict[str, np.ndarray], cal: Calibration) -> dict:
     ev = part["event"].astype(float)
-    risk = np.asarray(cal.risk(part["raw"], part["base"]), dtype=np.float64)
+    growth = risk_map.band_growth(part["quantiles"])
+    risk = np.asarray(cal.risk(part["raw"], part["base"], growth), dtype=np.float64)
     b, braw, bc = _brier(risk, ev), _brier(part["raw"], ev), _brier(part["clim"], ev)
     return {
         "predictions": int(ev.size),
@@ -197,7 +202,14 @@ def fit_corpora(
         )
     fit = _concat(parts)
     return fit_calibration(
-        fit["raw"], fit["event"], fit["residual"], fit["quantiles"], base=fit["base"], fitted_on=fitted_on
+        fit["raw"],
+        fit["event"],
+        fit["residual"],
+        fit["quantiles"],
+        base=fit["base"],
+        fitted_on=fitted_on,
+        knots=MAP_KNOTS,
+        use_growth=MAP_BAND_GROWTH,
     )
 
 

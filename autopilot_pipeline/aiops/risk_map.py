@@ -25,7 +25,17 @@ import numpy as np
 from scipy import special
 from scipy.optimize import minimize
 
-__all__ = ["EPS", "KNOTS", "apply_map", "base_weight", "basis", "fit_map", "history_rate", "logit"]
+__all__ = [
+    "EPS",
+    "KNOTS",
+    "apply_map",
+    "band_growth",
+    "base_weight",
+    "basis",
+    "fit_map",
+    "history_rate",
+    "logit",
+]
 
 EPS = 1e-6
 KNOTS: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)
@@ -74,8 +84,24 @@ def base_weight(base: np.ndarray | float) -> np.ndarray:
     return np.clip((logit(base) - lo) / (hi - lo), 0.0, 1.0)
 
 
+def band_growth(quantiles: np.ndarray) -> np.ndarray:
+    """How much the model's 95 % error band widens over the horizon: log(width at the last hour / width at
+    the first), from the scaled-error quantiles (..., 4, H) of :meth:`risk.RiskForecast.z_quantiles`.
+
+    Why it is an input of the map: a series whose errors persist (a band that widens a lot) crossed more
+    often than its path share said, in cross-validation across corpora (docs/AI_OPS_GUIDE.md)."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    first = np.maximum(q[..., 3, 0] - q[..., 0, 0], 1e-9)
+    last = np.maximum(q[..., 3, -1] - q[..., 0, -1], 1e-9)
+    return np.log(last / first)
+
+
 def _design(
-    raw: np.ndarray, base: np.ndarray | None, knots: tuple[float, ...], by_base: bool = False
+    raw: np.ndarray,
+    base: np.ndarray | None,
+    knots: tuple[float, ...],
+    by_base: bool = False,
+    growth: np.ndarray | None = None,
 ) -> np.ndarray:
     x = basis(logit(raw), knots)
     if by_base:
@@ -83,6 +109,8 @@ def _design(
         x = np.concatenate([x * (1 - u), x * u], axis=1)
     if base is not None:
         x = np.concatenate([x, logit(base)[:, None]], axis=1)
+    if growth is not None:
+        x = np.concatenate([x, np.asarray(growth, dtype=np.float64)[:, None]], axis=1)
     return x
 
 
@@ -93,23 +121,28 @@ def fit_map(
     knots: tuple[float, ...] = KNOTS,
     *,
     by_base: bool = False,
-) -> tuple[np.ndarray, float, float]:
+    growth: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, float] | tuple[np.ndarray, float, float, float]:
     """(slopes, intercept, base coefficient) maximising the likelihood of ``event`` under
     ``sigmoid(intercept + sum_j slope_j basis_j(logit raw) + coef logit base)``, slopes and coef >= 0.
     ``base`` None: no base-rate term (coefficient 0).
 
     ``by_base``: every slope depends on the base rate, ``(1 - u) rare_j + u common_j`` with ``u`` =
     :func:`base_weight` (both sets >= 0, so still monotone in the raw risk); the slopes returned are then
-    the rare ones followed by the common ones (2 (K + 1) values)."""
+    the rare ones followed by the common ones (2 (K + 1) values).
+
+    ``growth`` (:func:`band_growth`, needs ``base``): one more input with a free coefficient, returned as a
+    fourth value."""
     raw = np.asarray(raw, dtype=np.float64)
     ev = np.asarray(event, dtype=np.float64)
     if raw.size == 0 or raw.size != ev.size:
         raise ValueError("the calibration needs as many events as raw risks, and at least one")
-    if by_base and base is None:
-        raise ValueError("a map whose slopes depend on the base rate needs the base rates")
-    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots, by_base)
+    if (by_base or growth is not None) and base is None:
+        raise ValueError("a map with slopes by base rate or a band-growth input needs the base rates")
+    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots, by_base, growth)
     x = np.concatenate([x, np.ones((raw.size, 1))], axis=1)
     p = x.shape[1]
+    free = 2 if growth is not None else 1  # the intercept and the growth coefficient take either sign
 
     def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
@@ -119,11 +152,13 @@ def fit_map(
         return float(np.sum(np.logaddexp(0.0, z) - ev * z)) + pen, grad
 
     w0 = np.full(p, 0.5)
-    w0[-1] = 0.0
-    bounds = [(0.0, None)] * (p - 1) + [(None, None)]
+    w0[-free:] = 0.0
+    bounds = [(0.0, None)] * (p - free) + [(None, None)] * free
     w = minimize(nll, w0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000}).x
     n_slopes = (len(knots) + 1 if knots else 1) * (2 if by_base else 1)
     coef = float(w[n_slopes]) if base is not None else 0.0
+    if growth is not None:
+        return w[:n_slopes].copy(), float(w[-1]), coef, float(w[-2])
     return w[:n_slopes].copy(), float(w[-1]), coef
 
 
@@ -134,6 +169,8 @@ def apply_map(
     slopes: np.ndarray,
     intercept: float,
     base_coef: float,
+    growth: np.ndarray | float | None = None,
+    growth_coef: float = 0.0,
 ) -> np.ndarray:
     """The stated risk of raw risks ``raw`` (and history base rates ``base``) under a fitted map."""
     r = np.atleast_1d(np.asarray(raw, dtype=np.float64))
@@ -149,4 +186,8 @@ def apply_map(
     z = x @ slopes + intercept
     if base_coef:
         z = z + base_coef * logit(b)  # type: ignore[arg-type]
+    if growth_coef:
+        if growth is None:
+            raise ValueError("this calibration needs the forecast's band growth (risk_map.band_growth)")
+        z = z + growth_coef * np.broadcast_to(np.asarray(growth, dtype=np.float64), r.shape)
     return special.expit(z)
