@@ -389,3 +389,42 @@ def test_calibration_is_fitted_on_the_calibration_splits_of_several_corpora_only
     assert both.summary["otherCorpora"][0]["corpus"] == "check"
     with pytest.raises(ValueError, match="too short"):
         risk_backtest.corpus_backtest(held, replays=held_reps)  # nothing to fit on
+
+
+def test_map_with_band_growth_recovers_a_known_crossing_probability() -> None:
+    """Events whose log-odds rise with the forecast's band growth (coefficient 0.45): the fitted map finds
+    the coefficient, states the probability, stays monotone in the raw risk, and a file without the
+    coefficient (an older calibration) loads as one that ignores the growth."""
+    from autopilot_pipeline.aiops import risk_map
+
+    rng = np.random.default_rng(13)
+    n, h = 60_000, 4
+    x = rng.uniform(-6, 6, n)
+    raw = 1 / (1 + np.exp(-x))
+    base = rng.choice([0.05, 0.2, 0.5], n)
+    g = rng.uniform(0.0, 2.5, n)
+    quantiles = np.zeros((n, 4, h))
+    quantiles[:, 0, :], quantiles[:, 3, :] = -1.0, 1.0
+    quantiles[:, 0, -1], quantiles[:, 3, -1] = -np.exp(g), np.exp(g)  # 95 % band widens by exp(g)
+    assert_allclose(risk_map.band_growth(quantiles), g, atol=1e-12)
+
+    def truth(x: np.ndarray, base: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(-1.0 + 0.6 * x + 0.3 * risk_map.logit(base) + 0.45 * g)))
+
+    event = rng.uniform(size=n) < truth(x, base, g)
+    cal = risk.fit_calibration(
+        raw, event, np.zeros((n, h)), quantiles, base=base, fitted_on="synthetic", use_growth=True
+    )
+    assert 0.35 < cal.growth_coef < 0.55
+    grid = np.linspace(-5, 5, 41)
+    for b, gv in ((0.05, 0.2), (0.5, 2.2)):
+        stated = cal.risk(1 / (1 + np.exp(-grid)), b, gv)
+        assert np.max(np.abs(stated - truth(grid, np.full(grid.size, b), np.full(grid.size, gv)))) < 0.03
+        assert np.all(np.diff(stated) >= 0)
+    with pytest.raises(ValueError, match="band growth"):
+        cal.risk(0.5, 0.2)
+    d = cal.to_dict()
+    assert risk.Calibration.from_dict(d).growth_coef == pytest.approx(cal.growth_coef, abs=1e-6)
+    del d["map"]["bandGrowthCoef"]
+    old = risk.Calibration.from_dict(d)
+    assert old.growth_coef == 0.0 and 0.0 <= old.risk(0.5, 0.2) <= 1.0
