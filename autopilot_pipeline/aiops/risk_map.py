@@ -5,7 +5,7 @@ Why this shape. The raw share of simulated paths that cross is over-confident, b
 factor on the log-odds (which a two-parameter Platt map assumes): on the calibration part of the failure
 corpus, ``logit(observed)`` against ``logit(raw)`` has a slope near 0.5 in the middle, a steeper stretch
 where the raw share passes 0.97 (the series already at or over its threshold) and flattens again at both
-ends. So the map is a **monotone piecewise-linear function of the log-odds** (knots every 3 log-odds units,
+ends. So the map is a **monotone piecewise-linear function of the log-odds** (knots every 2 or 3 log-odds units,
 every slope >= 0, so a higher raw share never gives a lower risk), fitted by maximum likelihood on the
 logistic scale: Platt scaling with a few more degrees of freedom, smooth where isotonic regression has steps.
 
@@ -15,8 +15,12 @@ history). It is known at the origin and says what the path share cannot: how oft
 threshold at all (a series that crossed on 5 % of its days gets a lower risk than one that crossed on 50 %
 for the same raw share). Its coefficient is fitted with the map and kept >= 0.
 
-The knots and the base-rate input were chosen by grouped (by series) 5-fold cross-validation inside the
-calibration split of the corpus (log loss, worst decile gap); see docs/AI_OPS_GUIDE.md, "Failure risk".
+The third input is the forecast's **band growth** (:func:`band_growth`): for the same path share, a series
+whose errors persist (its error band widens a lot over 24 hours) crossed more often. Its coefficient is free.
+
+The knots, the base-rate and band-growth inputs were chosen by cross-validation inside the calibration
+splits of two corpora (5-fold by series and leave-one-corpus-out; log loss, worst decile gap;
+``risk_backtest.MAP_KNOTS``); see docs/AI_OPS_GUIDE.md, "Failure risk".
 """
 
 from __future__ import annotations
