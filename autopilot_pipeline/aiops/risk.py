@@ -17,7 +17,8 @@ better how uncertainty grows with the horizon than a formula does, so they are u
 3. **Risk** = share of paths whose maximum (minimum for "below") crosses the threshold within the horizon (a
    path probability, not a per-hour marginal; kernel-smoothed over the path extremes), mapped through a
    monotone piecewise-linear recalibration of its log-odds that also weighs the history's own base rate
-   and how much the model's error band widens over the horizon (:mod:`aiops.risk_map`); the 80 % and 95 %
+   (and, in a map fitted with it, how much the model's error band widens; not in the shipped one)
+   (:mod:`aiops.risk_map`); the 80 % and 95 %
    intervals are per-hour quantiles of the paths, widened or narrowed by a per-hour factor. Both the map and
    the factors are fitted on the calibration parts of failure corpora and reported on their held-out parts
    (:mod:`aiops.risk_backtest`); the fitted values ship in ``risk_calibration.json``.

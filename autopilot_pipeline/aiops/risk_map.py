@@ -15,12 +15,13 @@ history). It is known at the origin and says what the path share cannot: how oft
 threshold at all (a series that crossed on 5 % of its days gets a lower risk than one that crossed on 50 %
 for the same raw share). Its coefficient is fitted with the map and kept >= 0.
 
-The third input is the forecast's **band growth** (:func:`band_growth`): for the same path share, a series
-whose errors persist (its error band widens a lot over 24 hours) crossed more often. Its coefficient is free.
+An optional third input is the forecast's **band growth** (:func:`band_growth`): for the same path share, a
+series whose errors persist (its error band widens a lot over 24 hours) crossed more often on the corpora.
+It is not in the shipped map: it raised the risk of young demo series (``risk_backtest.MAP_BAND_GROWTH``).
 
-The knots, the base-rate and band-growth inputs were chosen by cross-validation inside the calibration
-splits of two corpora (5-fold by series and leave-one-corpus-out; log loss, worst decile gap;
-``risk_backtest.MAP_KNOTS``); see docs/AI_OPS_GUIDE.md, "Failure risk".
+The knots and the inputs were chosen by cross-validation inside the calibration splits of two corpora
+(5-fold by series and leave-one-corpus-out; log loss, worst decile gap; ``risk_backtest.MAP_KNOTS``); see
+docs/AI_OPS_GUIDE.md, "Failure risk".
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def band_growth(quantiles: np.ndarray) -> np.ndarray:
     """How much the model's 95 % error band widens over the horizon: log(width at the last hour / width at
     the first), from the scaled-error quantiles (..., 4, H) of :meth:`risk.RiskForecast.z_quantiles`.
 
-    Why it is an input of the map: a series whose errors persist (a band that widens a lot) crossed more
+    Why it can be an input of the map: a series whose errors persist (a band that widens a lot) crossed more
     often than its path share said, in cross-validation across corpora (docs/AI_OPS_GUIDE.md)."""
     q = np.asarray(quantiles, dtype=np.float64)
     first = np.maximum(q[..., 3, 0] - q[..., 0, 0], 1e-9)
