@@ -1,14 +1,25 @@
-"""Choose the failure-risk recalibration map by cross-validation INSIDE the calibration split of a failure corpus.
+"""Choose the failure-risk calibration by cross-validation INSIDE the calibration splits of failure corpora.
 
     python bench/anomaly_corpus/failures.py --out /tmp/failure_corpus --per-set 12
-    python bench/bench_risk_calibration.py /tmp/failure_corpus [--workers 2] [--cache /tmp/replays.pkl]
+    python bench/anomaly_corpus/failures.py --out /tmp/failure_corpus_b --per-set 8 --variant b
+    python bench/bench_risk_calibration.py /tmp/failure_corpus /tmp/failure_corpus_b [--workers 2] \
+        [--cache-dir /tmp/replays]
 
-The held-out split is never read here (its series are not even replayed). The calibration split's series
-are replayed causally as in ``autopilot backtest --corpus`` (origins every 12 h after 3 weeks, 504 hours of
-history), then split into 5 folds *by series* (balanced over behaviour x common/rare), and each candidate
-map is fitted on 4 folds and scored on the fifth. Reported per candidate, over the pooled out-of-fold
-forecasts: log loss (the deciding criterion, a proper score), Brier skill vs climatology (common, rare) and
-the worst decile gap with its cluster-robust standard error (series as clusters).
+The held-out splits are never read here (their series are not even replayed). Each corpus' calibration
+split is replayed causally as in ``autopilot backtest --corpus`` (origins every 12 h after 3 weeks, 504 hours
+of history). Two cross-validations, each candidate fitted on the training part and scored on the rest:
+
+* **5-fold by series** over the pooled calibration splits (folds balanced over corpus x behaviour x
+  common/rare);
+* **leave one corpus out** (with two or more corpora): fitted on the other corpora's calibration splits,
+  scored on the left-out one's. This is the question that matters for production: does a calibration fitted
+  on one generator's processes hold on another's?
+
+Reported per candidate map, over the pooled out-of-fold forecasts: log loss (the deciding criterion, a
+proper score), Brier skill vs climatology (common, rare) and the worst decile gap with its cluster-robust
+standard error (series as clusters); per left-out corpus its worst decile gap; and for the interval factors
+(fitted the same way) the range of the 80 % and 95 % coverage over the 24 horizon hours of the left-out
+corpus.
 """
 
 from __future__ import annotations
@@ -24,91 +35,146 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.optimize import isotonic_regression  # noqa: E402
 
-from autopilot_pipeline.aiops import risk_backtest, risk_map  # noqa: E402
+from autopilot_pipeline.aiops import risk, risk_backtest, risk_map  # noqa: E402
 
 FOLDS = 5
-CANDIDATES: dict[str, tuple[tuple[float, ...] | None, bool]] = {
-    # name: (knots (None: isotonic regression), uses the history's base rate)
-    "Platt (2 parameters)": ((), False),
-    "Platt + base rate": ((), True),
-    "isotonic": (None, False),
-    "monotone, knots -4,0,4": ((-4.0, 0.0, 4.0), False),
-    "monotone, knots -4..4 step 2": ((-4.0, -2.0, 0.0, 2.0, 4.0), False),
-    "monotone, knots -6..6 step 3": ((-6.0, -3.0, 0.0, 3.0, 6.0), False),
-    "monotone -4,0,4 + base rate": ((-4.0, 0.0, 4.0), True),
-    "monotone -4..4 step 2 + base rate": ((-4.0, -2.0, 0.0, 2.0, 4.0), True),
-    "monotone -6..6 step 3 + base rate": ((-6.0, -3.0, 0.0, 3.0, 6.0), True),
+K6 = (-6.0, -3.0, 0.0, 3.0, 6.0)
+K4 = (-4.0, -2.0, 0.0, 2.0, 4.0)
+CANDIDATES: dict[str, tuple[tuple[float, ...] | None, bool, bool, bool]] = {
+    # name: (knots (None: isotonic regression), uses the history's base rate, slopes depend on it,
+    #        uses the forecast's band growth)
+    "Platt (2 parameters)": ((), False, False, False),
+    "Platt + base rate": ((), True, False, False),
+    "isotonic": (None, False, False, False),
+    "monotone -4..4 step 2 + base rate": (K4, True, False, False),
+    "monotone -6..6 step 3 + base rate": (K6, True, False, False),
+    "Platt, slope by base rate": ((), True, True, False),
+    "monotone -6..6 step 3, slopes by base rate": (K6, True, True, False),
+    "monotone -4..4 step 2, slopes by base rate": (K4, True, True, False),
+    "Platt + base rate + band growth": ((), True, False, True),
+    "monotone -6..6 step 3 + base rate + band growth": (K6, True, False, True),
+    "monotone -4..4 step 2 + base rate + band growth": (K4, True, False, True),
 }
+KEYS = ("raw", "base", "event", "clim", "residual", "quantiles")
 
 
-def _replays(corpus_dir: Path, workers: int, cache: Path | None) -> tuple[list[dict], list[dict]]:
+def _replays(corpus_dir: Path, workers: int, cache_dir: Path | None) -> tuple[list[dict], list[dict]]:
+    cache = cache_dir / f"{corpus_dir.name}.calibration.pkl" if cache_dir else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
     corpus = [s for s in risk_backtest.load_corpus(corpus_dir) if s["split"] == "calibration"]
     reps = risk_backtest.replay_corpus(corpus, step_hours=12, workers=workers)
     meta = [{k: v for k, v in s.items() if k != "values"} for s in corpus]
     if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps((meta, reps)))
     return meta, reps
 
 
-def _fit_predict(knots, use_base, tr: dict, te: dict) -> np.ndarray:
+def _fit_predict(knots, use_base, by_base, use_growth, tr: dict, te: dict) -> np.ndarray:
     if knots is None:
         order = np.argsort(tr["raw"], kind="stable")
         fitted = np.clip(isotonic_regression(tr["event"][order]).x, 1e-3, 1 - 1e-3)
         return np.interp(te["raw"], tr["raw"][order], fitted)
     base_tr = tr["base"] if use_base else None
-    slopes, intercept, coef = risk_map.fit_map(tr["raw"], tr["event"], base_tr, knots)
-    return risk_map.apply_map(te["raw"], te["base"], knots, slopes, intercept, coef)
+    growth = risk_map.band_growth(tr["quantiles"]) if use_growth else None
+    fitted = risk_map.fit_map(tr["raw"], tr["event"], base_tr, knots, by_base=by_base, growth=growth)
+    g_coef = fitted[3] if use_growth else 0.0  # type: ignore[misc]
+    growth_te = risk_map.band_growth(te["quantiles"])
+    return risk_map.apply_map(te["raw"], te["base"], knots, *fitted[:3], growth_te, g_coef)
+
+
+def _worst(p: np.ndarray, ev: np.ndarray, series: np.ndarray) -> dict:
+    rel = [r for r in risk_backtest._reliability(p, ev, series) if r["n"] >= risk_backtest.MIN_DECILE]
+    return max(rel, key=lambda r: abs(r["gap"]))
+
+
+def _coverage_ranges(data: dict, corpus: np.ndarray, names: list[str]) -> list[str]:
+    """Per left-out corpus: the 80 %/95 % coverage range over the horizon hours of interval factors fitted
+    on the other corpora's calibration splits."""
+    out = []
+    for c, name in enumerate(names):
+        tr, te = corpus != c, corpus == c
+        cal = risk.fit_calibration(
+            data["raw"][tr], data["event"][tr], data["residual"][tr], data["quantiles"][tr], fitted_on="cv"
+        )
+        c80, c95 = risk_backtest._coverage(data["residual"][te], data["quantiles"][te], cal)
+        out.append(
+            f"  {name}: 80 % {100 * c80.min():.1f}-{100 * c80.max():.1f}, 95 % {100 * c95.min():.1f}-"
+            f"{100 * c95.max():.1f} (factors fitted on the other corpora)"
+        )
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("corpus", type=Path)
+    parser.add_argument("corpus", type=Path, nargs="+")
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--cache", type=Path, help="pickle of the calibration split's replays (reused)")
+    parser.add_argument("--cache-dir", type=Path, help="pickles of the calibration splits' replays (reused)")
     args = parser.parse_args()
-    meta, reps = _replays(args.corpus, args.workers, args.cache)
+    names = [d.name for d in args.corpus]
+    meta: list[dict] = []
+    reps: list[dict] = []
+    corpus_of: list[int] = []
+    for c, d in enumerate(args.corpus):
+        m, r = _replays(d, args.workers, args.cache_dir)
+        meta += m
+        reps += r
+        corpus_of += [c] * len(m)
     rng = np.random.default_rng(0)
     fold_of: dict[int, int] = {}
-    for key in sorted({(m["behaviour"], m["set"]) for m in meta}):
-        ids = [i for i, m in enumerate(meta) if (m["behaviour"], m["set"]) == key]
+    for key in sorted({(corpus_of[i], m["behaviour"], m["set"]) for i, m in enumerate(meta)}):
+        ids = [i for i, m in enumerate(meta) if (corpus_of[i], m["behaviour"], m["set"]) == key]
         rng.shuffle(ids)
         fold_of.update({i: j % FOLDS for j, i in enumerate(ids)})
     keep = [i for i, r in enumerate(reps) if r["raw"].size]
-    data = {
-        k: np.concatenate([np.asarray(reps[i][k], dtype=np.float64) for i in keep])
-        for k in ("raw", "base", "event", "clim")
-    }
+    data = {k: np.concatenate([np.asarray(reps[i][k], dtype=np.float64) for i in keep]) for k in KEYS}
     series = np.concatenate([np.full(reps[i]["raw"].size, i) for i in keep])
     folds = np.array([fold_of[i] for i in series])
+    corpus = np.array([corpus_of[i] for i in series])
     common = np.concatenate([np.full(reps[i]["raw"].size, meta[i]["set"] == "common") for i in keep])
     ev = data["event"]
     print(
-        f"calibration split of {args.corpus}: {len(keep)} series, {ev.size} forecasts, base rate {ev.mean():.3f}; "
-        f"{FOLDS}-fold CV by series"
+        f"calibration splits of {', '.join(names)}: {len(keep)} series, {ev.size} forecasts, "
+        f"base rate {ev.mean():.3f}"
     )
-    print(f"{'map':36s} {'log loss':>8s} {'skill common':>12s} {'skill rare':>10s}  worst decile gap ± s.e.")
-    for name, (knots, use_base) in CANDIDATES.items():
-        oof = np.empty_like(ev)
-        for f in range(FOLDS):
-            tr = {k: v[folds != f] for k, v in data.items()}
-            te = {k: v[folds == f] for k, v in data.items()}
-            oof[folds == f] = _fit_predict(knots, use_base, tr, te)
-        p = np.clip(oof, 1e-6, 1 - 1e-6)
-        ll = float(-np.mean(ev * np.log(p) + (1 - ev) * np.log(1 - p)))
-        skill = {
-            k: 1 - np.mean((oof[m] - ev[m]) ** 2) / np.mean((data["clim"][m] - ev[m]) ** 2)
-            for k, m in (("common", common), ("rare", ~common))
-        }
-        rel = [r for r in risk_backtest._reliability(oof, ev, series) if r["n"] >= risk_backtest.MIN_DECILE]
-        w = max(rel, key=lambda r: abs(r["gap"]))
+    schemes = [("5-fold CV by series", folds, FOLDS)]
+    if len(names) > 1:
+        schemes.append(("leave one corpus out", corpus, len(names)))
+    for title, groups, n_groups in schemes:
+        print(f"\n{title}:")
+        extra = "  worst gap per left-out corpus" if groups is corpus else ""
         print(
-            f"{name:36s} {ll:8.4f} {skill['common']:+12.3f} {skill['rare']:+10.3f}  "
-            f"{100 * w['gap']:+.1f} ± {100 * w['gapSE']:.1f} ({w['decile']}, n={w['n']})"
+            f"{'map':44s} {'log loss':>8s} {'skill common':>12s} {'skill rare':>10s}  worst decile gap{extra}"
         )
+        for name, (knots, use_base, by_base, use_growth) in CANDIDATES.items():
+            oof = np.empty_like(ev)
+            for f in range(n_groups):
+                tr = {k: v[groups != f] for k, v in data.items()}
+                te = {k: v[groups == f] for k, v in data.items()}
+                oof[groups == f] = _fit_predict(knots, use_base, by_base, use_growth, tr, te)
+            p = np.clip(oof, 1e-6, 1 - 1e-6)
+            ll = float(-np.mean(ev * np.log(p) + (1 - ev) * np.log(1 - p)))
+            skill = {
+                k: 1 - np.mean((oof[m] - ev[m]) ** 2) / np.mean((data["clim"][m] - ev[m]) ** 2)
+                for k, m in (("common", common), ("rare", ~common))
+            }
+            w = _worst(oof, ev, series)
+            per = ""
+            if groups is corpus:
+                per = "  " + ", ".join(
+                    f"{names[c]} {100 * _worst(oof[corpus == c], ev[corpus == c], series[corpus == c])['gap']:+.1f}"
+                    for c in range(len(names))
+                )
+            print(
+                f"{name:44s} {ll:8.4f} {skill['common']:+12.3f} {skill['rare']:+10.3f}  "
+                f"{100 * w['gap']:+.1f} ± {100 * w['gapSE']:.1f} ({w['decile']}, n={w['n']}){per}"
+            )
+    if len(names) > 1:
+        print("\ninterval factors, leave one corpus out:")
+        print("\n".join(_coverage_ranges(data, corpus, names)))
 
 
 if __name__ == "__main__":

@@ -220,19 +220,25 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     ] * 3
     assert report["scoreName"] == ("probability" if report["targetsMet"] else "risk score")
     assert risk.load_calibration(saved).widen_80.size == 24
-    code = cli.main(["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168"])
+    # two fit corpora (here the same one twice) and a check corpus: three reports, one verdict
+    code = cli.main(
+        ["backtest", "--png", str(png), "--step-hours", "168"]
+        + ["--corpus", str(corpus), "--corpus", str(corpus), "--check-corpus", str(corpus)]
+    )
     out, _err = capsys.readouterr()
     assert code == 0 and ("Failure risk score" in out or "Failure probability" in out)
     assert "Brier" in out and "coverage by horizon hour" in out and "± " in out  # gaps with their s.e.
+    assert out.count("on the held-out split of corpus") == 3 and "on the others (below)" in out
+    assert "calibration not fitted on this corpus" in out  # the check corpus
     # a given calibration is reported, not refitted; a second corpus gates targetsMet
     argv = ["backtest", "--corpus", str(corpus), "--png", str(png), "--step-hours", "168", "--json"]
     code = cli.main([*argv, "--use-calibration", str(saved), "--check-corpus", str(corpus)])
     out, _err = capsys.readouterr()
     given = json.loads(out)["failureRisk"]
     assert code == 0 and given["calibrationFitted"] is False
-    assert given["checkCorpus"]["calibrationFitted"] is False
+    assert given["otherCorpora"][0]["calibrationFitted"] is False
     assert given["heldout"]["all"]["brier"] == pytest.approx(report["heldout"]["all"]["brier"])
-    assert given["targetsMet"] == (given["targetsMetHere"] and given["checkCorpus"]["targetsMet"])
+    assert given["targetsMet"] == (given["targetsMetHere"] and given["otherCorpora"][0]["targetsMet"])
 
 
 def test_backtest_corpus_errors_are_one_line(tmp_path: Path, capsys) -> None:
@@ -315,3 +321,110 @@ def test_decile_standard_error_is_binomial_for_independent_forecasts() -> None:
         np.repeat(p[:1000], 20), np.repeat(ev[:1000], 20), np.repeat(np.arange(1000), 20)
     )
     assert all(rc["gapSE"] > 3 * rc["gapSEBinomial"] for rc in rows_c)
+
+
+def test_map_with_slopes_by_base_rate_recovers_a_known_crossing_probability() -> None:
+    """Events whose log-odds slope in the raw risk depends on the history's base rate (0.3 for a rare
+    series, 0.9 for a common one, linear in base_weight between): the map with slopes by base rate states
+    that probability, stays monotone in the raw risk, and survives its JSON round trip; the plain map
+    cannot (one slope for all)."""
+    from autopilot_pipeline.aiops import risk_map
+
+    rng = np.random.default_rng(12)
+    n = 80_000
+    x = rng.uniform(-7, 7, n)
+    raw = 1 / (1 + np.exp(-x))
+    base = rng.choice([0.02, 0.08, 0.2, 0.5], n)
+
+    def truth(x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        u = risk_map.base_weight(base)
+        z = -0.4 + (0.3 * (1 - u) + 0.9 * u) * x + 0.4 * risk_map.logit(base)
+        return 1 / (1 + np.exp(-z))
+
+    event = rng.uniform(size=n) < truth(x, base)
+    h = 1
+    args = (raw, event, np.zeros((n, h)), np.ones((n, 4, h)))
+    cal = risk.fit_calibration(*args, base=base, fitted_on="synthetic", by_base=True)
+    plain = risk.fit_calibration(*args, base=base, fitted_on="synthetic")
+    assert cal.slopes.size == 2 * (len(cal.knots) + 1)
+    grid = np.linspace(-6, 6, 49)
+    worst_plain = 0.0
+    for b in (0.02, 0.5):
+        want = truth(grid, np.full(grid.size, b))
+        stated = cal.risk(1 / (1 + np.exp(-grid)), np.full(grid.size, b))
+        assert np.max(np.abs(stated - want)) < 0.03, b
+        assert np.all(np.diff(stated) >= 0)
+        worst_plain = max(worst_plain, np.max(np.abs(plain.risk(1 / (1 + np.exp(-grid)), b) - want)))
+    assert worst_plain > 0.08  # a single set of slopes cannot state both
+    back = risk.Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert_allclose(
+        back.risk(np.array([0.01, 0.5, 0.99]), 0.1), cal.risk(np.array([0.01, 0.5, 0.99]), 0.1), atol=1e-5
+    )
+
+
+def test_calibration_is_fitted_on_the_calibration_splits_of_several_corpora_only(tmp_path: Path) -> None:
+    """fit_corpora pools the calibration splits and never reads a held-out one: changing every held-out
+    series changes nothing; a corpus that is only checked needs no calibration split; every corpus gates
+    targetsMet."""
+    corpus = risk_backtest.load_corpus(_corpus(tmp_path))
+    kw = {"step_hours": 168}
+    reps = risk_backtest.replay_corpus(corpus, **kw)
+    cal = risk_backtest.fit_corpora([(corpus, reps), (corpus, reps)])
+    garbled = [
+        {**r, "event": ~r["event"], "raw": 1 - r["raw"]} if s["split"] == "heldout" else r
+        for s, r in zip(corpus, reps, strict=True)
+    ]
+    again = risk_backtest.fit_corpora([(corpus, garbled), (corpus, reps)])
+    assert again.intercept == pytest.approx(cal.intercept)
+    assert_allclose(again.slopes, cal.slopes)
+    assert_allclose(again.widen_80, cal.widen_80)
+    held = [s for s in corpus if s["split"] == "heldout"]
+    held_reps = [r for s, r in zip(corpus, reps, strict=True) if s["split"] == "heldout"]
+    check = risk_backtest.corpus_backtest(held, replays=held_reps, calibration=cal, fitted_here=False)
+    main = risk_backtest.corpus_backtest(corpus, replays=reps, calibration=cal, fitted_here=True)
+    assert main.summary["calibrationFitted"] and not check.summary["calibrationFitted"]
+    assert check.summary["series"]["calibration"] == 0
+    both = risk_backtest.with_checks(main, [("check", check)])
+    assert both.summary["targetsMet"] == (main.summary["targetsMet"] and check.summary["targetsMet"])
+    assert both.summary["otherCorpora"][0]["corpus"] == "check"
+    with pytest.raises(ValueError, match="too short"):
+        risk_backtest.corpus_backtest(held, replays=held_reps)  # nothing to fit on
+
+
+def test_map_with_band_growth_recovers_a_known_crossing_probability() -> None:
+    """Events whose log-odds rise with the forecast's band growth (coefficient 0.45): the fitted map finds
+    the coefficient, states the probability, stays monotone in the raw risk, and a file without the
+    coefficient (an older calibration) loads as one that ignores the growth."""
+    from autopilot_pipeline.aiops import risk_map
+
+    rng = np.random.default_rng(13)
+    n, h = 60_000, 4
+    x = rng.uniform(-6, 6, n)
+    raw = 1 / (1 + np.exp(-x))
+    base = rng.choice([0.05, 0.2, 0.5], n)
+    g = rng.uniform(0.0, 2.5, n)
+    quantiles = np.zeros((n, 4, h))
+    quantiles[:, 0, :], quantiles[:, 3, :] = -1.0, 1.0
+    quantiles[:, 0, -1], quantiles[:, 3, -1] = -np.exp(g), np.exp(g)  # 95 % band widens by exp(g)
+    assert_allclose(risk_map.band_growth(quantiles), g, atol=1e-12)
+
+    def truth(x: np.ndarray, base: np.ndarray, g: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-(-1.0 + 0.6 * x + 0.3 * risk_map.logit(base) + 0.45 * g)))
+
+    event = rng.uniform(size=n) < truth(x, base, g)
+    cal = risk.fit_calibration(
+        raw, event, np.zeros((n, h)), quantiles, base=base, fitted_on="synthetic", use_growth=True
+    )
+    assert 0.35 < cal.growth_coef < 0.55
+    grid = np.linspace(-5, 5, 41)
+    for b, gv in ((0.05, 0.2), (0.5, 2.2)):
+        stated = cal.risk(1 / (1 + np.exp(-grid)), b, gv)
+        assert np.max(np.abs(stated - truth(grid, np.full(grid.size, b), np.full(grid.size, gv)))) < 0.03
+        assert np.all(np.diff(stated) >= 0)
+    with pytest.raises(ValueError, match="band growth"):
+        cal.risk(0.5, 0.2)
+    d = cal.to_dict()
+    assert risk.Calibration.from_dict(d).growth_coef == pytest.approx(cal.growth_coef, abs=1e-6)
+    del d["map"]["bandGrowthCoef"]
+    old = risk.Calibration.from_dict(d)
+    assert old.growth_coef == 0.0 and 0.0 <= old.risk(0.5, 0.2) <= 1.0

@@ -17,9 +17,10 @@ better how uncertainty grows with the horizon than a formula does, so they are u
 3. **Risk** = share of paths whose maximum (minimum for "below") crosses the threshold within the horizon (a
    path probability, not a per-hour marginal; kernel-smoothed over the path extremes), mapped through a
    monotone piecewise-linear recalibration of its log-odds that also weighs the history's own base rate
+   (and, in a map fitted with it, how much the model's error band widens; not in the shipped one)
    (:mod:`aiops.risk_map`); the 80 % and 95 %
    intervals are per-hour quantiles of the paths, widened or narrowed by a per-hour factor. Both the map and
-   the factors are fitted on the calibration part of the failure corpus and reported on its held-out part
+   the factors are fitted on the calibration parts of failure corpora and reported on their held-out parts
    (:mod:`aiops.risk_backtest`); the fitted values ship in ``risk_calibration.json``.
 
 With fewer than ``MIN_TRAJECTORIES`` error trajectories (under 120 hours of history) the paths come from
@@ -85,15 +86,24 @@ class Calibration:
     base_coef: float = 0.0  # weight of logit(history base rate); 0: not used
     fitted_on: str = "identity (not calibrated)"
     targets_met: bool = False
+    growth_coef: float = 0.0  # weight of the forecast's band growth (risk_map.band_growth); 0: not used
 
     @classmethod
     def identity(cls, horizon: int = HORIZON) -> Calibration:
         return cls(np.ones(horizon), np.ones(horizon))
 
-    def risk(self, raw: float | np.ndarray, base: float | np.ndarray | None = None) -> float | np.ndarray:
+    def risk(
+        self,
+        raw: float | np.ndarray,
+        base: float | np.ndarray | None = None,
+        growth: float | np.ndarray | None = None,
+    ) -> float | np.ndarray:
         """The calibrated risk of a raw risk (monotone in it); ``base``: the history's base rate
-        (:func:`risk_map.history_rate`), needed when the map uses it."""
-        out = risk_map.apply_map(raw, base, self.knots, self.slopes, self.intercept, self.base_coef)
+        (:func:`risk_map.history_rate`), ``growth``: the forecast's band growth
+        (:func:`risk_map.band_growth`), each needed when the map uses it."""
+        out = risk_map.apply_map(
+            raw, base, self.knots, self.slopes, self.intercept, self.base_coef, growth, self.growth_coef
+        )
         return float(out[0]) if np.ndim(raw) == 0 else out
 
     def widen(self, level: float, horizon: int) -> np.ndarray:
@@ -116,6 +126,7 @@ class Calibration:
                 "slopes": [round(float(v), 6) for v in self.slopes],
                 "intercept": round(float(self.intercept), 6),
                 "baseRateCoef": round(float(self.base_coef), 6),
+                "bandGrowthCoef": round(float(self.growth_coef), 6),
             },
         }
 
@@ -127,9 +138,11 @@ class Calibration:
             knots = tuple(float(k) for k in m["knots"])
             slopes = np.asarray(m["slopes"], dtype=np.float64)
             intercept, coef = float(m["intercept"]), float(m.get("baseRateCoef", 0.0))
+            growth = float(m.get("bandGrowthCoef", 0.0))
         else:
             knots, slopes, intercept, coef = (), np.array([float(d["plattA"])]), float(d["plattB"]), 0.0
-        if slopes.size != (len(knots) + 1 if knots else 1):
+            growth = 0.0
+        if slopes.size not in {k * (len(knots) + 1 if knots else 1) for k in (1, 2)}:
             raise ValueError(f"calibration map: {slopes.size} slopes do not fit {len(knots)} knots")
         return cls(
             np.asarray(d["widen80"], dtype=np.float64),
@@ -140,6 +153,7 @@ class Calibration:
             coef,
             str(d.get("fittedOn", "")),
             bool(d.get("targetsMet", False)),
+            growth,
         )
 
 
@@ -167,6 +181,8 @@ def fit_calibration(
     fitted_on: str,
     base: np.ndarray | None = None,
     knots: tuple[float, ...] = risk_map.KNOTS,
+    by_base: bool = False,
+    use_growth: bool = False,
     targets_met: bool = False,
 ) -> Calibration:
     """Fit the calibration from replayed forecasts: the risk map, per-hour interval factors.
@@ -174,9 +190,13 @@ def fit_calibration(
     ``raw``/``event``: (N,) raw path shares and whether the threshold was crossed; ``base``: (N,) the
     histories' base rates (None: a map of the raw risk alone). ``residual``: (N, H) realised
     (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of the scaled
-    errors, the interval ends before widening.
+    errors, the interval ends before widening. ``use_growth``: the map also weighs the band growth of
+    these quantiles (:func:`risk_map.band_growth`).
     """
-    slopes, intercept, coef = risk_map.fit_map(raw, event, base, knots)
+    growth = risk_map.band_growth(quantiles) if use_growth else None
+    fitted = risk_map.fit_map(raw, event, base, knots, by_base=by_base, growth=growth)
+    slopes, intercept, coef = fitted[:3]
+    growth_coef = float(fitted[3]) if use_growth else 0.0  # type: ignore[misc]
     h = residual.shape[1]
     w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
     w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
@@ -189,6 +209,7 @@ def fit_calibration(
         coef,
         fitted_on,
         targets_met,
+        growth_coef,
     )
 
 
@@ -431,4 +452,5 @@ def assess(
             "upper_95": np.maximum(np.maximum(hi95, hi80), np.clip(fc.mean, *bounds)),
         }
     )
-    return Assessment(float(cal.risk(raw, base)), raw, fc, frame, cal.targets_met, base)
+    growth = float(risk_map.band_growth(fc.z_quantiles()))
+    return Assessment(float(cal.risk(raw, base, growth)), raw, fc, frame, cal.targets_met, base)

@@ -5,7 +5,7 @@ Why this shape. The raw share of simulated paths that cross is over-confident, b
 factor on the log-odds (which a two-parameter Platt map assumes): on the calibration part of the failure
 corpus, ``logit(observed)`` against ``logit(raw)`` has a slope near 0.5 in the middle, a steeper stretch
 where the raw share passes 0.97 (the series already at or over its threshold) and flattens again at both
-ends. So the map is a **monotone piecewise-linear function of the log-odds** (knots every 3 log-odds units,
+ends. So the map is a **monotone piecewise-linear function of the log-odds** (knots every 2 or 3 log-odds units,
 every slope >= 0, so a higher raw share never gives a lower risk), fitted by maximum likelihood on the
 logistic scale: Platt scaling with a few more degrees of freedom, smooth where isotonic regression has steps.
 
@@ -15,8 +15,13 @@ history). It is known at the origin and says what the path share cannot: how oft
 threshold at all (a series that crossed on 5 % of its days gets a lower risk than one that crossed on 50 %
 for the same raw share). Its coefficient is fitted with the map and kept >= 0.
 
-The knots and the base-rate input were chosen by grouped (by series) 5-fold cross-validation inside the
-calibration split of the corpus (log loss, worst decile gap); see docs/AI_OPS_GUIDE.md, "Failure risk".
+An optional third input is the forecast's **band growth** (:func:`band_growth`): for the same path share, a
+series whose errors persist (its error band widens a lot over 24 hours) crossed more often on the corpora.
+It is not in the shipped map: it raised the risk of young demo series (``risk_backtest.MAP_BAND_GROWTH``).
+
+The knots and the inputs were chosen by cross-validation inside the calibration splits of two corpora
+(5-fold by series and leave-one-corpus-out; log loss, worst decile gap; ``risk_backtest.MAP_KNOTS``); see
+docs/AI_OPS_GUIDE.md, "Failure risk".
 """
 
 from __future__ import annotations
@@ -25,7 +30,17 @@ import numpy as np
 from scipy import special
 from scipy.optimize import minimize
 
-__all__ = ["EPS", "KNOTS", "apply_map", "basis", "fit_map", "history_rate", "logit"]
+__all__ = [
+    "EPS",
+    "KNOTS",
+    "apply_map",
+    "band_growth",
+    "base_weight",
+    "basis",
+    "fit_map",
+    "history_rate",
+    "logit",
+]
 
 EPS = 1e-6
 KNOTS: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)
@@ -63,10 +78,44 @@ def history_rate(hit: np.ndarray, horizon: int = 24) -> float:
     return (share * m + 0.5) / (m + 1.0)
 
 
-def _design(raw: np.ndarray, base: np.ndarray | None, knots: tuple[float, ...]) -> np.ndarray:
+BASE_LOW, BASE_HIGH = 0.02, 0.5  # the base rates where the slopes are the "rare" and the "common" ones
+
+
+def base_weight(base: np.ndarray | float) -> np.ndarray:
+    """Where a history's base rate lies between a rare series (0.02 crossed windows: 0) and a common one
+    (0.5: 1), linear in the log-odds and clipped. The weight of the "common" slopes in a map whose slopes
+    depend on the base rate."""
+    lo, hi = logit(BASE_LOW), logit(BASE_HIGH)
+    return np.clip((logit(base) - lo) / (hi - lo), 0.0, 1.0)
+
+
+def band_growth(quantiles: np.ndarray) -> np.ndarray:
+    """How much the model's 95 % error band widens over the horizon: log(width at the last hour / width at
+    the first), from the scaled-error quantiles (..., 4, H) of :meth:`risk.RiskForecast.z_quantiles`.
+
+    Why it can be an input of the map: a series whose errors persist (a band that widens a lot) crossed more
+    often than its path share said, in cross-validation across corpora (docs/AI_OPS_GUIDE.md)."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    first = np.maximum(q[..., 3, 0] - q[..., 0, 0], 1e-9)
+    last = np.maximum(q[..., 3, -1] - q[..., 0, -1], 1e-9)
+    return np.log(last / first)
+
+
+def _design(
+    raw: np.ndarray,
+    base: np.ndarray | None,
+    knots: tuple[float, ...],
+    by_base: bool = False,
+    growth: np.ndarray | None = None,
+) -> np.ndarray:
     x = basis(logit(raw), knots)
+    if by_base:
+        u = base_weight(base)[:, None]  # type: ignore[arg-type]
+        x = np.concatenate([x * (1 - u), x * u], axis=1)
     if base is not None:
         x = np.concatenate([x, logit(base)[:, None]], axis=1)
+    if growth is not None:
+        x = np.concatenate([x, np.asarray(growth, dtype=np.float64)[:, None]], axis=1)
     return x
 
 
@@ -75,17 +124,30 @@ def fit_map(
     event: np.ndarray,
     base: np.ndarray | None = None,
     knots: tuple[float, ...] = KNOTS,
-) -> tuple[np.ndarray, float, float]:
+    *,
+    by_base: bool = False,
+    growth: np.ndarray | None = None,
+) -> tuple[np.ndarray, float, float] | tuple[np.ndarray, float, float, float]:
     """(slopes, intercept, base coefficient) maximising the likelihood of ``event`` under
     ``sigmoid(intercept + sum_j slope_j basis_j(logit raw) + coef logit base)``, slopes and coef >= 0.
-    ``base`` None: no base-rate term (coefficient 0)."""
+    ``base`` None: no base-rate term (coefficient 0).
+
+    ``by_base``: every slope depends on the base rate, ``(1 - u) rare_j + u common_j`` with ``u`` =
+    :func:`base_weight` (both sets >= 0, so still monotone in the raw risk); the slopes returned are then
+    the rare ones followed by the common ones (2 (K + 1) values).
+
+    ``growth`` (:func:`band_growth`, needs ``base``): one more input with a free coefficient, returned as a
+    fourth value."""
     raw = np.asarray(raw, dtype=np.float64)
     ev = np.asarray(event, dtype=np.float64)
     if raw.size == 0 or raw.size != ev.size:
         raise ValueError("the calibration needs as many events as raw risks, and at least one")
-    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots)
+    if (by_base or growth is not None) and base is None:
+        raise ValueError("a map with slopes by base rate or a band-growth input needs the base rates")
+    x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots, by_base, growth)
     x = np.concatenate([x, np.ones((raw.size, 1))], axis=1)
     p = x.shape[1]
+    free = 2 if growth is not None else 1  # the intercept and the growth coefficient take either sign
 
     def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
@@ -95,11 +157,13 @@ def fit_map(
         return float(np.sum(np.logaddexp(0.0, z) - ev * z)) + pen, grad
 
     w0 = np.full(p, 0.5)
-    w0[-1] = 0.0
-    bounds = [(0.0, None)] * (p - 1) + [(None, None)]
+    w0[-free:] = 0.0
+    bounds = [(0.0, None)] * (p - free) + [(None, None)] * free
     w = minimize(nll, w0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000}).x
-    n_slopes = len(knots) + 1 if knots else 1
+    n_slopes = (len(knots) + 1 if knots else 1) * (2 if by_base else 1)
     coef = float(w[n_slopes]) if base is not None else 0.0
+    if growth is not None:
+        return w[:n_slopes].copy(), float(w[-1]), coef, float(w[-2])
     return w[:n_slopes].copy(), float(w[-1]), coef
 
 
@@ -110,12 +174,25 @@ def apply_map(
     slopes: np.ndarray,
     intercept: float,
     base_coef: float,
+    growth: np.ndarray | float | None = None,
+    growth_coef: float = 0.0,
 ) -> np.ndarray:
     """The stated risk of raw risks ``raw`` (and history base rates ``base``) under a fitted map."""
     r = np.atleast_1d(np.asarray(raw, dtype=np.float64))
-    z = basis(logit(r), knots) @ np.asarray(slopes, dtype=np.float64) + intercept
+    slopes = np.asarray(slopes, dtype=np.float64)
+    x = basis(logit(r), knots)
+    by_base = slopes.size == 2 * x.shape[1]
+    if (base_coef or by_base) and base is None:
+        raise ValueError("this calibration needs the history's base rate (risk_map.history_rate)")
+    b = None if base is None else np.broadcast_to(np.asarray(base, dtype=np.float64), r.shape)
+    if by_base:
+        u = base_weight(b)[:, None]  # type: ignore[arg-type]
+        x = np.concatenate([x * (1 - u), x * u], axis=1)
+    z = x @ slopes + intercept
     if base_coef:
-        if base is None:
-            raise ValueError("this calibration needs the history's base rate (risk_map.history_rate)")
-        z = z + base_coef * logit(np.broadcast_to(np.asarray(base, dtype=np.float64), r.shape))
+        z = z + base_coef * logit(b)  # type: ignore[arg-type]
+    if growth_coef:
+        if growth is None:
+            raise ValueError("this calibration needs the forecast's band growth (risk_map.band_growth)")
+        z = z + growth_coef * np.broadcast_to(np.asarray(growth, dtype=np.float64), r.shape)
     return special.expit(z)

@@ -29,13 +29,15 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
 
     s = summary
     name, held, checks = s["scoreName"], s["heldout"], s["targets"]
+    fitted_on = s.get("calibration", {}).get("fittedOn") or "the calibration split"
     source = (
-        f"calibration fitted on {s['series']['calibration']} other series"
+        f"calibration fitted on {fitted_on}, among them this corpus' {s['series']['calibration']} other series"
         if s.get("calibrationFitted", True)
-        else "calibration given, not fitted here"
+        else f"calibration not fitted on this corpus ({fitted_on})"
     )
+    where = f" {s['corpus']}" if s.get("corpus") else ""
     lines = [
-        f"Failure {name} (24 h) on the held-out corpus: {s['series']['heldout']} series, "
+        f"Failure {name} (24 h) on the held-out split of corpus{where}: {s['series']['heldout']} series, "
         f"{held['all']['predictions']} forecasts ({source})"
     ]
     for kind, target in risk_backtest.TARGET_SKILL.items():
@@ -67,10 +69,13 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
         lines.append(f"  reliability diagram: {png}")
     if saved:
         lines.append(f"  calibration written to {saved}")
-    if "checkCorpus" in s:
+    if "otherCorpora" in s:
+        others = "; ".join(
+            f"{o['corpus']}: {'met' if o['targetsMet'] else 'not met'}" for o in s["otherCorpora"]
+        )
         lines.append(
-            f"  targets on this corpus: {'met' if s['targetsMetHere'] else 'not met'}; on the check corpus "
-            f"(below): {'met' if s['checkCorpus']['targetsMet'] else 'not met'}"
+            f"  targets on this corpus: {'met' if s['targetsMetHere'] else 'not met'}; on the others "
+            f"(below): {others}"
         )
     lines.append(f"All targets met: {'yes' if s['targetsMet'] else 'no'} (the output says '{name}')")
     return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""``autopilot backtest [--json] [--margin-hours 1] [--no-calibration] [--corpus DIR ...]``: score the AI-ops
-analytics against the demo's ground truth (``demo.incidents``), causally, on the hourly health tables.
+"""``autopilot backtest [--json] [--margin-hours 1] [--no-calibration] [--corpus DIR ...]
+[--check-corpus DIR ...]``: score the AI-ops analytics against the demo's ground truth (``demo.incidents``),
+causally, on the hourly health tables.
 
 * anomaly detection over the whole span: incidents detected (an anomaly on the incident's component in an
   hour overlapping [start - margin, end + margin]) and false alarms per component-week (anomalous hours
@@ -10,8 +11,10 @@ analytics against the demo's ground truth (``demo.incidents``), causally, on the
 
 With ``--corpus DIR`` (a failure-series corpus written by ``bench/anomaly_corpus/failures.py``) it backtests the
 24-hour failure risk instead, without a database: the calibration is fitted on the corpus' calibration split
-and reported on its held-out split (Brier skill vs climatology for common and rare crossings, reliability by
-decile with a PNG diagram, 80 %/95 % interval coverage at every horizon hour); see aiops/risk_backtest.py.
+(the pooled ones when ``--corpus`` is repeated) and reported on each held-out split (Brier skill vs
+climatology for common and rare crossings, reliability by decile with a PNG diagram, 80 %/95 % interval
+coverage at every horizon hour), and on the held-out split of every ``--check-corpus``, never fitted on;
+see aiops/risk_backtest.py.
 
 Run it after ``autopilot demo`` (or ``generate-demo-data`` and a health backfill). Figures from these runs
 are in docs/AI_OPS_GUIDE.md; none of the methods was tuned to these labels.
@@ -44,7 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--corpus",
         type=Path,
         metavar="DIR",
-        help="backtest the failure risk on a failure-series corpus instead",
+        action="append",
+        help="backtest the failure risk on a failure-series corpus instead; repeat to fit the calibration "
+        "on the calibration splits of several corpora (each is reported on its held-out split)",
     )
     parser.add_argument(
         "--png",
@@ -72,8 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--check-corpus",
         type=Path,
         metavar="DIR",
-        help="with --corpus: also report the fitted calibration on this corpus' held-out split (e.g. one "
-        "written with --variant b); the saved calibration counts as meeting its targets only if both do",
+        action="append",
+        help="with --corpus: also report the calibration on this corpus' held-out split, never fitting on it "
+        "(e.g. one written with --variant c; repeatable); the saved calibration counts as meeting its "
+        "targets only if every corpus does",
     )
     parser.set_defaults(handler=_backtest)
 
@@ -164,43 +171,63 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _corpus_backtest(args: argparse.Namespace) -> int:
-    """``--corpus DIR``: the failure-risk backtest (no database)."""
+    """``--corpus DIR [--corpus DIR ...]``: the failure-risk backtest (no database)."""
     from autopilot_pipeline.aiops import risk, risk_backtest, risk_report
     from autopilot_pipeline.aiops.insights import json_safe
 
-    if not args.corpus.is_dir():
-        raise AutopilotError(f"--corpus {args.corpus}: not a directory")
+    for d in args.corpus:
+        if not d.is_dir():
+            raise AutopilotError(f"--corpus {d}: not a directory")
     if args.step_hours < 1 or args.workers < 1:
         raise AutopilotError("--step-hours and --workers must be >= 1")
+    kw = {"step_hours": args.step_hours, "workers": args.workers}
+    fitted: list[tuple[Path, list[dict], list]] = []
+    for d in args.corpus:
+        try:
+            corpus = risk_backtest.load_corpus(d)
+            fitted.append((d, corpus, risk_backtest.replay_corpus(corpus, **kw)))
+        except (ValueError, KeyError, TypeError, OSError) as exc:
+            raise AutopilotError(f"--corpus {d}: {exc}") from exc
     try:
         if args.use_calibration and not args.use_calibration.is_file():
             raise ValueError(f"--use-calibration {args.use_calibration}: no such file")
-        given = risk.load_calibration(args.use_calibration) if args.use_calibration else None
-        corpus = risk_backtest.load_corpus(args.corpus)
-        report = risk_backtest.corpus_backtest(
-            corpus, step_hours=args.step_hours, workers=args.workers, calibration=given
-        )
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise AutopilotError(f"--corpus {args.corpus}: {exc}") from exc
-    if args.check_corpus is not None:
-        try:
-            check = risk_backtest.corpus_backtest(
-                risk_backtest.load_corpus(args.check_corpus),
-                step_hours=args.step_hours,
-                workers=args.workers,
-                calibration=report.calibration,
+        if args.use_calibration:
+            cal = risk.load_calibration(args.use_calibration)
+        else:
+            names = ", ".join(d.name for d, _, _ in fitted)
+            cal = risk_backtest.fit_corpora(
+                [(c, r) for _, c, r in fitted], fitted_on=f"calibration splits of {names}"
             )
+        reports = [
+            (
+                str(d),
+                risk_backtest.corpus_backtest(
+                    c, replays=r, calibration=cal, fitted_here=not args.use_calibration
+                ),
+            )
+            for d, c, r in fitted
+        ]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise AutopilotError(f"--corpus {args.corpus[0]}: {exc}") from exc
+    for d in args.check_corpus or []:
+        try:
+            # only the held-out split is reported: the calibration split is not even replayed
+            held = [s for s in risk_backtest.load_corpus(d) if s["split"] == "heldout"]
+            check = risk_backtest.corpus_backtest(held, calibration=cal, fitted_here=False, **kw)
         except (ValueError, KeyError, TypeError, OSError) as exc:
-            raise AutopilotError(f"--check-corpus {args.check_corpus}: {exc}") from exc
-        report = risk_backtest.with_check(report, check)
+            raise AutopilotError(f"--check-corpus {d}: {exc}") from exc
+        reports.append((str(d), check))
+    report = reports[0][1]
+    if len(reports) > 1:
+        report = risk_backtest.with_checks(report, reports[1:])
     png = risk_backtest.reliability_png(report, args.png)
     if args.save_calibration:
         args.save_calibration.write_text(json.dumps(report.calibration.to_dict(), indent=1) + "\n")
-    summary = {**report.summary, "reliabilityPng": str(png)}
+    summary = {**report.summary, "corpus": str(args.corpus[0]), "reliabilityPng": str(png)}
     if args.json:
         print(json.dumps(json_safe({"failureRisk": summary}), indent=2))
     else:
         print(risk_report.render(summary, str(png), str(args.save_calibration or "") or None))
-        if "checkCorpus" in summary:
-            print(risk_report.render(summary["checkCorpus"]))
+        for other in summary.get("otherCorpora", []):
+            print(risk_report.render(other))
     return 0
