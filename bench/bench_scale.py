@@ -3,7 +3,8 @@
     PYTHONPATH=. .venv/bin/python bench/bench_scale.py                 # 8 targets x 24 hours (~10 min)
     PYTHONPATH=. .venv/bin/python bench/bench_scale.py --targets 2 --hours 4   # quick check
 
-Each monitored target is its own demo database (3 components, 1 % app traffic, a different seed each) on
+Each monitored target is its own demo database (``--components``, default 6, and ``--app-scale`` of the
+demo's app traffic, default all of it: the size `autopilot demo` loads; a different seed each) on
 one throw-away embedded PostgreSQL 18 (fsync off); the first is the pipeline's own database (target
 ``default``), the others are registered as targets ``t1``, ``t2`` … (``autopilot targets add --url-env``),
 so the backfill runs over real (target, hour) partitions and all results land in the pipeline database.
@@ -69,14 +70,16 @@ def hours(count: int) -> list[str]:
     return [runner.hour_key(END - timedelta(hours=count - i)) for i in range(count)]
 
 
-def create_target(server_url: str, index: int) -> str:
+def create_target(server_url: str, index: int, components: int, app_scale: float) -> str:
     """A monitored target: its own migrated database with one day of demo data."""
     name = f"bench_target_{index}"
     with psycopg.connect(urls.with_database(server_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = urls.with_database(server_url, name)
     migrate.migrate(url)
-    load_demo_data(url, days=2, components=3, seed=11 + index, replace=False, end=END, app_scale=0.01)
+    load_demo_data(
+        url, days=2, components=components, seed=11 + index, replace=False, end=END, app_scale=app_scale
+    )
     return url
 
 
@@ -213,7 +216,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ[executors.VISIBILITY_TIMEOUT_ENV] = "600"
     pg = EmbeddedPostgres(root / "postgres", fast=True)
     redis = LocalRedis(root / "redis")
-    results: dict[str, Any] = {"machine": machine(), "targets": args.targets, "hours": args.hours}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "targets": args.targets,
+        "hours": args.hours,
+        "components": args.components,
+        "app_scale": args.app_scale,
+    }
     pg.start()
     ROLES["postgres"] = [int((pg.pgdata / "postmaster.pid").read_text().split()[0])]
     try:
@@ -221,7 +230,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ROLES["redis"] = [redis.process.pid]
         os.environ[executors.REDIS_URL_ENV] = redis.url
         log(f"creating {args.targets} target databases (demo data)")
-        databases = [create_target(pg.url(), i) for i in range(args.targets)]
+        databases = [create_target(pg.url(), i, args.components, args.app_scale) for i in range(args.targets)]
         os.environ["AUTOPILOT_DATABASE_URL"] = databases[0]
         server.ensure_database(pg.url(), "dagster")
         runner.configure_environment(server.Database(url=urls.with_database(pg.url(), "dagster")))
@@ -280,7 +289,8 @@ def report(results: dict[str, Any], command: str) -> str:
         f"Command: `{command}`  ",
         f"Machine: {results['machine']['cpus']} cores ({results['machine']['cpu']}), Python "
         f"{results['machine']['python']}; {results['targets']} targets x {results['hours']} hourly "
-        f"partitions = {partitions} partitions, {sum(results['expected_rows'].values()):,} rows written per backfill",
+        f"partitions = {partitions} partitions of {results['components']} components at app scale "
+        f"{results['app_scale']:g}, {sum(results['expected_rows'].values()):,} rows written per backfill",
         "",
         "| backfill | wall time | per partition | CPU s (runs + workers) | load avg before → after |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -329,6 +339,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", type=int, default=8, help="monitored targets (default 8)")
     parser.add_argument("--hours", type=int, default=24, help="hourly partitions per target (default 24)")
+    parser.add_argument(
+        "--components", type=int, default=6, help="components per target (default 6, as `autopilot demo`)"
+    )
+    parser.add_argument(
+        "--app-scale",
+        type=float,
+        default=1.0,
+        help="share of the demo's app traffic (default 1.0, as `autopilot demo`; 0.01 = the earlier runs)",
+    )
     parser.add_argument("--parallel-runs", type=int, default=4, help="runs at once (default 4)")
     parser.add_argument("--no-scaling", dest="scaling", action="store_false", help="skip 1, 2, 4 targets")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs of the workers)")
