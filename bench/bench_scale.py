@@ -1,6 +1,6 @@
 """Scale-out benchmark (issue 12): one backfill on the in-process executor vs 1 vs 2 Celery workers.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_scale.py                 # 8 targets x 24 hours (~10 min)
+    PYTHONPATH=. .venv/bin/python bench/bench_scale.py                 # 8 targets x 24 hours (~2 min idle)
     PYTHONPATH=. .venv/bin/python bench/bench_scale.py --targets 2 --hours 4   # quick check
 
 Each monitored target is its own demo database (``--components``, default 6, and ``--app-scale`` of the
