@@ -12,6 +12,9 @@ import pytest
 from autopilot_pipeline.aiops.detector import score_batch
 from autopilot_pipeline.aiops.detector_recur import ALARM_SPAN, RECUR_ALARMS, AlarmMemory, inside_bulk
 
+# the same fill-and-flush whose per-flush alarms test_detector_recurring marks as a known weakness
+from .test_detector_recurring import noisy_sawtooth
+
 N = 8000
 ONSET = 6000
 
@@ -162,22 +165,9 @@ def test_a_larger_run_or_an_outage_is_still_caught(flags, name: str) -> None:
     assert f[ONSET : ONSET + 10].any(), np.flatnonzero(f)
 
 
-def drifting_fill_and_flush(seed: int) -> np.ndarray:
-    """A queue filled at a noisy rate and flushed at a trigger level: the flush comes every 150-250 points,
-    never on a fixed beat, so the learned season places it wrong now and then, in both directions."""
-    rng = np.random.default_rng(seed)
-    x, out = 20.0, np.empty(N)
-    for i in range(N):
-        x += max(0.25 * (1 + rng.normal(0, 0.5)), 0.0)
-        if x >= 70:
-            x = 20 + abs(rng.normal(0, 1))
-        out[i] = x
-    return np.round(out, 3)
-
-
 def test_a_fill_and_flush_with_a_drifting_period_is_learned() -> None:
     """Misplaced flushes alarm while they are new (at most a few of each direction), then never again."""
-    res = score_batch(np.column_stack([drifting_fill_and_flush(s) for s in range(1, 9)]))
+    res = score_batch(np.column_stack([noisy_sawtooth(s) for s in range(1, 9)]))
     for j in range(8):
         f = res.is_anomaly[:, j]
         assert not f[2000:].any(), (j, np.flatnonzero(f))
