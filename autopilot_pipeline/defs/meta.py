@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import dagster as dg
 import polars as pl
 
@@ -25,3 +28,14 @@ def table_metadata(table: str, frame: pl.DataFrame) -> dict[str, object]:
         "dagster/row_count": frame.height,
         "preview": preview(frame),
     }
+
+
+def record_frame(
+    rows: Iterable[Mapping[str, Any]],
+    schema: Mapping[str, pl.DataType | type[pl.DataType]],
+    fields: Mapping[str, str] | None = None,
+) -> pl.DataFrame:
+    """The chosen fields of ``rows`` as a typed frame (typed even with no rows): ``schema`` names the columns
+    in order, ``fields`` maps a column to the key it comes from where the two names differ."""
+    keys = {column: (fields or {}).get(column, column) for column in schema}
+    return pl.DataFrame([{c: row.get(k) for c, k in keys.items()} for row in rows], schema=dict(schema))

@@ -17,7 +17,7 @@ from autopilot_pipeline.aiops.risk_report import risk_name
 from autopilot_pipeline.defs.aiops.jobs import ANOMALIES, INSIGHTS, OPTIMIZATIONS, PREDICTIONS, TRENDS
 from autopilot_pipeline.defs.aiops.resources import AiopsResource, LLMResource
 from autopilot_pipeline.defs.alerting.resources import SlackResource
-from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.meta import OWNERS, preview, record_frame
 from autopilot_pipeline.defs.partitions import (
     SAME_TARGET_OVERLAPPING_TIME,
     TARGET,
@@ -197,22 +197,9 @@ def failure_predictions(
     preds = run.predictions
     # A risk score until the shipped calibration met its held-out targets, then a probability: say which.
     risk_column = risk_name(preds[0]).replace(" ", "_") if preds else "risk_score"
-    table = pl.DataFrame(
-        [
-            {
-                "component": p["component"],
-                "metric": p["metric"],
-                risk_column: p["probability"],
-                "prediction": p["prediction"],
-                "last_value": p["lastValue"],
-                "threshold": p["threshold"],
-                "expected_crossing": p["expectedCrossingAt"],
-                "method": p["method"],
-                "cleaned_points": p["cleanedPoints"],
-            }
-            for p in preds
-        ],
-        schema={
+    table = record_frame(
+        preds,
+        {
             "component": pl.String,
             "metric": pl.String,
             risk_column: pl.Float64,
@@ -222,6 +209,12 @@ def failure_predictions(
             "expected_crossing": pl.String,
             "method": pl.String,
             "cleaned_points": pl.Int64,
+        },
+        {
+            risk_column: "probability",
+            "last_value": "lastValue",
+            "expected_crossing": "expectedCrossingAt",
+            "cleaned_points": "cleanedPoints",
         },
     )
     return dg.MaterializeResult(
@@ -258,12 +251,9 @@ def optimizations(
         at = store.latest_analysis(conn, "predictions", as_of, target)
         preds = store.read_predictions(conn, at, target) if at else []
         report = pipeline.run_optimizations(_recommendations(conn, target), preds, aiops.settings)
-    table = pl.DataFrame(
-        [
-            {k: o[k] for k in ("priority", "type", "count", "description", "action", "impact")}
-            for o in report["optimizations"]
-        ],
-        schema={
+    table = record_frame(
+        report["optimizations"],
+        {
             "priority": pl.String,
             "type": pl.String,
             "count": pl.Int64,

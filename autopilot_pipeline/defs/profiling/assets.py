@@ -9,7 +9,7 @@ Partitioned by monitored target only (see :mod:`autopilot_pipeline.defs.profilin
 import dagster as dg
 import polars as pl
 
-from autopilot_pipeline.defs.meta import OWNERS, preview
+from autopilot_pipeline.defs.meta import OWNERS, preview, record_frame
 from autopilot_pipeline.defs.partitions import targets
 from autopilot_pipeline.defs.profiling.resources import ProfilingResource
 from autopilot_pipeline.defs.profiling.targets import profiling_target, publish, target_database
@@ -353,22 +353,9 @@ def performance_recommendations(
         savings = savings_report(read_realized_savings(conn))
         publish(postgres, conn, target, copy_recommendations)
     report = {**assemble_optimizations(open_recs), "realizedSavings": savings}
-    table = pl.DataFrame(
-        [
-            {
-                k: r[k]
-                for k in (
-                    "priority",
-                    "recommendation_type",
-                    "table_name",
-                    "estimated_improvement_pct",
-                    "description",
-                    "action_sql",
-                )
-            }
-            for r in open_recs
-        ],
-        schema={
+    table = record_frame(
+        open_recs,
+        {
             "priority": pl.String,
             "recommendation_type": pl.String,
             "table_name": pl.String,
@@ -405,24 +392,9 @@ def performance_recommendations(
 
 def _savings_table(savings: list[dict]) -> pl.DataFrame:
     """Predicted beside realized, one applied index a row (the status instead of a number while measuring)."""
-    return pl.DataFrame(
-        [
-            {
-                "index": s["index"],
-                "source": s["source"],
-                "queries": s["queries"],
-                "predicted_pct": s["predictedSavingPct"],
-                "predicted_saved_ms": s["predictedSavedMs"],
-                "realized_pct": s["realizedSavingPct"],
-                "realized_saved_ms": s["realizedSavedMs"],
-                "mean_ms_before": s["meanMsBefore"],
-                "mean_ms_after": s["meanMsAfter"],
-                "calls_after": s["callsAfter"],
-                "status": s["status"],
-            }
-            for s in savings
-        ],
-        schema={
+    return record_frame(
+        savings,
+        {
             "index": pl.String,
             "source": pl.String,
             "queries": pl.Int64,
@@ -434,6 +406,15 @@ def _savings_table(savings: list[dict]) -> pl.DataFrame:
             "mean_ms_after": pl.Float64,
             "calls_after": pl.Int64,
             "status": pl.String,
+        },
+        {
+            "predicted_pct": "predictedSavingPct",
+            "predicted_saved_ms": "predictedSavedMs",
+            "realized_pct": "realizedSavingPct",
+            "realized_saved_ms": "realizedSavedMs",
+            "mean_ms_before": "meanMsBefore",
+            "mean_ms_after": "meanMsAfter",
+            "calls_after": "callsAfter",
         },
     )
 
@@ -463,17 +444,8 @@ def remediation_audit(
             limit=profiling.settings.remediation_limit,
             settings=profiling.settings,
         )
-    frame = pl.DataFrame(
-        [
-            {
-                "result": r.get("result"),
-                "key": r.get("key"),
-                "statement": r.get("statement"),
-                "error": r.get("error"),
-            }
-            for r in results
-        ],
-        schema={"result": pl.String, "key": pl.String, "statement": pl.String, "error": pl.String},
+    frame = record_frame(
+        results, {"result": pl.String, "key": pl.String, "statement": pl.String, "error": pl.String}
     )
     failed = [r for r in results if r.get("result") == "failed"]
     for r in failed:
