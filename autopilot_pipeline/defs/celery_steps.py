@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -38,8 +39,6 @@ from dagster._core.execution.retries import RetryMode
 from dagster._core.instance.ref import InstanceRef
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import pack_value, serialize_value, unpack_value
-
-from autopilot_pipeline.defs import executors
 
 __all__ = ["create_step_task", "hold_connections", "process_instance", "step_celery_executor"]
 
@@ -149,9 +148,11 @@ def _executor_class() -> type:
         ``AUTOPILOT_CELERY_POLL_INTERVAL`` seconds (0.2 by default, dagster-celery's 1 s delayed every
         dependent step by 0.5 s on average)."""
 
+        poll_interval_s: float = 1.0  # set from the setting when the executor is built
+
         def execute(self, plan_context: Any, execution_plan: Any) -> Any:
             # The loop sleeps this module-level constant between its looks at the results.
-            core_execution_loop.TICK_SECONDS = executors.poll_interval_s()
+            core_execution_loop.TICK_SECONDS = self.poll_interval_s
             return core_execution_loop.core_celery_execution_loop(
                 plan_context, execution_plan, step_execution_fn=_send_step
             )
@@ -160,8 +161,9 @@ def _executor_class() -> type:
 
 
 @functools.cache
-def step_celery_executor() -> dg.ExecutorDefinition:
-    """dagster-celery's ``celery_executor`` (same config schema and name) building the executor above."""
+def step_celery_executor(poll_interval_s: Callable[[], float]) -> dg.ExecutorDefinition:
+    """dagster-celery's ``celery_executor`` (same config schema and name) building the executor above;
+    ``poll_interval_s`` reads the setting in the run's process."""
     from dagster_celery.executor import CELERY_CONFIG
 
     @dg.executor(
@@ -169,12 +171,14 @@ def step_celery_executor() -> dg.ExecutorDefinition:
     )
     def celery(init_context: dg.InitExecutorContext) -> dg.Executor:
         config = init_context.executor_config
-        return _executor_class()(
+        executor = _executor_class()(
             broker=config.get("broker"),
             backend=config.get("backend"),
             config_source=config.get("config_source"),
             include=config.get("include"),
             retries=RetryMode.from_config(config["retries"]),
         )
+        executor.poll_interval_s = poll_interval_s()
+        return executor
 
     return celery

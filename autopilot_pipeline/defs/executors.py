@@ -146,7 +146,7 @@ def from_environment() -> dg.ExecutorDefinition:
     if name == "celery":
         from autopilot_pipeline.defs.celery_steps import step_celery_executor
 
-        return step_celery_executor().configured(celery_executor_config(), name="celery")
+        return step_celery_executor(poll_interval_s).configured(celery_executor_config(), name="celery")
     if name == "k8s":
         from dagster_k8s import k8s_job_executor
 
