@@ -488,24 +488,7 @@ def fire_alert(
             "last_value = coalesce(excluded.last_value, automation.alert_state.last_value)",
             {"r": rule_id, "t": target, "c": component, "at": at, "v": value},
         )
-        events = pl.DataFrame(
-            {
-                "rule_id": [rule_id],
-                "target": [target],
-                "component": [component],
-                "at": [at],
-                "value": [value],
-                "active_at": [at],
-            },
-            schema={
-                "rule_id": pl.Int64,
-                "target": pl.String,
-                "component": pl.String,
-                "at": TS,
-                "value": pl.Float64,
-                "active_at": TS,
-            },
-        )
+        events = _manual_event(rule_id, target, component, at, value).with_columns(active_at=pl.col("at"))
         active = supp.active(store.read_suppressions(conn), at)
         store.insert_fired(conn, _fired_rows(events, rules, active))
         row = conn.execute(
@@ -554,16 +537,7 @@ def resolve_alert(
         if row is None:
             return False
         rule_id, on_target, comp = row
-        events = pl.DataFrame(
-            {"rule_id": [rule_id], "target": [on_target], "component": [comp], "at": [at], "value": [value]},
-            schema={
-                "rule_id": pl.Int64,
-                "target": pl.String,
-                "component": pl.String,
-                "at": TS,
-                "value": pl.Float64,
-            },
-        )
+        events = _manual_event(rule_id, on_target, comp, at, value)
         active = supp.active(store.read_suppressions(conn), at)
         store.close_resolved(conn, _resolved_rows(events, active, resolution))
         conn.execute(
@@ -571,3 +545,19 @@ def resolve_alert(
             (rule_id, on_target, comp),
         )
     return True
+
+
+def _manual_event(
+    rule_id: int, target: str, component: str, at: datetime, value: float | None
+) -> pl.DataFrame:
+    """One hand-made event (a manual fire or resolve) in the shape the fired/resolved rows are built from."""
+    return pl.DataFrame(
+        {"rule_id": [rule_id], "target": [target], "component": [component], "at": [at], "value": [value]},
+        schema={
+            "rule_id": pl.Int64,
+            "target": pl.String,
+            "component": pl.String,
+            "at": TS,
+            "value": pl.Float64,
+        },
+    )
