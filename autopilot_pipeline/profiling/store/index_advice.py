@@ -45,7 +45,11 @@ from autopilot_pipeline.profiling.indexes import (
 from autopilot_pipeline.profiling.parsing import BadQuery, ParsedQuery, fingerprint_queries, parse_query
 from autopilot_pipeline.profiling.settings import ProfilingSettings
 from autopilot_pipeline.profiling.store.catalog import explain, read_only
-from autopilot_pipeline.profiling.store.index_usage import read_table_activity
+from autopilot_pipeline.profiling.store.index_usage import (
+    StatisticsPeriod,
+    read_table_activity,
+    statistics_period,
+)
 from autopilot_pipeline.profiling.store.statements import db_now, read_query_log
 
 # --------------------------------------------------------------------------------------------- hypothetical
@@ -297,11 +301,13 @@ class AdviceContext:
     stats: dict[str, dict[str, ColumnStats]] = field(default_factory=dict)
     activity: dict[str, TableActivity | None] = field(default_factory=dict)
     immutable: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    period: StatisticsPeriod | None = None  # the counters' period, read with the first table
 
     def load(self, conn: psycopg.Connection, table: str) -> None:
         if table not in self.stats:
+            self.period = self.period or statistics_period(conn)
             self.stats[table] = read_column_stats(conn, table)
-            self.activity[table] = read_table_activity(conn, tables=[table]).get(table)
+            self.activity[table] = read_table_activity(conn, self.period, [table]).get(table)
 
 
 def _kind_candidates(
