@@ -123,7 +123,9 @@ def test_detect_anomalies_scores_a_component_as_alone() -> None:
     frames = []
     for j, s in enumerate(_series()[:6]):
         ts = [t0 + timedelta(minutes=5 * k) for k in range(s.size)]
-        frames.append(pl.DataFrame({"component": f"c{j}", "metric": "custom_x", "bucket_start": ts, "value": s}))
+        frames.append(
+            pl.DataFrame({"component": f"c{j}", "metric": "custom_x", "bucket_start": ts, "value": s})
+        )
     together = detect_anomalies(pl.concat(frames), only_anomalies=False)
     assert together["isAnomaly"].sum() > 0
     for j, f in enumerate(frames):

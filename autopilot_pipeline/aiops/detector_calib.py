@@ -369,7 +369,8 @@ def onsets(
 
 def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
     """Refresh points: every 16 to 256 rows (half the history since the last regime change), and at every
-    row in ``cuts`` (where some series' forecasting regime changes, so a block never straddles two)."""
+    row in ``cuts`` (where the forecasting regime of the series so scheduled changes, so a block never
+    straddles two)."""
     out, a = [], start
     cuts = np.sort(cuts[cuts > start])
     while a < t_len:
@@ -380,6 +381,29 @@ def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
             b = int(nxt[0])
         out.append((a, b))
         a = b
+    return out
+
+
+def _schedules(
+    regime: np.ndarray | None, valid: np.ndarray, n0: int
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """The series grouped by refresh schedule: (columns, their regime changes after ``n0``, rows to run).
+
+    A series' reference memories are refreshed at its OWN regime changes only (and every 16 to 256 rows
+    after them, :func:`_blocks`), never at another series': its scores must be the same whether it is
+    scored alone or with any other series. Regime changes happen only at the season checkpoints, so a
+    batch holds few distinct schedules and each group is still scored as one array. A series' rows end
+    at its last valid point; changes in the padding below it are no part of its schedule."""
+    t_len, n_ser = valid.shape
+    ends = np.where(valid.any(axis=0), t_len - np.argmax(valid[::-1], axis=0), 0)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for j in range(n_ser):
+        cuts = () if regime is None else tuple(int(c) for c in np.unique(regime[: ends[j], j]) if c > n0)
+        groups.setdefault(cuts, []).append(j)
+    out = []
+    for cuts, cols in groups.items():
+        c = np.array(cols)
+        out.append((c, np.array(cuts, dtype=np.int64), max(int(ends[c].max()), min(n0, t_len))))
     return out
 
 
@@ -396,6 +420,62 @@ def calibrate(
     jump: np.ndarray | None = None,
 ) -> Calibrated:
     """Combined p-values and alarm episodes from the statistics (time x series each).
+
+    Each series is calibrated on its own refresh schedule (:func:`_schedules`): series that share one are
+    computed together, so a series' results do not depend on the other series of the batch. Arguments as
+    in :func:`_calibrate_group`."""
+    t_len, n_ser = stats[0].shape
+    valid = ~np.isnan(values if values is not None else stats[0])
+    groups = _schedules(regime, valid, n0)
+    if len(groups) == 1 and groups[0][2] == t_len:
+        return _calibrate_group(
+            stats, floor, n0, sides, regime, values, seasonal, alpha, unit, jump, groups[0][1]
+        )
+    out = Calibrated(
+        np.ones((t_len, n_ser)),
+        np.full((t_len, n_ser), sides[0][0], dtype=np.int64),
+        np.full((t_len, n_ser), sides[0][1], dtype=np.int64),
+        np.zeros((t_len, n_ser), dtype=bool),
+        np.zeros((t_len, n_ser), dtype=bool),
+    )
+    for cols, cuts, end in groups:
+
+        def part(a: np.ndarray | None, cols: np.ndarray = cols, end: int = end) -> np.ndarray | None:
+            return None if a is None else a[:end, cols]
+
+        got = _calibrate_group(
+            [part(s) for s in stats],
+            part(floor),
+            n0,
+            sides,
+            part(regime),
+            part(values),
+            part(seasonal),
+            alpha,
+            part(unit),
+            part(jump),
+            cuts,
+        )
+        for name in ("p", "stat", "side", "alarm", "onset"):
+            getattr(out, name)[:end, cols] = getattr(got, name)
+    return out
+
+
+def _calibrate_group(
+    stats: list[np.ndarray],
+    floor: np.ndarray,
+    n0: int,
+    sides: list[tuple[int, int]],
+    regime: np.ndarray | None,
+    values: np.ndarray | None,
+    seasonal: np.ndarray | None,
+    alpha: float,
+    unit: np.ndarray | None,
+    jump: np.ndarray | None,
+    cuts: np.ndarray,
+) -> Calibrated:
+    """Combined p-values and alarm episodes of series that share one refresh schedule (``cuts``: the rows
+    where their forecasting regime changes).
 
     ``sides`` lists the one-sided tests to use as (statistic index, +1 upper / -1 lower); ``floor``
     (time x series) is the smallest meaningful residual, used as the smallest tail scale; ``regime``
@@ -416,7 +496,6 @@ def calibrate(
     # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
     unit = np.ones_like(floor) if unit is None else unit
     floors = [floor / 5 / unit, floor / 5 / unit, floor / 5, np.full_like(floor, 0.02)]
-    cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
     memory = AlarmMemory() if values is not None else None
     last_raw = np.full(n_ser, -(10**9))
     for a, b in _blocks(n0, t_len, cuts):
