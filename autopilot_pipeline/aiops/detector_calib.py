@@ -164,8 +164,13 @@ def _tail_p(
         in_k = j < k[:, None]
         u = np.take_along_axis(top, k[:, None], axis=1)[:, 0]
         e = np.where(in_k, top[:, :kmax] - u[:, None], 0.0)
-        a0 = e.sum(axis=1) / kf
-        a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
+        # Running sums read at each series' own k: the same additions in the same order whatever the
+        # widest k of the batch (a plain row sum pairs its terms by the row's width, so the zeros beyond a
+        # series' k would change its last bit with the series beside it).
+        last = (k - 1)[:, None]
+        a0 = np.take_along_axis(np.cumsum(e, axis=1), last, axis=1)[:, 0] / kf
+        w1 = e * j / np.maximum(kf - 1, 1)[:, None]
+        a1 = np.take_along_axis(np.cumsum(w1, axis=1), last, axis=1)[:, 0] / kf
         den = a0 - 2 * a1
         xi = np.where(den > 0, 2 - a0 / den, np.where(a0 > 0, 0.5, 0.0))  # a0 = 0: no spread seen at all
         xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)

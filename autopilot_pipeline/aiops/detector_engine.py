@@ -151,7 +151,10 @@ def forecast_residuals(
     head = x[: max(n0, 2)]
     with np.errstate(all="ignore"):
         level0 = np.nan_to_num(np.nanmedian(head, axis=0))
-        mae0 = np.nan_to_num(np.nanmean(np.abs(head - level0), axis=0))
+        # One series per row, reduced along the row: numpy sums a row the same way whatever the number
+        # of rows, while a column sum of a wide array rounds differently from that of one column, and the
+        # last bit decides ties between the models of a noise-free series.
+        mae0 = np.nan_to_num(np.nanmean(np.ascontiguousarray(np.abs(head - level0).T), axis=1))
     level = np.repeat(level0[:, None], n_mod, axis=1)
     mae = np.repeat(mae0[:, None], n_mod, axis=1)
 
