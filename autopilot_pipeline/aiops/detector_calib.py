@@ -163,14 +163,15 @@ def _tail_p(
         j = np.arange(kmax)[None, :]
         in_k = j < k[:, None]
         u = np.take_along_axis(top, k[:, None], axis=1)[:, 0]
-        e = np.where(in_k, top[:, :kmax] - u[:, None], 0.0)
-        # Running sums read at each series' own k: the same additions in the same order whatever the
-        # widest k of the batch (a plain row sum pairs its terms by the row's width, so the zeros beyond a
-        # series' k would change its last bit with the series beside it).
-        last = (k - 1)[:, None]
-        a0 = np.take_along_axis(np.cumsum(e, axis=1), last, axis=1)[:, 0] / kf
-        w1 = e * j / np.maximum(kf - 1, 1)[:, None]
-        a1 = np.take_along_axis(np.cumsum(w1, axis=1), last, axis=1)[:, 0] / kf
+        # The moments of each series' own k exceedances, summed over exactly k terms: a row sum pairs its
+        # terms by the row's width, so zeros beyond a series' k (the widest k of the batch) would change
+        # its last bit with the series beside it. One sum per distinct k; alone, as it always was.
+        a0, a1 = np.empty(k.size), np.empty(k.size)
+        for kk in np.unique(k).tolist():
+            at = np.flatnonzero(k == kk) if kk != kmax or k.min() != kmax else slice(None)
+            e = top[at, :kk] - u[at, None]
+            a0[at] = e.sum(axis=1) / kf[at]
+            a1[at] = (e * j[:, :kk] / np.maximum(kf[at] - 1, 1)[:, None]).sum(axis=1) / kf[at]
         den = a0 - 2 * a1
         xi = np.where(den > 0, 2 - a0 / den, np.where(a0 > 0, 0.5, 0.0))  # a0 = 0: no spread seen at all
         xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
