@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from autopilot_pipeline.aiops.detector import DetectorConfig, detect_anomalies, score_batch
+from autopilot_pipeline.aiops.detector_season import _periods_and_strength
 
 TOL = 1e-9
 
@@ -145,3 +146,25 @@ def test_config_period_is_per_series_too(alone) -> None:
     batch = score_batch(x, lengths=lengths, config=cfg)
     for j, s in enumerate(series):
         _assert_same(batch, j, score_batch(s[:, None], lengths=np.array([s.size]), config=cfg), s.size)
+
+
+@pytest.mark.parametrize("n", [700, 3000])
+def test_season_detection_rounds_each_column_as_alone(n: int) -> None:
+    """The season detector's strengths (continuous, so a last-bit difference shows) are the same for a
+    column alone and inside a wide array: a last bit can tip the choice of a season. Before, its column
+    sums, BLAS products, complex products and inverse FFTs rounded with the array's width (128 of 200
+    random columns differed)."""
+    rng = np.random.default_rng(n)
+    i = np.arange(n)
+    cols = [
+        rng.uniform(-50, 50)
+        + rng.uniform(0, 30) * np.sin(2 * np.pi * i / int(rng.integers(10, 300)))
+        + rng.normal(0, rng.uniform(0.1, 20), n)
+        for _ in range(24)
+    ]
+    y = np.column_stack(cols)
+    per, strength = _periods_and_strength(y)
+    assert (per > 0).sum() >= 12
+    for j in range(y.shape[1]):
+        p1, s1 = _periods_and_strength(y[:, j : j + 1].copy())
+        assert (p1[0], s1[0]) == (per[j], strength[j])
