@@ -97,12 +97,12 @@ def detect_batched(
     processes when the frame has at least ``min_pool_rows`` rows. Rows sorted by component, metric and
     timestamp.
 
-    Why fixed batches: the detector scores a batch as one array, and its floating-point sums (BLAS, numpy's
-    pairwise sums) round differently with the array's width. A last-bit difference can tip one of its
-    discrete choices (a season length), so a series' scores depend a little on the series scored beside
-    it. Batches cut by metric and series name only, never by the number of workers, make the result the
-    same for any ``workers``; with at most ``batch_series`` series per metric they are the detector's own
-    batches (one per metric), so the result is also the one of a single :func:`detect_anomalies` call.
+    Why fixed batches: the detector scores a batch as one array, and gives a series the same scores
+    whatever series share its batch (tests/test_detector_batch_independence.py: bit for bit, also on the
+    corpus). Batches cut by metric and series name only, never by the number of workers, keep that true
+    should a future numpy or BLAS round a wide array differently again: the result is the same for any
+    ``workers``, and with at most ``batch_series`` series per metric it is also that of a single
+    :func:`detect_anomalies` call.
     """
     if batch_series < 1:
         raise ValueError(f"batch_series must be >= 1, not {batch_series}")

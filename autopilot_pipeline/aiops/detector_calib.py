@@ -163,9 +163,15 @@ def _tail_p(
         j = np.arange(kmax)[None, :]
         in_k = j < k[:, None]
         u = np.take_along_axis(top, k[:, None], axis=1)[:, 0]
-        e = np.where(in_k, top[:, :kmax] - u[:, None], 0.0)
-        a0 = e.sum(axis=1) / kf
-        a1 = (e * j / np.maximum(kf - 1, 1)[:, None]).sum(axis=1) / kf
+        # The moments of each series' own k exceedances, summed over exactly k terms: a row sum pairs its
+        # terms by the row's width, so zeros beyond a series' k (the widest k of the batch) would change
+        # its last bit with the series beside it. One sum per distinct k; alone, as it always was.
+        a0, a1 = np.empty(k.size), np.empty(k.size)
+        for kk in np.unique(k).tolist():
+            at = np.flatnonzero(k == kk) if kk != kmax or k.min() != kmax else slice(None)
+            e = top[at, :kk] - u[at, None]
+            a0[at] = e.sum(axis=1) / kf[at]
+            a1[at] = (e * j[:, :kk] / np.maximum(kf[at] - 1, 1)[:, None]).sum(axis=1) / kf[at]
         den = a0 - 2 * a1
         xi = np.where(den > 0, 2 - a0 / den, np.where(a0 > 0, 0.5, 0.0))  # a0 = 0: no spread seen at all
         xi = np.clip(np.nan_to_num(xi, nan=0.0), 0.0, 0.5)
@@ -369,7 +375,8 @@ def onsets(
 
 def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
     """Refresh points: every 16 to 256 rows (half the history since the last regime change), and at every
-    row in ``cuts`` (where some series' forecasting regime changes, so a block never straddles two)."""
+    row in ``cuts`` (where the forecasting regime of the series so scheduled changes, so a block never
+    straddles two)."""
     out, a = [], start
     cuts = np.sort(cuts[cuts > start])
     while a < t_len:
@@ -381,6 +388,50 @@ def _blocks(start: int, t_len: int, cuts: np.ndarray) -> list[tuple[int, int]]:
         out.append((a, b))
         a = b
     return out
+
+
+def _schedules(regime: np.ndarray | None, valid: np.ndarray, n0: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The series grouped by refresh schedule: (columns, their regime changes after ``n0``).
+
+    A series' reference memories are refreshed at its OWN regime changes only (and every 16 to 256 rows
+    after them, :func:`_blocks`), never at another series': its scores must be the same whether it is
+    scored alone or with any other series. Regime changes happen only at the season checkpoints, so a
+    batch holds few distinct schedules. A series' rows end at its last valid point; changes in the
+    padding below it are no part of its schedule."""
+    t_len, n_ser = valid.shape
+    ends = np.where(valid.any(axis=0), t_len - np.argmax(valid[::-1], axis=0), 0)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for j in range(n_ser):
+        cuts = () if regime is None else tuple(int(c) for c in np.unique(regime[: ends[j], j]) if c > n0)
+        groups.setdefault(cuts, []).append(j)
+    # Series that share their latest regime change sit side by side: after it their blocks coincide.
+    order = sorted(groups, key=lambda c: c[::-1])
+    return [(np.array(groups[c]), np.array(c, dtype=np.int64)) for c in order]
+
+
+@dataclass
+class _Run:
+    """The inputs of :func:`calibrate` (columns in schedule order) and what it carries from block to block."""
+
+    stats: list[np.ndarray]
+    floor: np.ndarray
+    floors: list[np.ndarray]
+    sides: list[tuple[int, int]]
+    regime: np.ndarray | None
+    values: np.ndarray | None
+    seasonal: np.ndarray | None
+    alpha: float
+    unit: np.ndarray
+    jump: np.ndarray | None
+    p_out: np.ndarray
+    which: np.ndarray
+    excluded: list[np.ndarray]
+    alarm: np.ndarray
+    onset: np.ndarray
+    prev: np.ndarray  # the state of :func:`onsets` per series
+    run: np.ndarray
+    last_raw: np.ndarray
+    memory: AlarmMemory | None
 
 
 def calibrate(
@@ -403,91 +454,141 @@ def calibrate(
     from other models and leave the memory. ``values`` (time x series), when given, enables the memory
     of recurring levels for series without a season in force (``seasonal``): see :func:`_occupied`.
     ``unit`` (time x series) is the scale the point and short statistics are expressed in. ``jump`` (time
-    x series), with ``values``, enables the floor of points seen before (:func:`_seen_before`)."""
+    x series), with ``values``, enables the floor of points seen before (:func:`_seen_before`).
+
+    Each series is refreshed on its own schedule (:func:`_schedules`), so its results do not depend on
+    the other series of the batch; a block is computed for all the series whose schedules have it at
+    once (columns reordered so that they are one slice: views, no copies)."""
     t_len, n_ser = stats[0].shape
-    m = len(sides)
-    p_out = np.ones((t_len, n_ser))
-    which = np.zeros((t_len, n_ser), dtype=np.int64)
-    excluded = [np.zeros((t_len, n_ser), dtype=bool) for _ in STATS]
-    alarm = np.zeros((t_len, n_ser), dtype=bool)
-    onset = np.zeros((t_len, n_ser), dtype=bool)
-    state = None
+    groups = _schedules(regime, ~np.isnan(values if values is not None else stats[0]), n0)
+    perm = np.concatenate([c for c, _ in groups])
+    same = bool((perm == np.arange(n_ser)).all())
+
+    def ordered(a: np.ndarray | None) -> np.ndarray | None:
+        return a if a is None or same else a[:, perm]
+
+    floor = ordered(floor)
     # Smallest tail scale: a tenth of the data's quantum (the engine's floor is half of it), so a memory
     # that never moved gives a finite p-value to the first change of one quantum: about e^-10 / (n + 1).
-    unit = np.ones_like(floor) if unit is None else unit
-    floors = [floor / 5 / unit, floor / 5 / unit, floor / 5, np.full_like(floor, 0.02)]
-    cuts = np.unique(regime) if regime is not None else np.zeros(0, dtype=np.int64)
-    memory = AlarmMemory() if values is not None else None
-    last_raw = np.full(n_ser, -(10**9))
-    for a, b in _blocks(n0, t_len, cuts):
-        side_p = []
-        point_unfloored = None
-        for i, st in enumerate(STATS):
-            lo = max(st.window - 1, 2, a - st.span)
-            rows = np.arange(lo, a)
-            rows = rows[rows % st.thin == 0]
-            q = stats[i][a:b].T
-            fl = floors[i][max(a - 1, 0)]
-            if rows.size == 0:
-                side_p.append((np.ones_like(q), np.ones_like(q)))
-                continue
-            # Only the drift follows a model that changes with the season (the slowest, plain or seasonal).
-            since = regime[a] if regime is not None and i == 2 else np.zeros(n_ser, dtype=np.int64)
-            offset = None
-            if i == 3:  # the spread: log of the mean step plus the floor in force now (see statistics)
-                offset = floor[max(a - 1, 0)]
-                q = np.log(q + offset[:, None])
-            side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since, offset))
-        if values is not None:
-            occ = _occupied(values, alarm, floor, a, b)
-            if seasonal is not None:
-                occ = np.where(seasonal[a:b].T, 0.0, occ)
-            for i in (0, 1):  # the level tests: a value the series sits at often is not a novel level
-                side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
-            if jump is not None:  # the point test: a value and a jump both seen several times are not news
-                since_j = None if regime is None else regime[a]
-                # Only where the point test comes near to mattering: the floor applies to a point whose
-                # own m x p is below CALM_P (alarms and calm both need that; above it the floor would only
-                # raise a p-value already above 1 %), so it is computed for about a third of the blocks.
-                up_low = side_p[0][0] * m < CALM_P
-                dn_low = side_p[0][1] * m < CALM_P
-                low = (up_low | dn_low).any(axis=1)
-                f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm, np.flatnonzero(low))
-                f_up, f_dn = np.where(up_low, f_up, 0.0), np.where(dn_low, f_dn, 0.0)
-                point_unfloored = side_p[0]
-                side_p[0] = (np.maximum(side_p[0][0], f_up), np.maximum(side_p[0][1], f_dn))
-        ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
-        best = np.argmin(ps, axis=0)
-        p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
-        if memory is not None:
-            p_prev = p_out[max(a - CALM_RUN, 0) : a]
-            p_prev = np.vstack([np.ones((CALM_RUN - p_prev.shape[0], n_ser)), p_prev])
-            p_comb = _recurring_alarms(
-                memory, last_raw, p_prev, p_comb, best, sides, stats, unit, values, a, alpha
-            )
-        p_out[a:b] = p_comb.T
-        # The reason names the shortest timescale that alarms (a spike is a spike, though its 5-point mean
-        # may be rarer still), else the most significant test.
-        hit = m * ps < alpha
-        which[a:b] = np.where(hit.any(axis=0), np.argmax(hit, axis=0), best).T
-        for i in range(len(STATS)):
-            own = [k for k, (si, _s) in enumerate(sides) if si == i]
-            if own:
-                p_own = ps[own]
-                if i == 0 and point_unfloored is not None:
-                    # The point test's memory forgets an extreme point even when it was not news (seen
-                    # before): the floor decides the alarm, the memory stays that of ordinary points, so
-                    # a second incident like an earlier one is measured against normal data.
-                    p_own = np.stack(
-                        [point_unfloored[0] if sides[k][1] > 0 else point_unfloored[1] for k in own]
-                    )
-                excluded[i][a:b] = (m * p_own.min(axis=0) < alpha).T
-        al = (p_comb < alpha).T
-        alarm[a:b] = al
-        onset[a:b], state = onsets(al, (p_comb > CALM_P).T, state, a)
-    idx = np.array([s for s, _ in sides])[which]
-    sgn = np.array([d for _, d in sides])[which]
-    return Calibrated(p_out, idx, sgn, alarm, onset)
+    unit = np.ones_like(floor) if unit is None else ordered(unit)
+    r = _Run(
+        stats=[ordered(s) for s in stats],
+        floor=floor,
+        floors=[floor / 5 / unit, floor / 5 / unit, floor / 5, np.full_like(floor, 0.02)],
+        sides=sides,
+        regime=ordered(regime),
+        values=ordered(values),
+        seasonal=ordered(seasonal),
+        alpha=alpha,
+        unit=unit,
+        jump=ordered(jump),
+        p_out=np.ones((t_len, n_ser)),
+        which=np.zeros((t_len, n_ser), dtype=np.int64),
+        excluded=[np.zeros((t_len, n_ser), dtype=bool) for _ in STATS],
+        alarm=np.zeros((t_len, n_ser), dtype=bool),
+        onset=np.zeros((t_len, n_ser), dtype=bool),
+        prev=np.full(n_ser, -(10**9)),
+        run=np.zeros(n_ser, dtype=np.int64),
+        last_raw=np.full(n_ser, -(10**9)),
+        memory=AlarmMemory() if values is not None else None,
+    )
+    bounds = np.cumsum([0] + [c.size for c, _ in groups])
+    todo: dict[tuple[int, int], list[int]] = {}
+    for g, (_, cuts) in enumerate(groups):
+        for blk in _blocks(n0, t_len, cuts):
+            todo.setdefault(blk, []).append(g)
+    for (a, b), gs in sorted(todo.items()):
+        first = gs[0]
+        for k, g in enumerate(gs):  # runs of neighbouring groups are one slice of columns
+            if k + 1 == len(gs) or gs[k + 1] != g + 1:
+                _block(r, a, b, slice(int(bounds[first]), int(bounds[g + 1])))
+                if k + 1 < len(gs):
+                    first = gs[k + 1]
+    idx = np.array([s for s, _ in sides])[r.which]
+    sgn = np.array([d for _, d in sides])[r.which]
+    out = Calibrated(r.p_out, idx, sgn, r.alarm, r.onset)
+    if not same:
+        back = np.argsort(perm)
+        out = Calibrated(*(x[:, back] for x in (out.p, out.stat, out.side, out.alarm, out.onset)))
+    return out
+
+
+def _block(r: _Run, a: int, b: int, cs: slice) -> None:
+    """Score rows a..b-1 of the series in columns ``cs`` against their memories of the rows before a."""
+    stats = [s[:, cs] for s in r.stats]
+    excluded = [e[:, cs] for e in r.excluded]
+    floors = [f[:, cs] for f in r.floors]
+    floor, unit, alarm, p_out = r.floor[:, cs], r.unit[:, cs], r.alarm[:, cs], r.p_out[:, cs]
+    regime = None if r.regime is None else r.regime[:, cs]
+    values = None if r.values is None else r.values[:, cs]
+    seasonal = None if r.seasonal is None else r.seasonal[:, cs]
+    jump = None if r.jump is None else r.jump[:, cs]
+    sides, alpha, m = r.sides, r.alpha, len(r.sides)
+    n_ser = cs.stop - cs.start
+    side_p = []
+    point_unfloored = None
+    for i, st in enumerate(STATS):
+        lo = max(st.window - 1, 2, a - st.span)
+        rows = np.arange(lo, a)
+        rows = rows[rows % st.thin == 0]
+        q = stats[i][a:b].T
+        fl = floors[i][max(a - 1, 0)]
+        if rows.size == 0:
+            side_p.append((np.ones_like(q), np.ones_like(q)))
+            continue
+        # Only the drift follows a model that changes with the season (the slowest, plain or seasonal).
+        since = regime[a] if regime is not None and i == 2 else np.zeros(n_ser, dtype=np.int64)
+        offset = None
+        if i == 3:  # the spread: log of the mean step plus the floor in force now (see statistics)
+            offset = floor[max(a - 1, 0)]
+            q = np.log(q + offset[:, None])
+        side_p.append(_side_p(stats[i], excluded[i], rows, q, fl, st, since, offset))
+    if values is not None:
+        occ = _occupied(values, alarm, floor, a, b)
+        if seasonal is not None:
+            occ = np.where(seasonal[a:b].T, 0.0, occ)
+        for i in (0, 1):  # the level tests: a value the series sits at often is not a novel level
+            side_p[i] = (np.maximum(side_p[i][0], occ), np.maximum(side_p[i][1], occ))
+        if jump is not None:  # the point test: a value and a jump both seen several times are not news
+            since_j = None if regime is None else regime[a]
+            # Only where the point test comes near to mattering: the floor applies to a point whose
+            # own m x p is below CALM_P (alarms and calm both need that; above it the floor would only
+            # raise a p-value already above 1 %), so it is computed for about a third of the blocks.
+            up_low = side_p[0][0] * m < CALM_P
+            dn_low = side_p[0][1] * m < CALM_P
+            low = (up_low | dn_low).any(axis=1)
+            f_up, f_dn = _seen_before(values, jump, a, b, since_j, alarm, np.flatnonzero(low))
+            f_up, f_dn = np.where(up_low, f_up, 0.0), np.where(dn_low, f_dn, 0.0)
+            point_unfloored = side_p[0]
+            side_p[0] = (np.maximum(side_p[0][0], f_up), np.maximum(side_p[0][1], f_dn))
+    ps = np.stack([side_p[i][0] if s > 0 else side_p[i][1] for i, s in sides])  # (m, S, B)
+    best = np.argmin(ps, axis=0)
+    p_comb = np.minimum(1.0, m * np.take_along_axis(ps, best[None], axis=0)[0])
+    if r.memory is not None:
+        p_prev = p_out[max(a - CALM_RUN, 0) : a]
+        p_prev = np.vstack([np.ones((CALM_RUN - p_prev.shape[0], n_ser)), p_prev])
+        last_raw = r.last_raw[cs]  # a view: the updates land in the run's state
+        p_comb = _recurring_alarms(
+            r.memory, last_raw, p_prev, p_comb, best, sides, stats, unit, values, a, alpha, cs.start
+        )
+    p_out[a:b] = p_comb.T
+    # The reason names the shortest timescale that alarms (a spike is a spike, though its 5-point mean
+    # may be rarer still), else the most significant test.
+    hit = m * ps < alpha
+    r.which[a:b, cs] = np.where(hit.any(axis=0), np.argmax(hit, axis=0), best).T
+    for i in range(len(STATS)):
+        own = [k for k, (si, _s) in enumerate(sides) if si == i]
+        if own:
+            p_own = ps[own]
+            if i == 0 and point_unfloored is not None:
+                # The point test's memory forgets an extreme point even when it was not news (seen
+                # before): the floor decides the alarm, the memory stays that of ordinary points, so
+                # a second incident like an earlier one is measured against normal data.
+                p_own = np.stack([point_unfloored[0] if sides[k][1] > 0 else point_unfloored[1] for k in own])
+            excluded[i][a:b] = (m * p_own.min(axis=0) < alpha).T
+    al = (p_comb < alpha).T
+    alarm[a:b] = al
+    r.onset[a:b, cs], (r.prev[cs], r.run[cs]) = onsets(al, (p_comb > CALM_P).T, (r.prev[cs], r.run[cs]), a)
 
 
 def _recurring_alarms(
@@ -502,11 +603,13 @@ def _recurring_alarms(
     values: np.ndarray,
     a: int,
     alpha: float,
+    base: int = 0,
 ) -> np.ndarray:
     """Floor the block's candidate alarms (``p_comb`` series x block) that are like several earlier alarm
     episodes (:mod:`.detector_recur`), then record the block's raw episodes (the rule of :func:`onsets`
     on the unfloored p-values; ``last_raw`` (series,) the last raw alarm row, updated here, ``p_prev``
-    (CALM_RUN x series) the p-values of the rows before the block). Returns the floored p-values."""
+    (CALM_RUN x series) the p-values of the rows before the block; ``base`` the memory's number of the
+    first series). Returns the floored p-values."""
     cs, cb = np.nonzero(p_comb < alpha)  # series-major, rows ascending within a series
     if cs.size == 0:
         return p_comb
@@ -523,7 +626,7 @@ def _recurring_alarms(
     # The deviation from the forecast on the test's own timescale (one point, or the 5-point mean).
     r = np.where(stat_i == 1, q, stats[0][rows, cs]) * unit[rows, cs]
     p_c = p_comb[cs, cb]
-    fl = memory.floor(rows, cs, kind, side, x, r, q, p_c, inside_bulk(values, a, cs, x))
+    fl = memory.floor(rows, cs + base, kind, side, x, r, q, p_c, inside_bulk(values, a, cs, x))
     out = p_comb.copy()
     out[cs, cb] = np.maximum(p_comb[cs, cb], fl)
     # Raw episodes: more than QUIET rows after the previous raw alarm, or after CALM_RUN calm rows.
@@ -534,5 +637,5 @@ def _recurring_alarms(
     calm_before = run[cb + CALM_RUN, cs] - run[cb, cs] == CALM_RUN
     new = (rows - prev > QUIET) | calm_before
     last_raw[cs] = rows  # the last write per series is its latest row
-    memory.add(new, rows, cs, kind, side, x, r, q, p_c)
+    memory.add(new, rows, cs + base, kind, side, x, r, q, p_c)
     return out

@@ -151,7 +151,10 @@ def forecast_residuals(
     head = x[: max(n0, 2)]
     with np.errstate(all="ignore"):
         level0 = np.nan_to_num(np.nanmedian(head, axis=0))
-        mae0 = np.nan_to_num(np.nanmean(np.abs(head - level0), axis=0))
+        # One series per row, reduced along the row: numpy sums a row the same way whatever the number
+        # of rows, while a column sum of a wide array rounds differently from that of one column, and the
+        # last bit decides ties between the models of a noise-free series.
+        mae0 = np.nan_to_num(np.nanmean(np.ascontiguousarray(np.abs(head - level0).T), axis=1))
     level = np.repeat(level0[:, None], n_mod, axis=1)
     mae = np.repeat(mae0[:, None], n_mod, axis=1)
 
@@ -218,6 +221,7 @@ def forecast_residuals(
         new_level = level + a_row * rc
         new_mae = mae + BETA * (np.minimum(absr, ERR_K * scale) - mae)
         sgn = np.sign(r) * (absr > RUN_K * scale)
+        run0, run_sum0, run_mae0 = run, run_sum, run_mae
         cont = sgn * run > 0
         desea = r + level
         run = np.where(cont, run + sgn, sgn)
@@ -235,7 +239,18 @@ def forecast_residuals(
             v2 = valid_all[t][:, None]
             level = np.where(v2, new_level, level)
             mae = np.where(v2, new_mae, mae)
+            # A series without a point at this row keeps its whole state, as when scored alone (where
+            # the row does not exist for it): other series' points here must not touch it.
+            run = np.where(v2, run, run0)
+            run_sum = np.where(v2, run_sum, run_sum0)
+            run_mae = np.where(v2, run_mae, run_mae0)
         if seasonal:
             upd = active & valid_all[t]
             prof[rows[upd], ph[upd]] = s_cur[upd] + GAMMA * rc[upd, ref_seas]
+    # Rows where a series has no point (padding, a broken sample) carry no forecast of it, whatever the
+    # other series of the batch have there (alone such a row is skipped): its running scale downstream
+    # must not see them.
+    expected[~valid_all] = np.nan
+    scale_out[~valid_all] = np.nan
+    chose_season &= valid_all
     return Residuals(resid, expected, slow, floor, per_end, regime, chose_season, scale_out)

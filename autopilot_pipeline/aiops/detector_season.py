@@ -6,6 +6,8 @@ prefix seen so far only, so a point's forecast never depends on later data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.fft
 import scipy.ndimage
@@ -15,6 +17,21 @@ __all__ = ["checkpoints", "detect_periods"]
 _MAD_TO_SD = 1.4826
 _CHECKPOINT_START = 128
 _ACF_POINTS = 1024
+
+
+def _by_column(reduce: Callable[..., np.ndarray], a: np.ndarray) -> np.ndarray:
+    """``reduce`` (np.mean, np.std, np.var) of each column of ``a``, taken as a row of its own: numpy rounds
+    a row the same whatever the number of rows, a column of a wide array not as a column alone, and a last
+    bit can tip the choice of a season. A series' season must not depend on the series batched with it
+    (the products with the time axis and the autocorrelation are taken column by column for the same reason)."""
+    return reduce(np.ascontiguousarray(a.T), axis=1)
+
+
+def _autocorr(spec: np.ndarray, nfft: int) -> np.ndarray:
+    """Inverse FFT of the power of one column's spectrum (nfft x 1). One column at a time: numpy's complex
+    products and inverse FFT round an element differently by where it falls in a wider array."""
+    one = np.ascontiguousarray(spec)
+    return np.fft.irfft(one * np.conj(one), n=nfft, axis=0)
 
 
 def _periodicity(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,21 +53,22 @@ def _periodicity(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return per, strength
     med = np.median(y, axis=0)
     mad = _MAD_TO_SD * np.median(np.abs(y - med), axis=0)
-    sd = np.where(mad > 0, mad, y.std(axis=0))
+    sd = np.where(mad > 0, mad, _by_column(np.std, y))
     ok = sd > 0
     if not ok.any():
         return per, strength
     yc = np.clip(y[:, ok], (med - 4 * sd)[ok], (med + 4 * sd)[ok])
     tc = np.arange(n, dtype=np.float64) - (n - 1) / 2
-    yc = yc - yc.mean(axis=0)
-    resid = yc - np.outer(tc, (tc @ yc) / (tc @ tc))
+    yc = yc - _by_column(np.mean, yc)
+    slope = np.array([tc @ np.ascontiguousarray(yc[:, j : j + 1]) for j in range(yc.shape[1])]).reshape(-1)
+    resid = yc - np.outer(tc, slope / (tc @ tc))
     nfft = int(scipy.fft.next_fast_len(n + max_lag + 1, real=True))
     spec = np.fft.rfft(resid, n=nfft, axis=0)
-    cross = np.fft.irfft(spec * np.conj(spec), n=nfft, axis=0)[: max_lag + 1]
+    cross = np.hstack([_autocorr(spec[:, j : j + 1], nfft) for j in range(spec.shape[1])])[: max_lag + 1]
     energy = np.vstack([np.zeros((1, resid.shape[1])), np.cumsum(resid**2, axis=0)])
     lags = np.arange(max_lag + 1)
     diff = (energy[n] - energy[lags] + energy[n - lags] - 2 * cross) / (n - lags)[:, None]
-    var = resid.var(axis=0)
+    var = _by_column(np.var, resid)
     good = var > 0
     r = 1 - diff / (2 * np.where(good, var, 1.0))
     neg = r < 0
@@ -106,7 +124,8 @@ def _periods_and_strength(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # finer than a seasonal bin), and look at the recent 2 x _ACF_POINTS raw points for short ones.
         f = n // _ACF_POINTS
         m = (n // f) * f
-        p_dec, s_dec = _periods_and_strength(y[n - m :].reshape(m // f, f, s).mean(axis=1))
+        blocks = np.ascontiguousarray(y[n - m :].T).reshape(s, m // f, f).mean(axis=2).T
+        p_dec, s_dec = _periods_and_strength(np.ascontiguousarray(blocks))
         p_raw, s_raw = _periodicity(y[n - 2 * _ACF_POINTS :])
         raw = (p_raw > 0) & (s_raw >= 0.9 * s_dec)
         return np.where(raw, p_raw, p_dec * f), np.where(raw, s_raw, s_dec)
