@@ -170,3 +170,18 @@ def test_serve_refuses_unknown_or_bad_targets_in_one_line(client, query, status,
     error = response.json()["error"]
     assert message in error and "\n" not in error
     assert client.get(f"/readyz{query}").status_code == status
+    scrape = client.get(f"/metrics{query}", headers=signed())
+    assert scrape.status_code == status and message in scrape.json()["error"]
+
+
+def test_scrape_per_target_labels_its_series(client):
+    """Prometheus's multi-target pattern: ``?target=shop_b`` exposes shop_b's rows, every series labelled
+    with it (as in the push); the seed's exporter line without a parameter stays the default target's."""
+    shop = client.get("/functions/v1/metrics-exporter?target=shop_b", headers=signed())
+    assert shop.status_code == 200, shop.text
+    samples = [line for line in shop.text.splitlines() if line and not line.startswith("#")]
+    assert samples and all('target="shop_b"' in line for line in samples)
+    checks = [line for line in samples if line.startswith("autopilot_health_checks_total{")]
+    assert checks and all(float(line.rsplit(" ", 1)[1]) > 0 for line in checks)
+    default = client.get("/functions/v1/metrics-exporter", headers=signed()).text
+    assert "target=" not in default and "autopilot_health_checks_total{" not in default

@@ -4,8 +4,9 @@
 (:mod:`.exposition`). ``POST /functions/v1/ai-ops-analyzer`` with ``{"task": ..., "fresh": false}``: the
 task's answer as the AI-ops assets stored it (``asOf`` is that analysis time), or computed now with
 ``"fresh": true``. ``GET /healthz``: the process answers. ``GET /readyz``: the database answers and the
-tables are materialized. The analyzer and ``/readyz`` take ``?target=NAME``, the monitored target whose rows
-they describe (default ``default``, the configured database); an unknown target is a 404.
+tables are materialized. Every route but ``/healthz`` takes ``?target=NAME``, the monitored target whose rows
+it describes (default ``default``, the configured database); an unknown target is a 404. A scrape of another
+target labels its series ``target="NAME"`` (Prometheus's multi-target pattern: ``params: {target: [NAME]}``).
 
 Every failure is a one-line JSON ``{"error": ...}``: 400 bad input, 401 (no detail), 404 unknown target, 405,
 413 over 64 KiB,
@@ -23,6 +24,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -38,6 +40,8 @@ from autopilot_pipeline.aiops.insights import json_safe
 from autopilot_pipeline.aiops.pipeline import resolve_as_of
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
+from autopilot_pipeline.metrics.exposition import MetricsSnapshot
+from autopilot_pipeline.metrics.store import read_metrics_snapshot
 from autopilot_pipeline.postgres import migrate, targets
 from autopilot_pipeline.service import auth
 from autopilot_pipeline.service.exposition import Exposition
@@ -171,7 +175,26 @@ def _answer_body(answer: tasks.TaskResult, fresh: bool, target: str) -> bytes:
 
 def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Starlette:
     pool = pool or ConnectionPool(config.database_url, size=config.pool_size)
-    exposition = Exposition(pool, ttl_s=config.cache_seconds)
+
+    def read_snapshot(target: str) -> MetricsSnapshot:
+        """The push's snapshot of ``target``; another target's release gauges come from its own database
+        and are left out (with a logged line) while it is unreachable, as in the push."""
+
+        def work(conn: psycopg.Connection) -> MetricsSnapshot:
+            now = datetime.now(UTC)
+            if target == targets.DEFAULT:
+                return read_metrics_snapshot(conn, now)
+            _require_target(conn, target)
+            try:
+                with targets.connect_target(targets.get_target(conn, target)) as source:
+                    return read_metrics_snapshot(conn, now, target, source)
+            except AutopilotError as exc:
+                log.warning("%s: its release gauges are left out of the exposition", exc)
+                return read_metrics_snapshot(conn, now, target, None)
+
+        return pool.run(work)
+
+    exposition = Exposition(read_snapshot, ttl_s=config.cache_seconds)
     answers = _Answers(config.cache_seconds)
     fresh_slot = threading.Lock()
 
@@ -205,7 +228,8 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
         return handle
 
     async def metrics(request: Request) -> Response:
-        body, content_type = await run_in_threadpool(exposition.render, request.headers.get("accept"))
+        target = request_target(request)
+        body, content_type = await run_in_threadpool(exposition.render, request.headers.get("accept"), target)
         return Response(body, media_type=content_type)
 
     def _analyze(task: str, fresh: bool, target: str) -> bytes:
