@@ -428,3 +428,40 @@ def test_map_with_band_growth_recovers_a_known_crossing_probability() -> None:
     del d["map"]["bandGrowthCoef"]
     old = risk.Calibration.from_dict(d)
     assert old.growth_coef == 0.0 and 0.0 <= old.risk(0.5, 0.2) <= 1.0
+
+
+def _failures_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("failures", ROOT / "bench/anomaly_corpus/failures.py")
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    return mod
+
+
+def test_variant_d_spans_the_fitted_and_held_out_ranges_with_its_own_seeds() -> None:
+    """Variant d, the wide calibration corpus: every behaviour parameter's declared range covers the base
+    calibration range and variant b's held-out range (the two extremes), and its seeds are new, so fitting on
+    it reuses no series of the corpora it is checked on."""
+    variants = _failures_module().VARIANTS
+    wide = variants["d"]["calibration"]
+    for key, bounds in wide.items():
+        if key == "seed":
+            continue
+        lo, hi = bounds
+        for rng in (variants["base"]["calibration"][key], variants["b"]["heldout"][key]):
+            assert lo <= rng[0] and rng[1] <= hi, (key, rng, (lo, hi))
+    others = {s["seed"] for name, v in variants.items() if name != "d" for s in v.values()}
+    assert not others & {s["seed"] for s in variants["d"].values()}
+
+
+def test_shipped_calibration_is_the_chosen_monotone_map() -> None:
+    """The shipped file carries the map form the backtest fits (risk_backtest.MAP_KNOTS), states a risk that
+    never falls as the raw share rises, and rises with the history's base rate."""
+    cal = risk.load_calibration()
+    assert cal.knots == risk_backtest.MAP_KNOTS and cal.growth_coef == 0.0
+    raw = np.linspace(0.0, 1.0, 201)
+    for b in (0.02, 0.2, 0.5):
+        assert np.all(np.diff(cal.risk(raw, np.full(raw.size, b))) >= 0)
+    assert cal.risk(0.5, 0.5) > cal.risk(0.5, 0.02)
+    assert cal.widen_80.size == cal.widen_95.size == risk.HORIZON

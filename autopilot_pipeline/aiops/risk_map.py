@@ -19,9 +19,9 @@ An optional third input is the forecast's **band growth** (:func:`band_growth`):
 series whose errors persist (its error band widens a lot over 24 hours) crossed more often on the corpora.
 It is not in the shipped map: it raised the risk of young demo series (``risk_backtest.MAP_BAND_GROWTH``).
 
-The knots and the inputs were chosen by cross-validation inside the calibration splits of two corpora
-(5-fold by series and leave-one-corpus-out; log loss, worst decile gap; ``risk_backtest.MAP_KNOTS``); see
-docs/AI_OPS_GUIDE.md, "Failure risk".
+The knots and the inputs were chosen by cross-validation inside the calibration splits of three corpora
+(5-fold by series and leave-one-corpus-out log loss; ``risk_backtest.MAP_KNOTS``, which the backtest fits;
+``KNOTS`` below is only the default of :func:`fit_map`); see docs/AI_OPS_GUIDE.md, "Failure risk".
 """
 
 from __future__ import annotations
