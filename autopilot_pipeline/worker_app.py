@@ -10,8 +10,10 @@ which ``autopilot worker`` sets up like every other command.
 
 from __future__ import annotations
 
+import gc
 import importlib
 
+from celery.signals import worker_process_init
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 
@@ -50,3 +52,10 @@ runner.load_definitions()
 # its instance, the database drivers, the Parquet path layer): ~0.5 CPU s per pool process otherwise.
 for _module in FIRST_STEP_IMPORTS:
     importlib.import_module(_module)
+
+
+@worker_process_init.connect
+def _freeze_inherited_objects(**_: object) -> None:
+    """A pool process keeps what it inherited from the main process for its life: out of the garbage
+    collector's reach (``gc.freeze``), full collections no longer walk (and copy) ~400,000 objects."""
+    gc.freeze()
