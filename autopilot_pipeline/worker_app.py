@@ -10,6 +10,10 @@ which ``autopilot worker`` sets up like every other command.
 
 from __future__ import annotations
 
+import gc
+import importlib
+
+from celery.signals import worker_process_init
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
 
@@ -17,6 +21,19 @@ from autopilot_pipeline import runner
 from autopilot_pipeline.definitions import reuse_in_this_process
 from autopilot_pipeline.defs import executors
 from autopilot_pipeline.defs.celery_steps import create_step_task
+
+#: Modules a worker's pool process imports on its first step unless the worker's main process has them.
+FIRST_STEP_IMPORTS = (
+    "dagster._core.storage.base_storage",
+    "dagster._core.secrets.env_file",
+    "dagster_postgres",
+    "dagster_postgres.run_storage",
+    "dagster_postgres.event_log",
+    "dagster_postgres.schedule_storage",
+    "psycopg2.extras",
+    "adbc_driver_postgresql.dbapi",
+    "upath.implementations.local",
+)
 
 _url = executors.redis_url()
 app = make_app(
@@ -31,3 +48,14 @@ execute_plan = create_step_task(app)
 # Built once per environment from then on (definitions.reuse_in_this_process), not again for every step.
 reuse_in_this_process()
 runner.load_definitions()
+# And what a pool process would import lazily on its first step (Dagster's storage modules when it builds
+# its instance, the database drivers, the Parquet path layer): ~0.5 CPU s per pool process otherwise.
+for _module in FIRST_STEP_IMPORTS:
+    importlib.import_module(_module)
+
+
+@worker_process_init.connect
+def _freeze_inherited_objects(**_: object) -> None:
+    """A pool process keeps what it inherited from the main process for its life: out of the garbage
+    collector's reach (``gc.freeze``), full collections no longer walk (and copy) ~400,000 objects."""
+    gc.freeze()
