@@ -68,6 +68,19 @@ SPLITS: dict[str, dict] = {
 }
 
 
+# Variant d's ranges (both splits): the union of the base calibration ranges and variant b's held-out ones.
+_UNION_RANGES: dict[str, tuple[float, float]] = {
+    "noise": (0.02, 0.10),
+    "ar": (0.3, 0.9),
+    "amplitude": (0.08, 0.30),
+    "weekend": (0.25, 0.70),
+    "leak_days": (2.0, 7.0),
+    "burst_rate": (0.004, 0.025),
+    "shift_days": (1.5, 6.0),
+    "rw_sd": (0.010, 0.035),
+}
+
+
 # A variant of the corpus (``--variant b``): other seeds and perturbed parameter ranges in both splits (noisier,
 # more persistent, smaller seasons, slower leaks, rarer bursts, faster shifts), so that figures measured on
 # the base corpus can be checked on a process the model and its calibration were not developed on.
@@ -128,28 +141,8 @@ VARIANTS: dict[str, dict[str, dict]] = {
     # calibration fitted on it has seen the noisier, more persistent processes the held-out splits hold.
     # Declared before any of its series was replayed; variant c stays the corpus never fitted on.
     "d": {
-        "calibration": {
-            "seed": 67867967,
-            "noise": (0.02, 0.10),
-            "ar": (0.3, 0.9),
-            "amplitude": (0.08, 0.30),
-            "weekend": (0.25, 0.70),
-            "leak_days": (2.0, 7.0),
-            "burst_rate": (0.004, 0.025),
-            "shift_days": (1.5, 6.0),
-            "rw_sd": (0.010, 0.035),
-        },
-        "heldout": {
-            "seed": 86028121,
-            "noise": (0.02, 0.10),
-            "ar": (0.3, 0.9),
-            "amplitude": (0.08, 0.30),
-            "weekend": (0.25, 0.70),
-            "leak_days": (2.0, 7.0),
-            "burst_rate": (0.004, 0.025),
-            "shift_days": (1.5, 6.0),
-            "rw_sd": (0.010, 0.035),
-        },
+        "calibration": {"seed": 67867967, **_UNION_RANGES},
+        "heldout": {"seed": 86028121, **_UNION_RANGES},  # the same ranges, other seeds
     },
 }
 
