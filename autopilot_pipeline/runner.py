@@ -75,9 +75,12 @@ def ensure_targets(instance: dg.DagsterInstance) -> list[str]:
 
 def target_partition_key(job: dg.JobDefinition, key: str | None, target: str) -> str | None:
     """``key`` as the job's partition key: a time key gains ``target`` when the job is per target × time;
-    a job partitioned by target only (profiling) runs ``target``'s partition."""
+    a job partitioned by target only (profiling) runs ``target``'s partition and has no time key (asking it
+    for one is a :class:`ValueError`, never a run of a partition that does not exist)."""
     if job.partitions_def == partitions.targets:
-        return key or target
+        if key not in (None, target):
+            raise ValueError(f"{job.name} is partitioned by target only: it has no partition {key!r}")
+        return target
     if key is not None and isinstance(job.partitions_def, dg.MultiPartitionsDefinition) and "|" not in key:
         return partitions.target_key(target, key)
     return key

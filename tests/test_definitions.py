@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from autopilot_pipeline import runner
+from autopilot_pipeline.defs import partitions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,3 +43,17 @@ def test_jobs_schedules_and_sensor_are_defined():
         assert defs.resolve_job_def(job).partitions_def is not None
     assert defs.resolve_schedule_def("health_hourly_schedule").cron_schedule == "2 * * * *"
     assert defs.resolve_sensor_def("health_log_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_partition_keys_per_target():
+    """A per-target × time job's time key gains the target; a target-only job (profiling) runs the target's
+    partition and refuses a time key instead of launching a partition that does not exist."""
+    defs = runner.load_definitions()
+    profiling, health = defs.resolve_job_def("profiling_job"), defs.resolve_job_def("health_hourly_job")
+    assert runner.target_partition_key(profiling, None, "shop_b") == "shop_b"
+    assert runner.target_partition_key(profiling, "shop_b", "shop_b") == "shop_b"
+    with pytest.raises(ValueError, match="partitioned by target only"):
+        runner.target_partition_key(profiling, "2026-03-02-10:00", "shop_b")
+    hour = "2026-03-02-10:00"
+    assert runner.target_partition_key(health, hour, "shop_b") == partitions.target_key("shop_b", hour)
+    assert runner.target_partition_key(health, None, "shop_b") is None
