@@ -13,8 +13,10 @@ import psycopg
 from psycopg import sql
 
 from autopilot_pipeline.alerting.metric_catalog import Source, window_for
+from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.health.tables import AI_OPS_SOURCE
 from autopilot_pipeline.metrics.exposition import MetricsSnapshot
+from autopilot_pipeline.postgres import targets
 from autopilot_pipeline.postgres.io import read_frame
 from autopilot_pipeline.postgres.targets import DEFAULT as DEFAULT_TARGET
 
@@ -164,3 +166,21 @@ def read_metrics_snapshot(
         anomalies_total=anomalies,
         failure_probability=predictions,
     )
+
+
+def read_target_snapshot(
+    conn: psycopg.Connection, as_of: datetime, target: targets.Target
+) -> tuple[MetricsSnapshot, str | None]:
+    """:func:`read_metrics_snapshot` of ``target``, reading another target's release logs in its own database;
+    while that cannot be read, the snapshot without them and the one-line reason (one unreachable target
+    never blocks the metrics of the others)."""
+    if target.name == DEFAULT_TARGET:
+        return read_metrics_snapshot(conn, as_of), None
+    try:
+        with targets.connect_target(target) as source:
+            return read_metrics_snapshot(conn, as_of, target.name, source), None
+    except AutopilotError as exc:
+        reason = str(exc)
+    except psycopg.Error as exc:
+        reason = f"target {target.name!r}: {' '.join(str(exc).split())}"
+    return read_metrics_snapshot(conn, as_of, target.name, None), reason

@@ -41,7 +41,7 @@ from autopilot_pipeline.aiops.pipeline import resolve_as_of
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.openai_chat import LLMSettings
 from autopilot_pipeline.metrics.exposition import MetricsSnapshot
-from autopilot_pipeline.metrics.store import read_metrics_snapshot
+from autopilot_pipeline.metrics.store import read_metrics_snapshot, read_target_snapshot
 from autopilot_pipeline.postgres import migrate, targets
 from autopilot_pipeline.service import auth
 from autopilot_pipeline.service.exposition import Exposition
@@ -132,12 +132,14 @@ def request_target(request: Request) -> str:
         raise BadRequest(str(exc)) from None
 
 
-def _require_target(conn: psycopg.Connection, name: str) -> None:
-    if name != targets.DEFAULT:
-        try:
-            targets.get_target(conn, name)
-        except AutopilotError as exc:
-            raise UnknownTarget(str(exc)) from None
+def _require_target(conn: psycopg.Connection, name: str) -> targets.Target | None:
+    """The monitored target ``name`` (None for ``default``, the configured database), or :class:`UnknownTarget`."""
+    if name == targets.DEFAULT:
+        return None
+    try:
+        return targets.get_target(conn, name)
+    except AutopilotError as exc:
+        raise UnknownTarget(str(exc)) from None
 
 
 class _Answers:
@@ -182,15 +184,13 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
 
         def work(conn: psycopg.Connection) -> MetricsSnapshot:
             now = datetime.now(UTC)
-            if target == targets.DEFAULT:
+            found = _require_target(conn, target)
+            if found is None:
                 return read_metrics_snapshot(conn, now)
-            _require_target(conn, target)
-            try:
-                with targets.connect_target(targets.get_target(conn, target)) as source:
-                    return read_metrics_snapshot(conn, now, target, source)
-            except AutopilotError as exc:
-                log.warning("%s: its release gauges are left out of the exposition", exc)
-                return read_metrics_snapshot(conn, now, target, None)
+            snapshot, reason = read_target_snapshot(conn, now, found)
+            if reason:
+                log.warning("%s: its release gauges are left out of the exposition", reason)
+            return snapshot
 
         return pool.run(work)
 
@@ -234,9 +234,9 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
 
     def _analyze(task: str, fresh: bool, target: str) -> bytes:
         def work(conn: psycopg.Connection) -> bytes:
-            _require_target(conn, target)
+            found = _require_target(conn, target)
             if fresh:
-                return _fresh(conn, task, target)
+                return _fresh(conn, task, target, found)
             as_of = tasks.latest_times(conn, target=target)[task]
             if as_of is None:
                 of = "" if target == targets.DEFAULT else f" for target {target}"
@@ -263,14 +263,14 @@ def create_app(config: ServiceConfig, pool: ConnectionPool | None = None) -> Sta
         finally:
             fresh_slot.release()
 
-    def _fresh(conn: psycopg.Connection, task: str, target: str) -> bytes:
-        """Computed now; the insights read another target's release logs in its own database."""
+    def _fresh(conn: psycopg.Connection, task: str, target: str, found: targets.Target | None) -> bytes:
+        """Computed now; the insights read another target's (``found``) release logs in its own database."""
         as_of = resolve_as_of(conn, target=target)
-        if target == targets.DEFAULT or task != "generate_insights":
+        if found is None or task != "generate_insights":
             answer = tasks.compute(conn, task, as_of, llm=config.llm, target=target)
         else:
             try:
-                with targets.connect_target(targets.get_target(conn, target)) as source:
+                with targets.connect_target(found) as source:
                     answer = tasks.compute(conn, task, as_of, llm=config.llm, target=target, source=source)
             except AutopilotError as exc:  # the target is down or its URL is missing: say so, in one line
                 raise NotReady(str(exc)) from None

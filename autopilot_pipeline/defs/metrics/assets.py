@@ -12,7 +12,6 @@ own ``migration_log``/``deployment_log``) is left out, with a warning.
 import time
 
 import dagster as dg
-import psycopg
 from prometheus_client.exposition import generate_latest
 
 from autopilot_pipeline.defs.meta import OWNERS
@@ -21,7 +20,7 @@ from autopilot_pipeline.defs.partitions import run_time
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.pushgateway import PushError, display_url
 from autopilot_pipeline.metrics.exposition import MetricsSnapshot, build_registry
-from autopilot_pipeline.metrics.store import read_metrics_snapshot
+from autopilot_pipeline.metrics.store import read_target_snapshot
 from autopilot_pipeline.postgres import targets
 
 UPSTREAM = [
@@ -70,19 +69,13 @@ def prometheus_push(
     snapshots: dict[str, MetricsSnapshot] = {}
     unreachable: list[str] = []
     with postgres.connect() as conn:
-        names = [t.name for t in targets.list_targets(conn)]
-        for name in names:
-            if name == targets.DEFAULT:
-                snapshots[name] = read_metrics_snapshot(conn, as_of)
-                continue
-            try:
-                with postgres.connect_source(name) as source:
-                    snapshots[name] = read_metrics_snapshot(conn, as_of, name, source)
-            except (dg.Failure, psycopg.Error) as exc:  # one target never blocks the others' push
-                reason = getattr(exc, "description", None) or f"target {name!r}: {' '.join(str(exc).split())}"
+        listed = targets.list_targets(conn)
+        for target in listed:
+            snapshots[target.name], reason = read_target_snapshot(conn, as_of, target)
+            if reason:
                 context.log.warning(f"{reason}: its release gauges are left out of this push")
-                unreachable.append(name)
-                snapshots[name] = read_metrics_snapshot(conn, as_of, name, None)
+                unreachable.append(target.name)
+    names = [target.name for target in listed]
     pushed_at = time.time()
     registries = {name: build_registry(snapshot, pushed_at, name) for name, snapshot in snapshots.items()}
     series = [
