@@ -236,6 +236,7 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     out, _err = capsys.readouterr()
     given = json.loads(out)["failureRisk"]
     assert code == 0 and given["calibrationFitted"] is False
+    assert given["series"]["calibration"] == 0  # nothing is fitted, so that split is not replayed
     assert given["otherCorpora"][0]["calibrationFitted"] is False
     assert given["heldout"]["all"]["brier"] == pytest.approx(report["heldout"]["all"]["brier"])
     assert given["targetsMet"] == (given["targetsMetHere"] and given["otherCorpora"][0]["targetsMet"])

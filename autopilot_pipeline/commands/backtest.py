@@ -180,17 +180,19 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
             raise AutopilotError(f"--corpus {d}: not a directory")
     if args.step_hours < 1 or args.workers < 1:
         raise AutopilotError("--step-hours and --workers must be >= 1")
+    if args.use_calibration and not args.use_calibration.is_file():
+        raise AutopilotError(f"--use-calibration {args.use_calibration}: no such file")
     kw = {"step_hours": args.step_hours, "workers": args.workers}
     fitted: list[tuple[Path, list[dict], list]] = []
     for d in args.corpus:
         try:
             corpus = risk_backtest.load_corpus(d)
+            if args.use_calibration:  # nothing is fitted: the calibration split is not even replayed
+                corpus = [s for s in corpus if s["split"] == "heldout"]
             fitted.append((d, corpus, risk_backtest.replay_corpus(corpus, **kw)))
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AutopilotError(f"--corpus {d}: {exc}") from exc
     try:
-        if args.use_calibration and not args.use_calibration.is_file():
-            raise ValueError(f"--use-calibration {args.use_calibration}: no such file")
         if args.use_calibration:
             cal = risk.load_calibration(args.use_calibration)
         else:
