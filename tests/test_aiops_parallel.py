@@ -3,8 +3,14 @@ processes as in one, and the ``workers`` setting parses and reaches the Dagster 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -51,6 +57,56 @@ def test_process_map_runs_in_other_processes_and_keeps_the_order() -> None:
     assert [k for k, _ in out] == list(range(7))
     assert os.getpid() not in {pid for _, pid in out}
     assert process_map(_child_pid, [1, 2], 1) == [(1, os.getpid()), (2, os.getpid())]
+
+
+_ORPHAN_SCRIPT = """
+import os, sys, time
+from pathlib import Path
+from autopilot_pipeline.aiops.parallel import process_map
+
+def hold(item):
+    Path(sys.argv[1], str(os.getpid())).write_text(str(item))
+    time.sleep(600)
+
+if __name__ == "__main__":
+    process_map(hold, [1, 2], 2)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].split()[0]
+    return state != "Z"
+
+
+def test_pool_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the process that owns a pool (a lost Celery worker, an OOM kill) takes its workers along."""
+    script = tmp_path / "owner.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    pids_dir = tmp_path / "pids"
+    pids_dir.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    owner = subprocess.Popen([sys.executable, str(script), str(pids_dir)], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(pids_dir.iterdir())) < 2:
+            assert owner.poll() is None and time.monotonic() < deadline, "the pool never started"
+            time.sleep(0.1)
+        workers = [int(p.name) for p in pids_dir.iterdir()]
+        owner.kill()
+        owner.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in workers), workers
+    finally:
+        owner.kill()
+        for p in pids_dir.iterdir():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(p.name), signal.SIGKILL)
 
 
 def test_split_series_deals_whole_series_round_robin() -> None:

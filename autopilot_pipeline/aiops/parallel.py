@@ -12,8 +12,11 @@ small inputs in their own process (see :func:`worth_a_pool`).
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
@@ -51,8 +54,29 @@ def process_map(fn: Callable[[T], R], items: Sequence[T], workers: int, *, chunk
         # (a daemonic process, e.g. a pool worker, may not start processes of its own)
         return [fn(item) for item in items]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(items)), mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(items)),
+        mp_context=ctx,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         return list(pool.map(fn, items, chunksize=chunksize))
+
+
+#: prctl(2) option: the signal a process gets when the thread that started it ends.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when its parent dies (Linux). A pool's workers hold both ends of
+    their task pipe, so a parent killed by SIGKILL (a Celery worker lost, an OOM kill) or by a plain SIGTERM
+    never shows them an end of input: without this they would sit, each with its imports and a batch in
+    memory, until the machine restarts."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def split_series(frame: pl.DataFrame, keys: Sequence[str], parts: int) -> list[pl.DataFrame]:
