@@ -1,5 +1,6 @@
 """The Dagster code location: everything under ``defs/``, plus project-wide policy."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -9,6 +10,10 @@ from autopilot_pipeline.defs import executors
 
 _reuse = {"on": False}
 _built: dict[frozenset[tuple[str, str]], dg.Definitions] = {}
+_log = logging.getLogger(__name__)
+#: Variables a Celery worker sets for its own logging while it starts and in each pool process (after the
+#: code location was built in its main process): no setting of ours, so not part of the key.
+_BOOKKEEPING = ("CELERY_LOG_", "_MP_FORK_", "FORKED_BY_MULTIPROCESSING", "celery_dummy_proxy")
 
 
 def reuse_in_this_process() -> None:
@@ -17,7 +22,8 @@ def reuse_in_this_process() -> None:
     For processes that serve many runs or steps (backfill run processes, Celery worker pools): Dagster
     rebuilds a lazily defined location at every ``ReconstructableRepository.get_definition``, two or three
     times per run and step (~0.3 CPU s each). The environment is the key (the executor and every setting
-    come from it), so a process whose environment changes still gets a fresh build.
+    come from it), so a process whose environment changes still gets a fresh build; the variables that
+    Celery sets for its logging (``_BOOKKEEPING``) do not count.
     """
     _reuse["on"] = True
 
@@ -35,8 +41,9 @@ def _build() -> dg.Definitions:
 def defs() -> dg.Definitions:
     if not _reuse["on"]:
         return _build()
-    key = frozenset(os.environ.items())
+    key = frozenset((k, v) for k, v in os.environ.items() if not k.startswith(_BOOKKEEPING))
     if key not in _built:
         _built.clear()
         _built[key] = _build()
+        _log.info("code location built for this environment (pid %d)", os.getpid())
     return _built[key]

@@ -13,6 +13,7 @@ doubled).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -151,7 +152,8 @@ def _cluster(
         runner.configure_environment(server.resolve())  # the instance the workers use too (DAGSTER_HOME)
         with dg.DagsterInstance.get():  # create Dagster's tables once, before three processes race to
             pass
-        workers = LocalWorkers(2, dict(os.environ), tmp_path / "workers")
+        # INFO: the test of what the pool processes build reads the workers' logs
+        workers = LocalWorkers(2, dict(os.environ), tmp_path / "workers", loglevel="INFO")
         try:
             workers.start(redis.url)
             yield Cluster(url, redis, workers, expected)
@@ -200,6 +202,18 @@ def test_a_backfill_runs_on_two_workers_and_matches_one_process(cluster: Cluster
     with dg.DagsterInstance.get() as instance:
         used = _workers_used(_step_events(instance, "spread"))
     assert used == {"w1", "w2"}, f"steps ran on {used}"
+
+
+def test_the_pool_processes_inherit_the_code_location_and_the_instance(cluster: Cluster) -> None:
+    """After the backfill above, each worker built the Dagster instance once, in its main process before
+    the pool started, and its pool process built neither it nor the code location on its steps."""
+    for name, process in zip(cluster.workers.names, cluster.workers.processes, strict=True):
+        log = (cluster.workers.log_dir / f"{name}.log").read_text()
+        assert re.search(r"execute_plan\[[^]]+\] succeeded", log), f"{name} ran no step"
+        built = re.findall(r"/([\w-]+)\] (code location built|Dagster instance built)\b.*\(pid (\d+)\)", log)
+        assert ("MainProcess", "Dagster instance built", str(process.pid)) in built, built
+        in_pool = [b for b in built if b[0] != "MainProcess" or b[2] != str(process.pid)]
+        assert not in_pool, f"{name}'s pool process built on a step: {in_pool}"
 
 
 def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster) -> None:

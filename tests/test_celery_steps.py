@@ -5,6 +5,7 @@ bounds. The steps on real workers are in tests/test_celery.py."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -73,6 +74,35 @@ def test_a_process_keeps_one_instance_and_reuses_its_connections(
     assert len(opened) <= 2, f"{len(opened)} connections opened for 20 statements"
 
 
+def test_a_forked_child_takes_the_instance_its_parent_prepared(
+    dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a Celery worker does: the main process builds the instance before forking its pool; a pool
+    process's first step takes it instead of building its own, with connections of its own, held."""
+    monkeypatch.setattr(celery_steps, "_prepared", {})
+    monkeypatch.setattr(celery_steps, "_instances", {})
+    with dg.DagsterInstance.get():  # Dagster's tables, created once
+        pass
+    prepared = celery_steps.prepare_for_fork()
+    ref = prepared.get_ref()
+    pid = os.fork()
+    if pid == 0:  # the child reports through its exit code: 0 ok, 1 another instance, 2 no held connection
+        code = 3
+        try:
+            opened = _count_connects(monkeypatch)
+            instance = celery_steps.process_instance(ref)
+            code = 1 if instance is not prepared or celery_steps.process_instance(ref) is not instance else 0
+            for _ in range(10):
+                instance.get_runs_count()
+                instance.has_dynamic_partition("targets", "default")
+            if code == 0 and not 1 <= len(opened) <= 2:
+                code = 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_steps_are_sent_by_name_without_registering_the_task_again(tmp_path: Path) -> None:
     from celery import Celery
 
@@ -103,6 +133,9 @@ def test_the_code_location_is_built_once_per_environment(monkeypatch: pytest.Mon
     monkeypatch.setitem(definitions._reuse, "on", True)
     monkeypatch.setattr(definitions, "_built", {})
     first = definitions.defs()
+    assert definitions.defs() is first
+    monkeypatch.setenv("CELERY_LOG_LEVEL", "20")  # what a Celery worker sets after loading it
+    monkeypatch.setenv("_MP_FORK_LOGLEVEL_", "20")
     assert definitions.defs() is first
     monkeypatch.setenv(executors.EXECUTOR_ENV, "multiprocess")
     other = definitions.defs()

@@ -12,7 +12,8 @@ arguments, the serialized events it returns, the ``Celery worker`` engine event)
 - :func:`process_instance`: one instance per process and instance ref, with pooled connections
   (Dagster's ``optimize_for_webserver``: a held connection per storage plus overflow, what its own
   long-lived webserver does; no statement timeout). A worker's pool process and a backfill's run
-  process live for many steps or runs, so they keep it; a forked child builds its own.
+  process live for many steps or runs, so they keep it; a forked child builds its own, or takes the one
+  its parent built before forking (:func:`prepare_for_fork`) and opens its own pooled connections.
 - :func:`create_step_task`: the worker side of ``execute_plan`` on that instance.
 - :func:`step_celery_executor`: dagster-celery's executor and execution loop, sending each step with
   ``send_task`` by name instead of registering the task on the app again for every step (which made
@@ -26,6 +27,7 @@ also in processes that run in process.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +42,14 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import pack_value, serialize_value, unpack_value
 
-__all__ = ["create_step_task", "hold_connections", "process_instance", "step_celery_executor"]
+__all__ = [
+    "create_step_task",
+    "hold_connections",
+    "prepare_for_fork",
+    "process_instance",
+    "warm_step_path",
+    "step_celery_executor",
+]
 
 #: dagster_celery.config.TASK_EXECUTE_PLAN_NAME: the name the workers know the step task by.
 TASK_NAME = "execute_plan"
@@ -51,6 +60,9 @@ POOL_OVERFLOW = 8
 POOL_RECYCLE_S = 3600
 
 _instances: dict[tuple[int, str], DagsterInstance] = {}
+#: Instances built by a parent before it forks, by serialized ref, connections not held (see prepare_for_fork).
+_prepared: dict[str, DagsterInstance] = {}
+_log = logging.getLogger(__name__)
 
 
 def hold_connections(instance: DagsterInstance) -> DagsterInstance:
@@ -67,12 +79,48 @@ def process_instance(ref: InstanceRef | None = None) -> DagsterInstance:
     Keyed by PID too: a forked child never shares its parent's sockets. Never closed: it lives as long
     as the process.
     """
-    key = (os.getpid(), serialize_value(ref) if ref is not None else os.environ.get("DAGSTER_HOME", ""))
+    serialized = serialize_value(ref) if ref is not None else None
+    key = (os.getpid(), serialized if serialized is not None else os.environ.get("DAGSTER_HOME", ""))
     instance = _instances.get(key)
     if instance is None:
-        instance = DagsterInstance.from_ref(ref) if ref is not None else DagsterInstance.get()
+        instance = _prepared.get(serialized) if serialized is not None else None
+        if instance is None:
+            instance = DagsterInstance.from_ref(ref) if ref is not None else DagsterInstance.get()
+            _log.info("Dagster instance built (pid %d)", os.getpid())
         _instances[key] = instance = hold_connections(instance)
     return instance
+
+
+def prepare_for_fork() -> DagsterInstance:
+    """Build ``DAGSTER_HOME``'s instance in a process that forks the processes which will use it (a Celery
+    worker's main process, before its pool starts), so that none of them pays it on its first step.
+
+    Building it reads the configuration, imports and checks every storage (their tables, columns and
+    migrations: ~0.3 s of Python and a dozen catalog queries). Its storages connect per statement
+    (``NullPool``) until :func:`hold_connections`, so no connection is open when the children inherit it;
+    each child then opens its own (:func:`process_instance` holds the connections in the child). Only a
+    step whose run names the same instance ref gets it; any other builds its own as before.
+    """
+    instance = DagsterInstance.get()
+    _prepared[serialize_value(instance.get_ref())] = instance
+    _log.info("Dagster instance built (pid %d)", os.getpid())
+    return instance
+
+
+def warm_step_path(instance: DagsterInstance, definitions: dg.Definitions) -> None:
+    """Do once, before a worker forks its pool, what every pool process otherwise did on its first step
+    (measured with py-spy, besides building the instance): the repository of the code location and each
+    job's config schema, and the storages' schema checks (remembered, see ``instance_storage``). Every
+    connection opened here is closed again, so the pool processes inherit none.
+
+    Not the first read of the application database: ADBC and Arrow start native threads, and a process
+    forked after that can hang on a lock one of them held (a pool process did, on its first step).
+    """
+    repository = definitions.get_repository_def()
+    for job in repository.get_all_jobs():
+        job.run_config_schema  # noqa: B018 (a cached property: built here, once)
+    instance.get_run_records(limit=1)
+    instance.get_asset_records(list(repository.asset_graph.get_all_asset_keys())[:1])
 
 
 def create_step_task(app: Any, **task_kwargs: Any) -> Any:
