@@ -47,6 +47,15 @@ def shop_b(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 targets.add_target(conn, "shop_b", url_env="SHOP_B_URL")
             code = cli.main(["demo", "--target", "shop_b", "--days", "2", "--components", "2", "--seed", "5"])
             assert code == 0
+            # The demo's migrations run 1-3 a day in business hours, so the 24 hours before the analysis
+            # time may hold none of them, depending on the time of day the test runs: one migration three
+            # hours ago makes the insights' count of shop_b's release logs certain to be positive.
+            with psycopg.connect(shop, autocommit=True) as conn:
+                conn.execute(
+                    "INSERT INTO automation.migration_log (version, name, started_at, finished_at, status) "
+                    "VALUES ('20991231000000', 'test_marker', now() - interval '3 hours', "
+                    "now() - interval '3 hours' + interval '2 seconds', 'success')"
+                )
             yield pipeline, shop
     finally:
         for name in names:
