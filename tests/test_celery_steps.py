@@ -74,6 +74,28 @@ def test_a_process_keeps_one_instance_and_reuses_its_connections(
     assert len(opened) <= 2, f"{len(opened)} connections opened for 20 statements"
 
 
+def test_held_connections_survive_a_restart_of_dagsters_postgres(dagster_home: Path, pg_url: str) -> None:
+    """A long-lived worker's held connections die with the server: the next statements reconnect instead
+    of failing (every backend of the test database is terminated, as a restart would)."""
+    instance = celery_steps.hold_connections(dg.DagsterInstance.get())
+    try:
+        assert instance.get_run_records(limit=1) == []
+        instance.get_latest_materialization_events([dg.AssetKey("nothing")])
+        with psycopg2.connect(pg_url) as admin:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                (terminated,) = cur.fetchone()
+        assert terminated >= 2  # the held connections of the run and the event log storage
+        assert instance.get_run_records(limit=1) == []
+        instance.get_latest_materialization_events([dg.AssetKey("nothing")])
+    finally:
+        instance.dispose()
+
+
 def test_a_forked_child_takes_the_instance_its_parent_prepared(
     dagster_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -66,10 +66,19 @@ _log = logging.getLogger(__name__)
 
 
 def hold_connections(instance: DagsterInstance) -> DagsterInstance:
-    """Pooled connections for ``instance``'s storages instead of one connection per statement."""
+    """Pooled connections for ``instance``'s storages instead of one connection per statement.
+
+    Each checkout first pings its connection (SQLAlchemy's pre-ping, one round trip): a held connection
+    outlives a restart of Dagster's Postgres, and without the ping the first statement of every storage
+    in every long-lived process failed after one (in a worker: a step's event write, so the step and its
+    run failed). ``optimize_for_webserver`` builds the engines without it, so it is switched on here."""
     instance.optimize_for_webserver(
         statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=POOL_OVERFLOW
     )
+    for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+        engine = getattr(storage, "_engine", None)
+        if engine is not None:
+            engine.pool._pre_ping = True  # the pool's pre_ping setting, after the fact
     return instance
 
 
