@@ -89,7 +89,12 @@ def test_pool_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     pids_dir = tmp_path / "pids"
     pids_dir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    owner = subprocess.Popen([sys.executable, str(script), str(pids_dir)], env=env)
+    # The owner ignores SIGTERM, as a process does after a command's cleanup ignored it: its workers inherit that.
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(pids_dir)],
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN),
+    )
     try:
         deadline = time.monotonic() + 120
         while len(list(pids_dir.iterdir())) < 2:

@@ -71,10 +71,11 @@ def _die_with_parent(parent: int) -> None:
     """Pool initializer: end this worker when its parent dies (Linux). A pool's workers hold both ends of
     their task pipe, so a parent killed by SIGKILL (a Celery worker lost, an OOM kill) or by a plain SIGTERM
     never shows them an end of input: without this they would sit, each with its imports and a batch in
-    memory, until the machine restarts."""
+    memory, until the machine restarts. SIGKILL, because a worker inherits ignored signals (a command
+    that ignores SIGTERM while it cleans up, its callers after it) and holds nothing to clean up."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)
 
