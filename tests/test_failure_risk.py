@@ -189,6 +189,22 @@ def test_corpus_generator_is_deterministic_and_declares_its_split(tmp_path: Path
     assert rare and all(s["designed_day_share"] <= 0.2 for s in rare)
     first = m["series"][0]["file"]
     assert (out / first).read_text() == (again / first).read_text()
+    # --first-index writes new series; a series is the same whatever corpus it was written in
+    later = tmp_path / "later"
+    script = str(ROOT / "bench/anomaly_corpus/failures.py")
+    subprocess.run(
+        [sys.executable, script, "--out", str(later), "--per-set", "2", "--first-index", "1"],
+        check=True,
+        capture_output=True,
+    )
+    names = {s["name"] for s in json.loads((later / "failures.json").read_text())["series"]}
+    assert not names & {s["name"] for s in m["series"]}
+    wide = tmp_path / "wide"
+    subprocess.run(
+        [sys.executable, script, "--out", str(wide), "--per-set", "2"], check=True, capture_output=True
+    )
+    one = next(n for n in names if n.endswith("-1"))
+    assert (later / f"{one}.csv").read_text() == (wide / f"{one}.csv").read_text()
 
 
 def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, capsys) -> None:
@@ -390,6 +406,42 @@ def test_calibration_is_fitted_on_the_calibration_splits_of_several_corpora_only
     assert both.summary["otherCorpora"][0]["corpus"] == "check"
     with pytest.raises(ValueError, match="too short"):
         risk_backtest.corpus_backtest(held, replays=held_reps)  # nothing to fit on
+
+
+def test_weighted_calibration_equals_one_fitted_on_repeated_forecasts() -> None:
+    """A forecast of weight 2 counts as that forecast twice, in the map's likelihood and in the intervals'
+    coverage (weights are relative: scaling them all changes nothing)."""
+    rng = np.random.default_rng(5)
+    n, h = 3_000, 3
+    raw = rng.uniform(0.01, 0.99, n)
+    base = rng.uniform(0.05, 0.5, n)
+    event = rng.uniform(size=n) < raw**1.5
+    residual = rng.standard_t(4, (n, h))
+    q = np.broadcast_to(np.array([-2.0, -1.3, 1.3, 2.0])[None, :, None], (n, 4, h))
+    twice = rng.uniform(size=n) < 0.3
+    weight = np.where(twice, 2.0, 1.0)
+    rep = np.concatenate([np.arange(n), np.flatnonzero(twice)])
+    fit = risk.fit_calibration(raw, event, residual, q, base=base, fitted_on="w", weight=weight * 7.0)
+    dup = risk.fit_calibration(raw[rep], event[rep], residual[rep], q[rep], base=base[rep], fitted_on="dup")
+    probe = np.linspace(0.02, 0.98, 25)
+    assert_allclose(fit.risk(probe, np.full(25, 0.2)), dup.risk(probe, np.full(25, 0.2)), atol=2e-3)
+    assert_allclose(fit.widen_80, dup.widen_80)
+    assert_allclose(fit.widen_95, dup.widen_95)
+    with pytest.raises(ValueError, match="weights"):
+        risk.fit_calibration(raw, event, residual, q, base=base, fitted_on="w", weight=-weight)
+
+
+def test_pooled_corpora_count_equally_whatever_their_size(tmp_path: Path) -> None:
+    """fit_corpora weights each corpus by 1 / its forecasts: a corpus given twice over (the same replays
+    repeated) weighs what it weighed once, so the calibration is the one fitted on the two corpora once."""
+    corpus = risk_backtest.load_corpus(_corpus(tmp_path))
+    reps = risk_backtest.replay_corpus(corpus, step_hours=168)
+    flipped = [{**r, "event": ~r["event"]} for r in reps]
+    once = risk_backtest.fit_corpora([(corpus, reps), (corpus, flipped)])
+    doubled = risk_backtest.fit_corpora([(corpus + corpus, reps + reps), (corpus, flipped)])
+    assert doubled.intercept == pytest.approx(once.intercept, abs=1e-4)
+    assert_allclose(doubled.slopes, once.slopes, atol=1e-4)
+    assert_allclose(doubled.widen_80, once.widen_80)
 
 
 def test_map_with_band_growth_recovers_a_known_crossing_probability() -> None:

@@ -165,10 +165,13 @@ def load_calibration(path: Path | None = None) -> Calibration:
     return Calibration.from_dict(json.loads(path.read_text()))
 
 
-def _widen_factor(r: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> float:
-    """The factor c with share(c lo <= r <= c hi) closest to ``level`` (grid 0.3..4, step 0.005)."""
+def _widen_factor(
+    r: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float, weight: np.ndarray | None = None
+) -> float:
+    """The factor c with share(c lo <= r <= c hi) closest to ``level`` (grid 0.3..4, step 0.005); the share
+    weighted by ``weight`` when given."""
     grid = np.arange(0.3, 4.0, 0.005)
-    cover = np.array([np.mean((r >= c * lo) & (r <= c * hi)) for c in grid])
+    cover = np.array([np.average((r >= c * lo) & (r <= c * hi), weights=weight) for c in grid])
     return float(grid[int(np.argmin(np.abs(cover - level)))])
 
 
@@ -184,6 +187,7 @@ def fit_calibration(
     by_base: bool = False,
     use_growth: bool = False,
     targets_met: bool = False,
+    weight: np.ndarray | None = None,
 ) -> Calibration:
     """Fit the calibration from replayed forecasts: the risk map, per-hour interval factors.
 
@@ -191,15 +195,20 @@ def fit_calibration(
     histories' base rates (None: a map of the raw risk alone). ``residual``: (N, H) realised
     (y - forecast) / scale; ``quantiles``: (N, 4, H) path quantiles (0.025, 0.1, 0.9, 0.975) of the scaled
     errors, the interval ends before widening. ``use_growth``: the map also weighs the band growth of
-    these quantiles (:func:`risk_map.band_growth`).
+    these quantiles (:func:`risk_map.band_growth`). ``weight``: (N,) weights of the forecasts in the map's
+    likelihood and in the intervals' coverage (None: equal).
     """
     growth = risk_map.band_growth(quantiles) if use_growth else None
-    fitted = risk_map.fit_map(raw, event, base, knots, by_base=by_base, growth=growth)
+    fitted = risk_map.fit_map(raw, event, base, knots, by_base=by_base, growth=growth, weight=weight)
     slopes, intercept, coef = fitted[:3]
     growth_coef = float(fitted[3]) if use_growth else 0.0  # type: ignore[misc]
     h = residual.shape[1]
-    w80 = [_widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8) for k in range(h)]
-    w95 = [_widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95) for k in range(h)]
+    w80 = [
+        _widen_factor(residual[:, k], quantiles[:, 1, k], quantiles[:, 2, k], 0.8, weight) for k in range(h)
+    ]
+    w95 = [
+        _widen_factor(residual[:, k], quantiles[:, 0, k], quantiles[:, 3, k], 0.95, weight) for k in range(h)
+    ]
     return Calibration(
         _smooth(np.array(w80)),
         _smooth(np.array(w95)),

@@ -193,18 +193,21 @@ def fit_corpora(
 ) -> Calibration:
     """The calibration fitted on the pooled ``calibration`` splits of several corpora ((series, replays)
     pairs): one generator's processes are one guess at production, several are a wider one, and a map
-    fitted on them is less tied to any one of them. Held-out splits are never read here."""
-    parts = [
-        r
+    fitted on them is less tied to any one of them. Each corpus counts equally (its forecasts are weighted
+    by 1 / their number), so the largest calibration split does not decide the map's shape alone. Held-out
+    splits are never read here."""
+    by_corpus = [
+        [r for s, r in zip(corpus, replays, strict=True) if s["split"] == "calibration" and r["raw"].size]
         for corpus, replays in corpora
-        for s, r in zip(corpus, replays, strict=True)
-        if s["split"] == "calibration" and r["raw"].size
     ]
-    if not parts:
+    by_corpus = [parts for parts in by_corpus if parts]
+    if not by_corpus:
         raise ValueError(
             "the corpora's calibration splits are too short for a replay (need warmup + 24 hours)"
         )
-    fit = _concat(parts)
+    fit = _concat([r for parts in by_corpus for r in parts])
+    sizes = [sum(r["raw"].size for r in parts) for parts in by_corpus]
+    weight = np.concatenate([np.full(n, 1.0 / n) for n in sizes])
     return fit_calibration(
         fit["raw"],
         fit["event"],
@@ -214,6 +217,7 @@ def fit_corpora(
         fitted_on=fitted_on,
         knots=MAP_KNOTS,
         use_growth=MAP_BAND_GROWTH,
+        weight=weight,
     )
 
 

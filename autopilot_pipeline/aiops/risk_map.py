@@ -127,6 +127,7 @@ def fit_map(
     *,
     by_base: bool = False,
     growth: np.ndarray | None = None,
+    weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float] | tuple[np.ndarray, float, float, float]:
     """(slopes, intercept, base coefficient) maximising the likelihood of ``event`` under
     ``sigmoid(intercept + sum_j slope_j basis_j(logit raw) + coef logit base)``, slopes and coef >= 0.
@@ -137,11 +138,18 @@ def fit_map(
     the rare ones followed by the common ones (2 (K + 1) values).
 
     ``growth`` (:func:`band_growth`, needs ``base``): one more input with a free coefficient, returned as a
-    fourth value."""
+    fourth value.
+
+    ``weight``: (N,) non-negative weights of the forecasts in the likelihood (None: all 1), e.g. so that
+    each of several pooled corpora counts equally; scaled to sum to N, so the ridge keeps its strength."""
     raw = np.asarray(raw, dtype=np.float64)
     ev = np.asarray(event, dtype=np.float64)
     if raw.size == 0 or raw.size != ev.size:
         raise ValueError("the calibration needs as many events as raw risks, and at least one")
+    wt = np.ones(raw.size) if weight is None else np.asarray(weight, dtype=np.float64)
+    if wt.shape != raw.shape or not np.all(wt >= 0) or not wt.sum() > 0:
+        raise ValueError("the calibration weights need one non-negative value per forecast, not all 0")
+    wt = wt * (raw.size / wt.sum())
     if (by_base or growth is not None) and base is None:
         raise ValueError("a map with slopes by base rate or a band-growth input needs the base rates")
     x = _design(raw, None if base is None else np.asarray(base, dtype=np.float64), knots, by_base, growth)
@@ -152,9 +160,9 @@ def fit_map(
     def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = x @ w
         pen = RIDGE * float(np.sum(w[:-1] ** 2))
-        grad = x.T @ (special.expit(z) - ev)
+        grad = x.T @ (wt * (special.expit(z) - ev))
         grad[:-1] += 2 * RIDGE * w[:-1]
-        return float(np.sum(np.logaddexp(0.0, z) - ev * z)) + pen, grad
+        return float(np.sum(wt * (np.logaddexp(0.0, z) - ev * z))) + pen, grad
 
     w0 = np.full(p, 0.5)
     w0[-free:] = 0.0

@@ -24,7 +24,7 @@ fitted on one part and reported on the other is not scored on data it has seen n
 Writes ``failures.json`` (the manifest: one entry per series) and one ``<name>.csv`` (timestamp,value)
 per series into the output directory::
 
-    python bench/anomaly_corpus/failures.py --out /tmp/failure_corpus [--per-set 4] [--variant b]
+    python bench/anomaly_corpus/failures.py --out /tmp/failure_corpus [--per-set 4] [--variant b] [--first-index 0]
 """
 
 from __future__ import annotations
@@ -290,13 +290,15 @@ def threshold(y: np.ndarray, direction: str, day_share: float) -> float:
     return float(np.quantile(days.min(axis=1), day_share))
 
 
-def generate(per_set: int = 4, variant: str = "base") -> list[dict]:
-    """All series of both splits: ``per_set`` series per (split, behaviour, common|rare) set."""
+def generate(per_set: int = 4, variant: str = "base", first: int = 0) -> list[dict]:
+    """All series of both splits: ``per_set`` series per (split, behaviour, common|rare) set, with the
+    indices ``first`` ... ``first + per_set - 1`` (a series is seeded by its index, so ``first`` gives new
+    series that no smaller corpus holds)."""
     out = []
     for split, params in VARIANTS[variant].items():
         for b_idx, (name, (fn, direction)) in enumerate(BEHAVIOURS.items()):
             for s_idx, (kind, share_range) in enumerate(SETS.items()):
-                for k in range(per_set):
+                for k in range(first, first + per_set):
                     rng = np.random.default_rng([params["seed"], b_idx, s_idx, k])
                     y = fn(rng, params)
                     share = float(rng.uniform(*share_range))
@@ -315,12 +317,12 @@ def generate(per_set: int = 4, variant: str = "base") -> list[dict]:
     return out
 
 
-def write(out_dir: Path, per_set: int = 4, variant: str = "base") -> Path:
+def write(out_dir: Path, per_set: int = 4, variant: str = "base", first: int = 0) -> Path:
     """Write the corpus into ``out_dir``; returns the manifest's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     times = [(START + timedelta(hours=k)).strftime("%Y-%m-%dT%H:%M:%SZ") for k in range(HOURS)]
     manifest = []
-    for series in generate(per_set, variant):
+    for series in generate(per_set, variant, first):
         values = series.pop("values")
         path = out_dir / f"{series['name']}.csv"
         lines = ["timestamp,value"] + [f"{t},{v!r}" for t, v in zip(times, values.tolist(), strict=True)]
@@ -347,10 +349,17 @@ def main() -> None:
         help="base (default), b, c or d: other seeds and perturbed parameters, to check against overfitting "
         "(c: never fitted on; d: wide ranges spanning the others, for fitting)",
     )
+    parser.add_argument(
+        "--first-index",
+        type=int,
+        default=0,
+        help="index of each set's first series (default 0); e.g. 48 with --per-set 32 writes 32 new series "
+        "per set that a corpus written with --per-set 48 does not hold",
+    )
     args = parser.parse_args()
-    if args.per_set < 1:
-        parser.error("--per-set must be >= 1")
-    print(write(args.out, args.per_set, args.variant))
+    if args.per_set < 1 or args.first_index < 0:
+        parser.error("--per-set must be >= 1 and --first-index >= 0")
+    print(write(args.out, args.per_set, args.variant, args.first_index))
 
 
 if __name__ == "__main__":
