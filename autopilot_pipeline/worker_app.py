@@ -21,6 +21,7 @@ from autopilot_pipeline import runner
 from autopilot_pipeline.definitions import reuse_in_this_process
 from autopilot_pipeline.defs import executors
 from autopilot_pipeline.defs.celery_steps import create_step_task, prepare_for_fork, warm_step_path
+from autopilot_pipeline.defs.compute_logs import capture_without_mirror
 
 #: Modules a worker's pool process imports on its first step unless the worker's main process has them.
 FIRST_STEP_IMPORTS = (
@@ -60,7 +61,9 @@ def _warm_before_the_pool_starts(**_: object) -> None:
     """Build the Dagster instance and warm the step's path in the main process before Celery forks the
     pool, so that no pool process pays them on its first step (``celery_steps.prepare_for_fork``,
     ``warm_step_path``): a worker's first step took ~1.3 s against ~0.2 s for the others on the scale-out
-    benchmark. The worker answers pings only after this: Celery starts its consumer after this signal."""
+    benchmark. The worker answers pings only after this: Celery starts its consumer after this signal.
+    Its steps' output goes to their compute logs without Dagster's mirror processes (``compute_logs``)."""
+    capture_without_mirror()
     warm_step_path(prepare_for_fork(), runner.load_definitions())
 
 

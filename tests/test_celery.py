@@ -216,6 +216,38 @@ def test_the_pool_processes_inherit_the_code_location_and_the_instance(cluster: 
         assert not in_pool, f"{name}'s pool process built on a step: {in_pool}"
 
 
+def _reaped_children_cpu_ticks(pid: int) -> int:
+    """CPU ticks of the processes ``pid`` started and reaped (cutime + cstime in /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[13]) + int(fields[14])
+
+
+def test_celery_steps_capture_their_logs_without_starting_processes(cluster: Cluster) -> None:
+    """After the backfill above: every step's logs were captured and closed (what the UI shows for a step),
+    and no pool process started a process on its steps. Dagster's capture mirrors a step's output with a
+    ``tail`` and a Python watcher per stream (~22 ms CPU a step), which a pool process whose stdout/stderr
+    are Celery's logging proxies could not even feed (the logs were empty); its own capture swaps
+    ``sys.stdout``/``sys.stderr`` for the files (tests/test_compute_logs.py)."""
+    with dg.DagsterInstance.get() as instance:
+        manager = instance.compute_log_manager
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"autopilot/test": "spread"}))
+        assert runs
+        for run in runs:
+            captured = [
+                r.dagster_event
+                for r in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED)
+            ]
+            assert captured, run.run_id
+            for event in captured:
+                key = manager.build_log_key_for_run(run.run_id, event.logs_captured_data.file_key)
+                assert manager.is_capture_complete(key), key
+    for name, process in zip(cluster.workers.names, cluster.workers.processes, strict=True):
+        pool = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert pool, f"{name} has no pool process"
+        ticks = {pid: _reaped_children_cpu_ticks(int(pid)) for pid in pool}
+        assert not any(ticks.values()), f"{name}'s pool processes started processes: {ticks}"
+
+
 def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster) -> None:
     with psycopg.connect(cluster.url, autocommit=True) as conn:  # so every row below is this backfill's
         conn.execute(f"TRUNCATE {', '.join(TABLES)}")
