@@ -24,10 +24,11 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import NoReturn
 
-__all__ = ["deferred", "exit_now", "ignore_further", "install", "raise_if_requested"]
+__all__ = ["cleaning_up", "deferred", "exit_now", "install", "raise_if_requested"]
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _state: dict[str, int | bool | None] = {"defer": 0, "pending": False, "read_fd": None}
+_before_install: dict[int, signal.Handlers | object] = {}  # the handlers install() replaced
 
 
 def _handler(_signum: int, _frame: FrameType | None) -> None:
@@ -45,6 +46,7 @@ def install() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
     for signum in _STOP_SIGNALS:
+        _before_install.setdefault(signum, signal.getsignal(signum))
         signal.signal(signum, _handler)
     if _state["read_fd"] is None:
         read_fd, write_fd = os.pipe()
@@ -85,11 +87,23 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-def ignore_further() -> None:
-    """During cleanup: a second Ctrl-C must not abort the stopping of the children (it is bounded)."""
-    if threading.current_thread() is threading.main_thread():
-        for signum in _STOP_SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+@contextmanager
+def cleaning_up() -> Iterator[None]:
+    """The stopping of the children: a second Ctrl-C must not abort it (it is bounded). Afterwards the
+    handlers from before :func:`install` are back, so a caller that goes on in the same process (the tests,
+    an embedding program) is not left with stop signals ignored, nor are the processes it starts later
+    (an ignored signal is inherited)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in _before_install.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)  # type: ignore[arg-type]
+        _before_install.clear()
 
 
 def exit_now(code: int) -> NoReturn:

@@ -64,9 +64,9 @@ def run(args: argparse.Namespace) -> int:
             db = server.resolve()
         return _run(db, args)
     finally:
-        shutdown.ignore_further()
-        if db is not None:
-            server.release(db)
+        with shutdown.cleaning_up():
+            if db is not None:
+                server.release(db)
 
 
 def _run(db: server.Database, args: argparse.Namespace) -> int:

@@ -230,22 +230,22 @@ def run(args: argparse.Namespace) -> int:
         print("stopping Dagster…", file=sys.stderr, flush=True)
         interrupted = True
     finally:
-        shutdown.ignore_further()
-        started = time.monotonic()
-        if api is not None and api.poll() is None:
-            api.terminate()  # at once, beside Dagster's SIGINT: the stops run in parallel
-        if cluster is not None:
-            for worker in cluster.workers.processes:  # warm shutdown starts beside Dagster's
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-        _stop(process, stack)
-        _stop_api(api)
-        if cluster is not None:
-            cluster.stop(grace_s=1.0)
-        if db is not None:
-            server.release(db)
-        if process is not None:
-            print(f"stopped in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+        with shutdown.cleaning_up():
+            started = time.monotonic()
+            if api is not None and api.poll() is None:
+                api.terminate()  # at once, beside Dagster's SIGINT: the stops run in parallel
+            if cluster is not None:
+                for worker in cluster.workers.processes:  # warm shutdown starts beside Dagster's
+                    if worker.poll() is None:
+                        worker.send_signal(signal.SIGTERM)
+            _stop(process, stack)
+            _stop_api(api)
+            if cluster is not None:
+                cluster.stop(grace_s=1.0)
+            if db is not None:
+                server.release(db)
+            if process is not None:
+                print(f"stopped in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     if interrupted:
         shutdown.exit_now(0)
     return 0

@@ -143,3 +143,35 @@ def test_demo_stops_everything_on_sigterm_and_the_next_start_works(state: Path) 
     )
     assert again.returncode == 0, again.stderr  # the state folder's server starts again
     assert "applied  0012_least_privilege" in again.stdout
+
+
+def test_after_the_cleanup_the_signal_handlers_from_before_are_back() -> None:
+    """``demo``/``dev`` called in process (the tests, an embedding program): the stop signals are ignored
+    while the children stop, then the caller's own handlers are back; an ignored SIGTERM would otherwise be
+    inherited by every process started later, which then cannot be stopped with it."""
+    from autopilot_pipeline import shutdown
+
+    def own(_signum: int, _frame: object) -> None:
+        return None
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    saved = {s: signal.getsignal(s) for s in signals}
+    try:
+        signal.signal(signal.SIGTERM, own)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        before = {s: signal.getsignal(s) for s in signals}
+        shutdown.install()
+        assert signal.getsignal(signal.SIGTERM) is not own
+        with shutdown.cleaning_up():
+            assert {signal.getsignal(s) for s in signals} == {signal.SIG_IGN}
+        assert {s: signal.getsignal(s) for s in signals} == before
+        child = subprocess.run(
+            [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGTERM))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "SIG_IGN" not in child.stdout  # SIGTERM reaches what the caller starts next
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
