@@ -35,10 +35,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import pickle  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from risk_replays import split_replays  # noqa: E402
 from scipy.optimize import isotonic_regression  # noqa: E402
 
 from autopilot_pipeline.aiops import risk, risk_backtest, risk_map  # noqa: E402
@@ -63,19 +63,6 @@ CANDIDATES: dict[str, tuple[tuple[float, ...] | None, bool, bool, bool]] = {
     "monotone -4..4 step 2 + base rate + band growth": (K4, True, False, True),
 }
 KEYS = ("raw", "base", "event", "clim", "residual", "quantiles")
-
-
-def _replays(corpus_dir: Path, workers: int, cache_dir: Path | None) -> tuple[list[dict], list[dict]]:
-    cache = cache_dir / f"{corpus_dir.name}.calibration.pkl" if cache_dir else None
-    if cache and cache.exists():
-        return pickle.loads(cache.read_bytes())
-    corpus = [s for s in risk_backtest.load_corpus(corpus_dir) if s["split"] == "calibration"]
-    reps = risk_backtest.replay_corpus(corpus, step_hours=12, workers=workers)
-    meta = [{k: v for k, v in s.items() if k != "values"} for s in corpus]
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_bytes(pickle.dumps((meta, reps)))
-    return meta, reps
 
 
 def _fit_predict(knots, use_base, by_base, use_growth, tr: dict, te: dict) -> np.ndarray:
@@ -183,7 +170,7 @@ def main() -> None:
     reps: list[dict] = []
     corpus_of: list[int] = []
     for c, d in enumerate(args.corpus):
-        m, r = _replays(d, args.workers, args.cache_dir)
+        m, r = split_replays(d, "calibration", args.workers, args.cache_dir)
         meta += m
         reps += r
         corpus_of += [c] * len(m)

@@ -26,26 +26,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import pickle  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from risk_replays import split_replays  # noqa: E402
 
 from autopilot_pipeline.aiops import risk, risk_backtest  # noqa: E402
 from autopilot_pipeline.aiops.risk_backtest import CorpusReport  # noqa: E402
-
-
-def _replays(corpus_dir: Path, split: str, workers: int, cache_dir: Path | None) -> tuple[list, list]:
-    """One split of a corpus and its replays (origins every 12 h, as in the documented backtests)."""
-    cache = cache_dir / f"{corpus_dir.name}.{split}.pkl" if cache_dir else None
-    if cache and cache.exists():
-        return pickle.loads(cache.read_bytes())
-    corpus = [s for s in risk_backtest.load_corpus(corpus_dir) if s["split"] == split]
-    print(f"replaying {len(corpus)} {split} series of {corpus_dir} ...", flush=True)
-    reps = risk_backtest.replay_corpus(corpus, step_hours=12, workers=workers)
-    meta = [{k: v for k, v in s.items() if k != "values"} for s in corpus]
-    if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_bytes(pickle.dumps((meta, reps)))
-    return meta, reps
 
 
 def _judge(cal: risk.Calibration, held: list[tuple[str, list, list]]) -> CorpusReport:
@@ -101,8 +87,8 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path, help="write the comparison (JSON)")
     args = parser.parse_args()
-    fit = [_replays(d, "calibration", args.workers, args.cache_dir) for d in args.fit]
-    held = [(str(d), *_replays(d, "heldout", args.workers, args.cache_dir)) for d in args.heldout]
+    fit = [split_replays(d, "calibration", args.workers, args.cache_dir) for d in args.fit]
+    held = [(str(d), *split_replays(d, "heldout", args.workers, args.cache_dir)) for d in args.heldout]
     names = ", ".join(d.name for d in args.fit)
     refit = risk_backtest.fit_corpora(
         fit, fitted_on=f"calibration splits of {names} (each corpus weighted equally)"
