@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,12 +64,43 @@ def test_without_the_mirror_a_step_starts_no_process_and_its_output_reaches_the_
     assert manager.is_capture_complete(["run1", "compute_logs", "step_a"])
 
 
-def test_by_default_it_is_dagsters_capture_with_its_mirror(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(compute_logs, "_mirror", True)
-    manager = _manager(tmp_path)
-    before = _children()
-    with manager.capture_logs(["run2", "compute_logs", "step_b"]):
-        assert len(_children() - before) >= 2  # Dagster's tail and its watcher
-    assert manager.is_capture_complete(["run2", "compute_logs", "step_b"])
+_DEFAULT_CAPTURE = """
+import os, sys
+from pathlib import Path
+from autopilot_pipeline.defs.compute_logs import StepLogManager
+
+def children():
+    pid = os.getpid()
+    return {c for t in os.listdir(f"/proc/{pid}/task") for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split()}
+
+manager = StepLogManager.from_config_value(None, {"base_dir": sys.argv[1]})
+before = children()
+with manager.capture_logs(["run2", "compute_logs", "step_b"]):
+    started = len(children() - before)
+    print("printed by the step", flush=True)
+print(started, manager.is_capture_complete(["run2", "compute_logs", "step_b"]))
+"""
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def test_by_default_it_is_dagsters_capture_with_its_mirror(tmp_path: Path) -> None:
+    """In a process of its own, with a real stdout (a file) and default signals: Dagster stops its ``tail``
+    with SIGTERM, which a process inheriting an ignored or blocked SIGTERM would never see."""
+    out = tmp_path / "stdout.txt"
+    with open(out, "wb") as stdout:
+        subprocess.run(
+            [sys.executable, "-c", _DEFAULT_CAPTURE, str(tmp_path / "logs")],
+            stdout=stdout,
+            check=True,
+            timeout=120,
+            preexec_fn=_default_signals,
+        )
+    started, complete = out.read_text().splitlines()[-1].split()
+    assert int(started) >= 2 and complete == "True"  # Dagster's tail and its watcher; the capture closed
+    saved = (tmp_path / "logs" / "run2" / "compute_logs" / "step_b.out").read_text()
+    assert "printed by the step" in saved
