@@ -207,7 +207,8 @@ def test_corpus_generator_is_deterministic_and_declares_its_split(tmp_path: Path
     assert (later / f"{one}.csv").read_text() == (wide / f"{one}.csv").read_text()
 
 
-def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, capsys) -> None:
+def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(risk_backtest, "MIN_DECILE", 1)  # every decile counts: this corpus is tiny
     corpus = _corpus(tmp_path)
     png = tmp_path / "img" / "reliability.png"
     saved = tmp_path / "cal.json"
@@ -236,6 +237,10 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     ] * 3
     assert report["scoreName"] == ("probability" if report["targetsMet"] else "risk score")
     assert risk.load_calibration(saved).widen_80.size == 24
+    assert set(held["worstDecileWithinSet"]) == {"common", "rare"}
+    for kind, worst in held["worstDecileWithinSet"].items():  # information beside the pooled target
+        counted = [r for r in held[kind]["reliability"] if r["n"] >= risk_backtest.MIN_DECILE]
+        assert abs(worst["gap"]) == max(abs(r["gap"]) for r in counted)
     # two fit corpora (here the same one twice) and a check corpus: three reports, one verdict
     code = cli.main(
         ["backtest", "--png", str(png), "--step-hours", "168"]
@@ -244,6 +249,7 @@ def test_backtest_corpus_runs_end_to_end_and_writes_the_png(tmp_path: Path, caps
     out, _err = capsys.readouterr()
     assert code == 0 and ("Failure risk score" in out or "Failure probability" in out)
     assert "Brier" in out and "coverage by horizon hour" in out and "± " in out  # gaps with their s.e.
+    assert "worst decile gap within a set (not a target" in out
     assert out.count("on the held-out split of corpus") == 3 and "on the others (below)" in out
     assert "calibration not fitted on this corpus" in out  # the check corpus
     # a given calibration is reported, not refitted; a second corpus gates targetsMet

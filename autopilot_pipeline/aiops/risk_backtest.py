@@ -154,6 +154,12 @@ def _reliability(p: np.ndarray, ev: np.ndarray, series: np.ndarray) -> list[dict
     return out
 
 
+def _worst_decile(reliability: list[dict]) -> dict | None:
+    """The decile with the largest |gap| among those with at least :data:`MIN_DECILE` forecasts."""
+    counted = [r for r in reliability if r["n"] >= MIN_DECILE]
+    return max(counted, key=lambda r: abs(r["gap"]), default=None)
+
+
 def _coverage(res: np.ndarray, q: np.ndarray, cal: Calibration) -> tuple[np.ndarray, np.ndarray]:
     h = res.shape[1]
     w80, w95 = cal.widen(0.8, h), cal.widen(0.95, h)
@@ -276,9 +282,14 @@ def corpus_backtest(
     rel_rows = [{"set": "all", **r} for r in overall["reliability"]]
     for k, v in sets.items():
         rel_rows += [{"set": k, **r} for r in v["reliability"]]
-    counted = [r for r in overall["reliability"] if r["n"] >= MIN_DECILE]
-    worst = max(counted, key=lambda r: abs(r["gap"]), default=None)
+    worst = _worst_decile(overall["reliability"])
     worst_decile = abs(worst["gap"]) if worst else math.nan
+    # information, not a target: a map calibrated on the mix can be off within the common or the rare set
+    within_set = {
+        k: {"gap": w["gap"], "gapSE": w["gapSE"], "decile": w["decile"]}
+        for k, v in sets.items()
+        if (w := _worst_decile(v["reliability"]))
+    }
     checks = {
         **{
             f"brierSkill_{k}": bool(sets[k]["brierSkill"] > TARGET_SKILL[k])
@@ -305,6 +316,7 @@ def corpus_backtest(
             "worstDecileGap": worst_decile,
             "worstDecile": worst["decile"] if worst else None,
             "worstDecileGapSE": worst["gapSE"] if worst else math.nan,
+            "worstDecileWithinSet": within_set,
         },
         "calibrationSplit": {
             "predictions": int(sum(r["raw"].size for r in by_split["calibration"])),

@@ -59,6 +59,14 @@ def render(summary: dict, png: str | None = None, saved: str | None = None) -> s
             f"    {r['decile']}  n={r['n']:<5} stated {_pct(r['statedRisk']):>7}  observed {_pct(r['observed']):>7}"
             f"  gap {100 * (r['observed'] - r['statedRisk']):+5.1f} ± {100 * se:.1f} (s.e., by series)"
         )
+    within = held.get("worstDecileWithinSet") or {}
+    if within:
+        parts = ", ".join(
+            f"{k} {100 * w['gap']:+.1f} ± {100 * w['gapSE']:.1f} ({w['decile']})" for k, w in within.items()
+        )
+        lines.append(
+            f"  worst decile gap within a set (not a target; the mix is what the target reads): {parts}"
+        )
     for level, key in ((80, "coverage80"), (95, "coverage95")):
         cov = held[f"{key}ByHour"]
         lines.append(
