@@ -17,7 +17,7 @@ def split_replays(
     cache = cache_dir / f"{corpus_dir.name}.{split}.pkl" if cache_dir else None
     if cache and cache.exists():
         return pickle.loads(cache.read_bytes())
-    corpus = [s for s in risk_backtest.load_corpus(corpus_dir) if s["split"] == split]
+    corpus = risk_backtest.load_corpus(corpus_dir, split)
     print(f"replaying {len(corpus)} {split} series of {corpus_dir} ...", flush=True)
     reps = risk_backtest.replay_corpus(corpus, step_hours=12, workers=workers)
     meta = [{k: v for k, v in s.items() if k != "values"} for s in corpus]

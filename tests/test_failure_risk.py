@@ -402,6 +402,9 @@ def test_calibration_is_fitted_on_the_calibration_splits_of_several_corpora_only
     assert_allclose(again.slopes, cal.slopes)
     assert_allclose(again.widen_80, cal.widen_80)
     held = [s for s in corpus if s["split"] == "heldout"]
+    only = risk_backtest.load_corpus(_corpus(tmp_path / "again"), "heldout")  # one split read alone
+    assert [s["name"] for s in only] == [s["name"] for s in held]
+    assert all(np.array_equal(a["values"], b["values"]) for a, b in zip(only, held, strict=True))
     held_reps = [r for s, r in zip(corpus, reps, strict=True) if s["split"] == "heldout"]
     check = risk_backtest.corpus_backtest(held, replays=held_reps, calibration=cal, fitted_here=False)
     main = risk_backtest.corpus_backtest(corpus, replays=reps, calibration=cal, fitted_here=True)

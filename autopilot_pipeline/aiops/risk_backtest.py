@@ -56,19 +56,22 @@ MAP_KNOTS: tuple[float, ...] = (-4.0, -2.0, 0.0, 2.0, 4.0)
 MAP_BAND_GROWTH = False
 
 
-def load_corpus(directory: Path) -> list[dict]:
-    """The manifest's series with their values (``failures.json`` + one ``timestamp,value`` CSV each)."""
+def load_corpus(directory: Path, split: str | None = None) -> list[dict]:
+    """The manifest's series with their values (``failures.json`` + one ``timestamp,value`` CSV each); with
+    ``split``, only that split's series (the other split's files are not read)."""
     manifest = directory / "failures.json"
     if not manifest.exists():
         raise ValueError(
             f"no failures.json in {directory}: generate one with bench/anomaly_corpus/failures.py"
         )
-    out = []
-    for entry in json.loads(manifest.read_text())["series"]:
-        values = pl.read_csv(directory / entry["file"])["value"].cast(pl.Float64).to_numpy()
-        out.append({**entry, "values": values})
-    if not {e["split"] for e in out} >= {"calibration", "heldout"}:
+    entries = json.loads(manifest.read_text())["series"]
+    if not {e["split"] for e in entries} >= {"calibration", "heldout"}:
         raise ValueError(f"{manifest} needs both a 'calibration' and a 'heldout' split")
+    out = []
+    for entry in entries:
+        if split is None or entry["split"] == split:
+            values = pl.read_csv(directory / entry["file"])["value"].cast(pl.Float64).to_numpy()
+            out.append({**entry, "values": values})
     return out
 
 

@@ -186,9 +186,8 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
     fitted: list[tuple[Path, list[dict], list]] = []
     for d in args.corpus:
         try:
-            corpus = risk_backtest.load_corpus(d)
-            if args.use_calibration:  # nothing is fitted: the calibration split is not even replayed
-                corpus = [s for s in corpus if s["split"] == "heldout"]
+            # nothing is fitted with --use-calibration: the calibration split is not even read
+            corpus = risk_backtest.load_corpus(d, "heldout" if args.use_calibration else None)
             fitted.append((d, corpus, risk_backtest.replay_corpus(corpus, **kw)))
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AutopilotError(f"--corpus {d}: {exc}") from exc
@@ -214,7 +213,7 @@ def _corpus_backtest(args: argparse.Namespace) -> int:
     for d in args.check_corpus or []:
         try:
             # only the held-out split is reported: the calibration split is not even replayed
-            held = [s for s in risk_backtest.load_corpus(d) if s["split"] == "heldout"]
+            held = risk_backtest.load_corpus(d, "heldout")
             check = risk_backtest.corpus_backtest(held, calibration=cal, fitted_here=False, **kw)
         except (ValueError, KeyError, TypeError, OSError) as exc:
             raise AutopilotError(f"--check-corpus {d}: {exc}") from exc
