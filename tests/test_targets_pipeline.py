@@ -16,7 +16,7 @@ import pytest
 from autopilot_pipeline import runner
 from autopilot_pipeline.defs.health.schedules import health_hourly_schedule
 from autopilot_pipeline.defs.health.sensors import health_log_sensor
-from autopilot_pipeline.defs.partitions import AS_OF_TAG
+from autopilot_pipeline.defs.partitions import AS_OF_TAG, RANGE_END, RANGE_START
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.integrations.prometheus_local import LocalPrometheus, free_port
 from autopilot_pipeline.postgres import targets
@@ -87,6 +87,22 @@ def test_a_health_run_per_target_writes_each_targets_rows(shop_b, pg_url, conn):
         "SELECT target, count(*) FROM analytics.health_score_hourly GROUP BY 1 ORDER BY 1"
     ).fetchall()
     assert scores == [("default", 3), ("shop_b", 1)]
+
+
+def test_a_run_over_a_range_of_two_targets_is_refused_and_writes_nothing(shop_b, pg_url, conn):
+    load(pg_url, frame())
+    job = runner.load_definitions().resolve_job_def("health_hourly_job")
+    tags = {RANGE_START: "default|2026-03-02-10:00", RANGE_END: "shop_b|2026-03-02-10:00"}
+    with dg.DagsterInstance.ephemeral() as instance:
+        runner.ensure_targets(instance)
+        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert failures
+    for failure in failures:
+        message = failure.step_failure_data.user_failure_data.description
+        assert message == "a run covers one target at a time, this one covers default to shop_b"
+    assert uptime(conn) == []
 
 
 def test_ai_ops_of_one_target_read_and_write_only_its_rows(shop_b, pg_url, conn):
