@@ -120,18 +120,21 @@ def _preload_modules() -> list[str]:
 
 def _adopt_environment(env: dict[str, str]) -> None:
     """A run process starts with the caller's environment and builds the code location once per
-    environment for all its runs (``definitions.reuse_in_this_process``).
+    environment for all its runs (``definitions.reuse_in_this_process``), with held connections to the
+    application database (``resources.hold_engines``).
 
     It first moves the ~400,000 objects inherited from the fork server out of the garbage collector's
     reach (``gc.freeze``, what Python's documentation advises after a fork): they live as long as the
     process anyway, and every full collection would otherwise walk them all and copy the pages it touches
     (building the code location alone took 2 to 3 times its CPU)."""
     from autopilot_pipeline.definitions import reuse_in_this_process
+    from autopilot_pipeline.defs.resources import hold_engines
 
     gc.freeze()
     os.environ.clear()
     os.environ.update(env)
     reuse_in_this_process()
+    hold_engines()
 
 
 def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list[RunSummary]:

@@ -22,6 +22,7 @@ from autopilot_pipeline.definitions import reuse_in_this_process
 from autopilot_pipeline.defs import executors
 from autopilot_pipeline.defs.celery_steps import create_step_task, prepare_for_fork, warm_step_path
 from autopilot_pipeline.defs.compute_logs import capture_without_mirror
+from autopilot_pipeline.defs.resources import hold_engines
 
 #: Modules a worker's pool process imports on its first step unless the worker's main process has them.
 FIRST_STEP_IMPORTS = (
@@ -47,8 +48,9 @@ execute_plan = create_step_task(app)
 # Load the code location once in the worker's main process: its pool processes are forked from it, so the
 # first step of each no longer pays the imports (polars, statsmodels, every asset module: ~5 s on 2 busy cores)
 # nor the build (~0.4 s). Built once per environment from then on (definitions.reuse_in_this_process), not
-# again for every step.
+# again for every step. Its steps take held connections to the application database (resources.hold_engines).
 reuse_in_this_process()
+hold_engines()
 runner.load_definitions()
 # And what a pool process would import lazily on its first step (Dagster's storage modules when it builds
 # its instance, the database drivers, the Parquet path layer): ~0.5 CPU s per pool process otherwise.

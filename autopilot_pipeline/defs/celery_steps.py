@@ -42,6 +42,8 @@ from dagster._core.instance.ref import InstanceRef
 from dagster._grpc.types import ExecuteStepArgs
 from dagster._serdes import pack_value, serialize_value, unpack_value
 
+from autopilot_pipeline.postgres import pools
+
 __all__ = [
     "create_step_task",
     "hold_connections",
@@ -68,17 +70,17 @@ _log = logging.getLogger(__name__)
 def hold_connections(instance: DagsterInstance) -> DagsterInstance:
     """Pooled connections for ``instance``'s storages instead of one connection per statement.
 
-    Each checkout first pings its connection (SQLAlchemy's pre-ping, one round trip): a held connection
-    outlives a restart of Dagster's Postgres, and without the ping the first statement of every storage
-    in every long-lived process failed after one (in a worker: a step's event write, so the step and its
-    run failed). ``optimize_for_webserver`` builds the engines without it, so it is switched on here."""
+    Each checkout first drops a connection its server has closed (``pools.drop_dead_on_checkout``, no round
+    trip): a held connection outlives a restart of Dagster's Postgres, and without the check the first
+    statement of every storage in every long-lived process failed after one (in a worker: a step's event
+    write, so the step and its run failed)."""
     instance.optimize_for_webserver(
         statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=POOL_OVERFLOW
     )
     for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
         engine = getattr(storage, "_engine", None)
         if engine is not None:
-            engine.pool._pre_ping = True  # the pool's pre_ping setting, after the fact
+            pools.drop_dead_on_checkout(engine)
     return instance
 
 

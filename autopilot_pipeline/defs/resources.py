@@ -16,24 +16,58 @@ from sqlalchemy import Engine, create_engine
 
 from autopilot_pipeline import settings
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import migrate, targets, urls
+from autopilot_pipeline.postgres import migrate, pools, targets, urls
+
+#: Engines kept for the life of this process, by URL, once :func:`hold_engines` is called.
+_held_engines: dict[str, Engine] | None = None
+
+
+def hold_engines() -> None:
+    """Keep one engine per database URL in this process, for processes that serve many steps or runs (a
+    Celery worker's pool, a backfill's run process): a step then takes a held connection instead of building
+    an engine, opening a connection (a new server process and a password exchange) and checking the schema.
+    Elsewhere an engine lives for one run, so nothing outlives it (tests drop their databases after)."""
+    global _held_engines
+    if _held_engines is None:
+        _held_engines = {}
+        os.register_at_fork(after_in_child=_forget_held_engines)
+
+
+def _forget_held_engines() -> None:
+    """A forked child must not use, nor close, its parent's connections (SQLAlchemy's advice after fork)."""
+    if _held_engines:
+        for engine in _held_engines.values():
+            engine.dispose(close=False)
+        _held_engines.clear()
+
+
+def _checked_engine(database_url: str) -> Engine:
+    """A new engine whose first connection proved the schema current (one line when it is behind)."""
+    engine = pools.drop_dead_on_checkout(create_engine(urls.sqlalchemy_url(database_url), pool_size=2))
+    with engine.connect() as sa_conn:
+        migrate.require_current(sa_conn.connection.driver_connection)  # type: ignore[arg-type]
+    return engine
 
 
 class PostgresResource(dg.ConfigurableResource):
-    """The monitored application's Postgres. One SQLAlchemy engine (psycopg 3) per run, disposed after."""
+    """The monitored application's Postgres. One SQLAlchemy engine (psycopg 3) per run, disposed after, or
+    one per process (:func:`hold_engines`)."""
 
     database_url: str
 
     _engine: Engine | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """Create the engine and fail fast, in one line, when the schema is behind the code."""
-        self._engine = create_engine(urls.sqlalchemy_url(self.database_url), pool_pre_ping=True, pool_size=2)
-        with self._engine.connect() as sa_conn:
-            migrate.require_current(sa_conn.connection.driver_connection)  # type: ignore[arg-type]
+        """Take or create the engine; fail fast, in one line, when the schema is behind the code."""
+        if _held_engines is None:
+            self._engine = _checked_engine(self.database_url)
+            return
+        if self.database_url not in _held_engines:
+            _held_engines[self.database_url] = _checked_engine(self.database_url)
+        self._engine = _held_engines[self.database_url]
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._engine is not None:
+        if self._engine is not None and _held_engines is None:
             self._engine.dispose()
 
     @contextmanager
