@@ -105,6 +105,43 @@ def test_a_run_over_a_range_of_two_targets_is_refused_and_writes_nothing(shop_b,
     assert uptime(conn) == []
 
 
+def _materializations(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict[str, dict]:
+    """The metadata of each partition's latest materialization of ``key``."""
+    records = instance.fetch_materializations(key, limit=100).records
+    found: dict[str, dict] = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        found[record.partition_key] = record.asset_materialization.metadata
+    return found
+
+
+def test_a_range_run_describes_itself_not_each_partition(shop_b, pg_url, conn):
+    """Dagster copies a result's metadata onto every partition of the run: a range run's counts are named
+    for the run (a row count per hour would claim the whole range); a one-partition run keeps Dagster's."""
+    load(pg_url, frame())
+    uptime_key = dg.AssetKey(["analytics", "uptime_hourly"])
+    ingest_key = dg.AssetKey(["ingest", "health_checks"])
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert runner.run_job_range(
+            instance, "health_hourly_job", "2026-03-02-10:00", "2026-03-02-11:00", target="default"
+        ).success
+        ranged = _materializations(instance, uptime_key)
+        ranged_ingest = _materializations(instance, ingest_key)
+        assert run(instance, "default|2026-03-02-10:00").success
+        single = _materializations(instance, uptime_key)["default|2026-03-02-10:00"]
+    assert set(ranged) == {"default|2026-03-02-10:00", "default|2026-03-02-11:00"}
+    for metadata in ranged.values():
+        assert metadata["run_rows"].value == 3  # the run's rows: api and web at 10:00, api at 11:00
+        assert "dagster/row_count" not in metadata and "preview" not in metadata
+        assert metadata["target"].value == "default"
+        assert {"run_min_uptime_pct", "run_mean_uptime_pct"} <= set(metadata)
+        assert not {"min_uptime_pct", "mean_uptime_pct"} & set(metadata)
+    for metadata in ranged_ingest.values():
+        assert {"run_rows", "run_rows_read", "run_window_start"} <= set(metadata)
+        assert "dagster/row_count" not in metadata
+    assert single["dagster/row_count"].value == 2  # the hour's own rows
+    assert "preview" in single and "min_uptime_pct" in single and "run_rows" not in single
+
+
 def test_ai_ops_of_one_target_read_and_write_only_its_rows(shop_b, pg_url, conn):
     load(pg_url, frame())
     load(shop_b, frame().filter(pl.col("source") == "web"))

@@ -30,6 +30,26 @@ def table_metadata(table: str, frame: pl.DataFrame) -> dict[str, object]:
     }
 
 
+#: Keys that hold for every partition of a run (the rest describe what the run read or wrote).
+_SAME_FOR_EVERY_PARTITION = {"dagster/table_name", "target"}
+
+
+def for_partitions(metadata: Mapping[str, object], one_partition: bool) -> dict[str, object]:
+    """``metadata`` as it is for a one-partition run; for a range run, named for the run.
+
+    Dagster copies one result's metadata onto every partition a run covers, so a range run's row count
+    (which its UI plots per partition), statistics and preview would each claim the whole range for every
+    hour: they become ``run_rows``, ``run_<key>``, and the preview (the range's first rows) is left out."""
+    if one_partition:
+        return dict(metadata)
+    renamed = {"dagster/row_count": "run_rows"}
+    return {
+        key if key in _SAME_FOR_EVERY_PARTITION else renamed.get(key, f"run_{key}"): value
+        for key, value in metadata.items()
+        if key != "preview"
+    }
+
+
 def record_frame(
     rows: Iterable[Mapping[str, Any]],
     schema: Mapping[str, pl.DataType | type[pl.DataType]],

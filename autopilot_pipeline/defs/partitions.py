@@ -73,6 +73,12 @@ def run_target(context: dg.AssetExecutionContext) -> str:
     return first
 
 
+def covers_one_partition(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run is over one partition rather than a range (its key range's ends are the same)."""
+    key_range = context.partition_key_range
+    return key_range.start == key_range.end
+
+
 def sync_targets(instance: dg.DagsterInstance, names: list[str]) -> None:
     """Make the ``targets`` partitions exactly ``names`` (the rows of ``automation.targets``)."""
     present = set(instance.get_dynamic_partitions(targets.name))

@@ -8,9 +8,10 @@ Partitions are target × time; every row carries its target.
 import dagster as dg
 import polars as pl
 
-from autopilot_pipeline.defs.meta import OWNERS, table_metadata
+from autopilot_pipeline.defs.meta import OWNERS, for_partitions, table_metadata
 from autopilot_pipeline.defs.partitions import (
     SAME_TARGET_OVERLAPPING_TIME,
+    covers_one_partition,
     daily_by_target,
     hourly_by_target,
     run_target,
@@ -38,7 +39,8 @@ def write_window(
     target = run_target(context)
     with postgres.connect() as conn:
         replace_window(conn, table, "bucket_start", window.start, window.end, frame, where={"target": target})
-    return dg.MaterializeResult(metadata={**table_metadata(table, frame), "target": target, **extra})
+    metadata = {**table_metadata(table, frame), "target": target, **extra}
+    return dg.MaterializeResult(metadata=for_partitions(metadata, covers_one_partition(context)))
 
 
 def _stat(frame: pl.DataFrame, expr: pl.Expr) -> float | None:

@@ -12,8 +12,13 @@ import polars as pl
 import psycopg
 
 from autopilot_pipeline.defs.health.resources import HealthResource
-from autopilot_pipeline.defs.meta import OWNERS, preview
-from autopilot_pipeline.defs.partitions import daily_by_target, hourly_by_target, run_target
+from autopilot_pipeline.defs.meta import OWNERS, for_partitions, preview
+from autopilot_pipeline.defs.partitions import (
+    covers_one_partition,
+    daily_by_target,
+    hourly_by_target,
+    run_target,
+)
 from autopilot_pipeline.defs.resources import PostgresResource
 from autopilot_pipeline.health import samples as metrics
 from autopilot_pipeline.health import store as sources
@@ -96,17 +101,15 @@ def _ingest(
     if bad.height:
         reasons = ", ".join(f"{n} {reason}" for reason, n in counts.items() if n and reason != "late")
         context.log.warning(f"{source_table}: quarantined {bad.height} of {raw.height} rows ({reasons})")
-    yield dg.Output(
-        clean,
-        metadata={
-            "dagster/row_count": clean.height,
-            "rows_read": raw.height,
-            "rows_quarantined": bad.height,
-            "target": target,
-            "window_start": window.start.isoformat(),
-            "window_end": window.end.isoformat(),
-        },
-    )
+    metadata = {
+        "dagster/row_count": clean.height,
+        "rows_read": raw.height,
+        "rows_quarantined": bad.height,
+        "target": target,
+        "window_start": window.start.isoformat(),
+        "window_end": window.end.isoformat(),
+    }
+    yield dg.Output(clean, metadata=for_partitions(metadata, covers_one_partition(context)))
     yield _quality_check(context.asset_key, counts, raw.height, bad)
 
 
