@@ -40,9 +40,8 @@ def _on_checkout(dbapi_connection: Any, connection_record: Any, connection_proxy
 
 
 def drop_dead_on_checkout(engine: Engine) -> Engine:
-    """Check each connection ``engine``'s pool hands out with :func:`looks_dead` instead of a ``SELECT 1``
-    (the pool retries the checkout with a new connection), and switch the ping off."""
+    """Check each connection ``engine``'s pool hands out with :func:`looks_dead` (the pool retries the
+    checkout with a new connection); for engines built without ``pool_pre_ping``, as ours and Dagster's are."""
     if not event.contains(engine, "checkout", _on_checkout):
         event.listen(engine, "checkout", _on_checkout)
-    engine.pool._pre_ping = False
     return engine
