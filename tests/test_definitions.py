@@ -25,6 +25,29 @@ def test_dg_check_defs_passes(tmp_path):
     assert "All definitions loaded successfully" in result.stdout + result.stderr
 
 
+def test_defs_folder_builds_what_dagster_loads_from_it():
+    """Built from the folder, the location has every asset, check, job, schedule, sensor and resource that
+    ``dg.load_from_defs_folder`` finds, without its component-type snapshot."""
+    from autopilot_pipeline.definitions import defs_folder
+
+    def contents(defs: dg.Definitions) -> dict[str, list[str]]:
+        repository = defs.get_repository_def()
+        return {
+            "assets": sorted(k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()),
+            "checks": sorted(str(k) for k in repository.asset_graph.asset_check_keys),
+            "jobs": sorted(job.name for job in repository.get_all_jobs()),
+            "schedules": sorted(s.name for s in repository.schedule_defs),
+            "sensors": sorted(s.name for s in repository.sensor_defs),
+            "resources": sorted(repository.get_top_level_resources()),
+        }
+
+    ours = defs_folder()
+    dagsters = dg.load_from_defs_folder(path_within_project=ROOT / "autopilot_pipeline")
+    assert contents(ours) == contents(dagsters)
+    assert len(contents(ours)["assets"]) > 20 and contents(ours)["checks"]
+    assert dagsters.metadata and not ours.metadata
+
+
 def test_every_asset_has_group_description_kinds_and_owners():
     defs = runner.load_definitions()
     specs = [s for s in defs.resolve_all_asset_specs() if s.group_name != "sources"]
