@@ -248,6 +248,19 @@ def test_celery_steps_capture_their_logs_without_starting_processes(cluster: Clu
         assert not any(ticks.values()), f"{name}'s pool processes started processes: {ticks}"
 
 
+def test_a_run_looks_at_its_steps_when_their_results_are_published(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a 60 s poll interval, one target's hour (7 steps, 3 levels: the loop waits after sending each)
+    finishes well within one interval: the run's loop woke up when each step's result was published
+    (``celery_steps._ResultWaker``); a loop that slept its interval would take three."""
+    monkeypatch.setenv("AUTOPILOT_CELERY_POLL_INTERVAL", "60")
+    started = time.monotonic()
+    (summary,) = backfill.run_backfill(_requests("wake")[:1], parallel_runs=1)
+    assert summary.success
+    assert time.monotonic() - started < 60
+
+
 def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster) -> None:
     with psycopg.connect(cluster.url, autocommit=True) as conn:  # so every row below is this backfill's
         conn.execute(f"TRUNCATE {', '.join(TABLES)}")

@@ -18,7 +18,7 @@ arguments, the serialized events it returns, the ``Celery worker`` engine event)
 - :func:`step_celery_executor`: dagster-celery's executor and execution loop, sending each step with
   ``send_task`` by name instead of registering the task on the app again for every step (which made
   Celery warn "Task name 'execute_plan' is already registered" once per step in every run process), and
-  looking for finished steps every 0.2 s instead of every second.
+  waking up when a step's result is published (:class:`_ResultWaker`) instead of looking every second.
 
 Celery and dagster-celery are imported only when used: the code location loads every module of ``defs/``,
 also in processes that run in process.
@@ -29,6 +29,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -176,8 +178,41 @@ def create_step_task(app: Any, **task_kwargs: Any) -> Any:
     return execute_plan
 
 
+class _ResultWaker:
+    """Stands in for the ``time`` module of dagster-celery's execution loop, whose only use of it is the sleep
+    between two looks at the steps' results: the sleep ends as soon as a result is published.
+
+    Celery's Redis result backend publishes every result on a channel of its task, and the sending process
+    subscribes to it when it sends the task; :func:`_send_step` also registers the result as pending, so a
+    result read from the channel is kept on it (the loop's next look needs no round trip) instead of in the
+    backend's buffer of unclaimed results. A sleep that only waited delayed every dependent step by half the
+    interval on average, and made every run's end wait for the next tick. With another result backend (no
+    result consumer) it sleeps, as before.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()  # the backend of the loop running on this thread
+
+    def watch(self, result: Any) -> None:
+        backend = result.backend
+        if getattr(backend, "result_consumer", None) is not None:
+            backend.add_pending_result(result, start_drainer=False)
+            self._local.backend = backend
+
+    def sleep(self, seconds: float) -> None:
+        backend = getattr(self._local, "backend", None)
+        if backend is None:
+            time.sleep(seconds)
+        else:
+            backend.result_consumer.drain_events(timeout=seconds)
+
+
+_waker = _ResultWaker()
+
+
 def _send_step(app: Any, plan_context: Any, step: Any, queue: str, priority: int, known_state: Any) -> Any:
-    """Send one step to the workers by task name (no task object needed on the sending side)."""
+    """Send one step to the workers by task name (no task object needed on the sending side), its result
+    watched (:class:`_ResultWaker`)."""
     job = plan_context.reconstructable_job
     args = ExecuteStepArgs(
         job_origin=job.get_python_origin(),
@@ -188,13 +223,15 @@ def _send_step(app: Any, plan_context: Any, step: Any, queue: str, priority: int
         known_state=known_state,
         print_serialized_events=True,
     )
-    return app.send_task(
+    result = app.send_task(
         TASK_NAME,
         kwargs={"execute_step_args_packed": pack_value(args), "executable_dict": job.to_dict()},
         priority=priority,
         queue=queue,
         routing_key=f"{queue}.{TASK_NAME}",
     )
+    _waker.watch(result)
+    return result
 
 
 @functools.cache
@@ -203,15 +240,16 @@ def _executor_class() -> type:
     from dagster_celery.executor import CeleryExecutor
 
     class StepCeleryExecutor(CeleryExecutor):
-        """dagster-celery's executor and loop; steps are sent by :func:`_send_step`, results looked at every
-        ``AUTOPILOT_CELERY_POLL_INTERVAL`` seconds (0.2 by default, dagster-celery's 1 s delayed every
-        dependent step by 0.5 s on average)."""
+        """dagster-celery's executor and loop; steps are sent by :func:`_send_step`, results looked at when
+        one is published and at least every ``AUTOPILOT_CELERY_POLL_INTERVAL`` seconds (0.2 by default; also
+        how soon a cancelled run revokes its steps)."""
 
         poll_interval_s: float = 1.0  # set from the setting when the executor is built
 
         def execute(self, plan_context: Any, execution_plan: Any) -> Any:
-            # The loop sleeps this module-level constant between its looks at the results.
+            # Between its looks at the results the loop calls time.sleep(TICK_SECONDS), both module globals.
             core_execution_loop.TICK_SECONDS = self.poll_interval_s
+            core_execution_loop.time = _waker
             return core_execution_loop.core_celery_execution_loop(
                 plan_context, execution_plan, step_execution_fn=_send_step
             )

@@ -73,8 +73,9 @@ def visibility_timeout_s() -> int:
 
 
 def poll_interval_s() -> float:
-    """Seconds between two looks of a run process at its steps' results in Redis (dagster-celery's loop
-    sleeps 1 s): a finished step's successors are sent at most this late."""
+    """Longest wait of a run process between two looks at its steps' results (dagster-celery's loop sleeps
+    1 s): it also looks as soon as a result is published (``celery_steps._ResultWaker``), so this bounds how
+    late a cancelled run revokes its steps, and how late a result is seen if the publication is missed."""
     raw = os.environ.get(POLL_INTERVAL_ENV, "").strip()
     if not raw:
         return DEFAULT_POLL_INTERVAL_S
