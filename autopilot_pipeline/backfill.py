@@ -12,6 +12,7 @@ target's own partitions (``target|hour``).
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
 import pkgutil
@@ -27,6 +28,8 @@ from autopilot_pipeline.defs.partitions import DEFAULT_TARGET, RANGE_END, RANGE_
 from autopilot_pipeline.runner import QUIET_LOGGERS, RunSummary, ensure_targets, target_partition_key
 
 __all__ = ["RunRequest", "reconstructable_job", "run_backfill"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,14 +47,17 @@ class RunRequest:
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
-def reconstructable_job(job_name: str) -> Any:
-    """The job as a pointer into this code location, so another process (a Celery worker) can load it."""
+def _repository() -> Any:
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    repository = ReconstructableRepository.for_module(
+    return ReconstructableRepository.for_module(
         "autopilot_pipeline.definitions", "defs", working_directory=str(settings.PROJECT_ROOT)
     )
-    return repository.get_reconstructable_job(job_name)
+
+
+def reconstructable_job(job_name: str) -> Any:
+    """The job as a pointer into this code location, so another process (a Celery worker) can load it."""
+    return _repository().get_reconstructable_job(job_name)
 
 
 def execute(request: RunRequest) -> RunSummary:
@@ -137,14 +143,27 @@ def _adopt_environment(env: dict[str, str]) -> None:
     hold_engines()
 
 
+def _prepare_run_process() -> None:
+    """Build the code location and the Dagster instance now, while the caller registers the targets,
+    rather than when the first run starts. An error is left for that run to meet again and report."""
+    try:
+        _repository().get_definition()
+        process_instance()
+    except Exception:  # noqa: BLE001
+        _log.debug("run process not prepared; its first run will build what it needs", exc_info=True)
+
+
+def _start_run_process(env: dict[str, str]) -> None:
+    _adopt_environment(env)
+    _prepare_run_process()
+
+
 def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list[RunSummary]:
     """Execute every request, ``parallel_runs`` at a time (like the run queue's concurrency limit), in
     fresh processes that inherit this environment; summaries in request order."""
     requests = list(requests)
     if parallel_runs < 1:
         raise ValueError("parallel_runs must be at least 1")
-    with dg.DagsterInstance.get() as instance:
-        ensure_targets(instance)  # the target partitions exist before any run names one
     # No fork of this process (it may hold Dagster's threads): a fork server, started once, imports Dagster
     # and the code location's modules and forks the run processes from itself, so they start in
     # milliseconds without paying those imports (~4 CPU s each, what "spawn" cost every process). The
@@ -153,10 +172,12 @@ def run_backfill(requests: Iterable[RunRequest], parallel_runs: int = 2) -> list
     context.set_forkserver_preload(_preload_modules())
     pool = context.Pool(
         min(parallel_runs, max(1, len(requests))),
-        initializer=_adopt_environment,
+        initializer=_start_run_process,
         initargs=(dict(os.environ),),
     )
     try:
+        with dg.DagsterInstance.get() as instance:  # while the run processes prepare themselves
+            ensure_targets(instance)  # the target partitions exist before any run names one
         return pool.map(execute, requests, chunksize=1)
     finally:
         pool.close()  # let the processes finish on their own (terminate() interrupts Dagster mid-cleanup)

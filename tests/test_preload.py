@@ -13,6 +13,8 @@ import os
 import pytest
 
 from autopilot_pipeline import backfill, definitions, settings
+from autopilot_pipeline.defs import resources
+from autopilot_pipeline.postgres import io
 
 
 def _worker_app_imports() -> tuple[str, ...]:
@@ -40,7 +42,12 @@ def test_the_fork_server_preloads_the_code_location_and_the_first_run_imports() 
     assert set(backfill.FIRST_RUN_IMPORTS) | set(backfill.FIRST_CELERY_RUN_IMPORTS) <= set(names)
 
 
-def test_a_run_process_freezes_what_it_inherited_and_takes_the_caller_s_environment() -> None:
+def test_a_run_process_freezes_what_it_inherited_and_takes_the_caller_s_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what the run process holds (engines, bulk connections) is held for this test only
+    monkeypatch.setattr(resources, "_held_engines", None)
+    monkeypatch.setattr(io, "_held", None)
     env = {**os.environ, "AUTOPILOT_TEST_PRELOAD": "yes"}
     before, reuse = dict(os.environ), dict(definitions._reuse)
     try:
@@ -49,8 +56,21 @@ def test_a_run_process_freezes_what_it_inherited_and_takes_the_caller_s_environm
         backfill._adopt_environment(env)
         assert gc.get_freeze_count() > 1000  # this process's objects, as a forked run process has them
         assert os.environ["AUTOPILOT_TEST_PRELOAD"] == "yes"
+        assert resources._held_engines == {} and io._held == {}
     finally:
         gc.unfreeze()
         os.environ.clear()
         os.environ.update(before)
         definitions._reuse.update(reuse)
+
+
+def test_a_run_process_that_cannot_prepare_leaves_the_error_to_its_first_run(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken instance configuration must not kill the run process while it starts (the pool would start
+    another one forever): the first run meets the error again and reports it."""
+    (tmp_path / "dagster.yaml").write_text("storage: [this is not a storage\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    with pytest.raises(Exception, match="(?i)yaml|flow sequence|expected"):
+        backfill.process_instance()
+    backfill._prepare_run_process()  # no exception
