@@ -175,3 +175,28 @@ def test_a_bulk_session_reuses_one_connection_per_database_and_closes_it(conn, p
             assert alive == 0
     finally:
         _drop_database(pg_server, other_name)
+
+
+def test_held_bulk_connections_serve_every_read_and_replace_a_dead_one(
+    conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that serves many steps (``io.hold_bulk_connections``) reads on one connection per database;
+    when the server ends it, the next read opens another and still returns its rows."""
+    pid = {"pid": pl.Int64()}
+
+    def backend() -> int:
+        return io.read_bulk(conn, "SELECT pg_backend_pid()::bigint AS pid", None, pid)["pid"][0]
+
+    monkeypatch.setattr(io, "_held", {})
+    try:
+        first = backend()
+        assert {backend() for _ in range(4)} == {first}
+        assert conn.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone()[0]
+        replaced = backend()
+        assert replaced != first and backend() == replaced
+        with pytest.raises(Exception, match="no_such_table"):  # a bad query still fails, once retried
+            io.read_bulk(conn, "SELECT x FROM public.no_such_table", None, {"x": pl.Int64()})
+        assert backend() != replaced  # the failed read's connection was replaced
+    finally:
+        for reader in io._held.values():
+            reader.close()

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, create_engine
 
 from autopilot_pipeline import settings
 from autopilot_pipeline.errors import AutopilotError
-from autopilot_pipeline.postgres import migrate, pools, targets, urls
+from autopilot_pipeline.postgres import io, migrate, pools, targets, urls
 
 #: Engines kept for the life of this process, by URL, once :func:`hold_engines` is called.
 _held_engines: dict[str, Engine] | None = None
@@ -26,11 +26,13 @@ def hold_engines() -> None:
     """Keep one engine per database URL in this process, for processes that serve many steps or runs (a
     Celery worker's pool, a backfill's run process): a step then takes a held connection instead of building
     an engine, opening a connection (a new server process and a password exchange) and checking the schema.
-    Elsewhere an engine lives for one run, so nothing outlives it (tests drop their databases after)."""
+    Their bulk reads keep one connection per database too (``io.hold_bulk_connections``). Elsewhere an engine
+    lives for one run, so nothing outlives it (tests drop their databases after)."""
     global _held_engines
     if _held_engines is None:
         _held_engines = {}
         os.register_at_fork(after_in_child=_forget_held_engines)
+    io.hold_bulk_connections()
 
 
 def _forget_held_engines() -> None:

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -77,6 +78,29 @@ def same_database(conn: psycopg.Connection) -> str:
 
 #: The ADBC connections of the innermost :func:`bulk_session` (by conninfo), or None outside one.
 _SESSION: ContextVar[dict[str, Any] | None] = ContextVar("autopilot_bulk_session", default=None)
+#: ADBC connections kept for the life of this process (by conninfo) once :func:`hold_bulk_connections` is called.
+_held: dict[str, Any] | None = None
+#: A forked child's copies of its parent's connections: never used, never closed (closing one would end the
+#: parent's session on the socket they share).
+_inherited: list[Any] = []
+
+
+def hold_bulk_connections() -> None:
+    """Keep one ADBC connection per database for the life of this process, for processes that serve many
+    steps (a Celery worker's pool, a backfill's run process): opening one costs ~50 ms of CPU (the driver
+    loads the server's type catalog), more than reading an hour's window. A held connection that fails a
+    read (its server restarted, a pooler closed it) is replaced and the read, which changes nothing, runs
+    again once."""
+    global _held
+    if _held is None:
+        _held = {}
+        os.register_at_fork(after_in_child=_forget_held)
+
+
+def _forget_held() -> None:
+    if _held:
+        _inherited.extend(_held.values())
+        _held.clear()
 
 
 @contextmanager
@@ -118,7 +142,9 @@ def read_bulk(
     statement = psycopg.ClientCursor(conn).mogrify(query, params)
     conninfo = same_database(conn)
     session = _SESSION.get()
-    if session is None:
+    if session is None and _held is not None:
+        parts = _fetch_held(conninfo, statement, schema)
+    elif session is None:
         with adbc.connect(conninfo) as reader:
             parts = _fetch(reader, statement, schema)
     else:
@@ -128,6 +154,22 @@ def read_bulk(
     if not parts:
         return pl.DataFrame(schema=schema)
     return pl.concat(parts, rechunk=False).select(list(schema))
+
+
+def _fetch_held(conninfo: str, statement: str, schema: Mapping[str, pl.DataType]) -> list[pl.DataFrame]:
+    import adbc_driver_postgresql.dbapi as adbc
+
+    assert _held is not None
+    reader = _held.get(conninfo)
+    if reader is not None:
+        try:
+            return _fetch(reader, statement, schema)
+        except adbc.Error:  # a dead connection; a bad query fails again below, on a new one
+            del _held[conninfo]
+            with suppress(adbc.Error):
+                reader.close()
+    _held[conninfo] = reader = adbc.connect(conninfo, autocommit=True)
+    return _fetch(reader, statement, schema)
 
 
 def _fetch(reader: Any, statement: str, schema: Mapping[str, pl.DataType]) -> list[pl.DataFrame]:
