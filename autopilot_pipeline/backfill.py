@@ -78,8 +78,10 @@ def execute(request: RunRequest) -> RunSummary:
         tags=tags,
         raise_on_error=False,
     )
-    with result:
-        return RunSummary(request.job_name, f"{first}..{last}", result.success, result.run_id)
+    # Read off the result without entering it: entering rebuilds the run's context and initializes its
+    # resources (connections to the databases included), only for reading outputs back (~10 % of a run
+    # process's CPU). Success is the stored run's status.
+    return RunSummary(request.job_name, f"{first}..{last}", result.success, result.run_id)
 
 
 #: Modules Dagster imports lazily on a process's first run (loading the job, building the instance,
