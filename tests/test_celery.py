@@ -32,6 +32,8 @@ import pytest
 
 from autopilot_pipeline import backfill, runner
 from autopilot_pipeline.commands._workers import LocalWorkers
+from autopilot_pipeline.defs import celery_steps
+from autopilot_pipeline.defs.partitions import RANGE_END, RANGE_START
 from autopilot_pipeline.demo.store import load_demo_data
 from autopilot_pipeline.integrations.redis_local import LocalRedis, redis_missing
 from autopilot_pipeline.postgres import server, targets
@@ -259,6 +261,38 @@ def test_a_run_looks_at_its_steps_when_their_results_are_published(
     (summary,) = backfill.run_backfill(_requests("wake")[:1], parallel_runs=1)
     assert summary.success
     assert time.monotonic() - started < 60
+
+
+def test_a_step_returns_to_its_run_only_the_events_the_run_acts_on(cluster: Cluster) -> None:
+    """The worker writes every event of a step to the event log and returns to the run that sent it the
+    events its loop acts on (``celery_steps.RETURNED_EVENTS``): the run's result has each step's output and
+    success, the event log has the materializations of every (target, hour) partition as well."""
+    job = backfill.reconstructable_job("health_hourly_job")
+    (hour,) = _hours()[-1:]
+    try:
+        key = runner.target_partition_key(job.get_definition(), hour, "default")
+        with dg.DagsterInstance.get() as instance:
+            runner.ensure_targets(instance)
+            result = dg.execute_job(
+                job,
+                instance=instance,
+                tags={RANGE_START: key, RANGE_END: key, "autopilot/test": "returned"},
+                run_config=runner.QUIET_LOGGERS,
+            )
+            assert result.success
+            returned = {e.event_type for e in result.all_events if e.step_key is not None}
+            successes = {e.step_key for e in result.all_events if e.is_step_success}
+            stored = instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    finally:  # Dagster caches the job's definition (this module's executor) for the process's later tests
+        type(job).get_definition.cache_clear()
+        type(job).get_repository_definition.cache_clear()
+    steps = len(result.job_def.nodes)
+    assert len(successes) == steps
+    assert returned <= {*celery_steps.RETURNED_EVENTS, dg.DagsterEventType.ENGINE_EVENT}, returned
+    assert dg.DagsterEventType.STEP_OUTPUT in returned
+    assert dg.DagsterEventType.ASSET_MATERIALIZATION not in returned
+    assert {r.dagster_event.asset_key for r in stored} == set(result.job_def.asset_layer.selected_asset_keys)
+    assert {r.dagster_event.partition for r in stored} == {key}
 
 
 def test_a_worker_killed_mid_backfill_loses_and_doubles_nothing(cluster: Cluster) -> None:

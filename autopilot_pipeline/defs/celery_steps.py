@@ -7,14 +7,15 @@ opened ~120 connections (each a Postgres backend started and torn down) to write
 processes did the same for the planned-materialization events of every run they created.
 
 What changes here, with dagster-celery's wire contract kept (task name ``execute_plan``, its two keyword
-arguments, the serialized events it returns, the ``Celery worker`` engine event):
+arguments, a list of serialized events returned, the ``Celery worker`` engine event first):
 
 - :func:`process_instance`: one instance per process and instance ref, with pooled connections
   (Dagster's ``optimize_for_webserver``: a held connection per storage plus overflow, what its own
   long-lived webserver does; no statement timeout). A worker's pool process and a backfill's run
   process live for many steps or runs, so they keep it; a forked child builds its own, or takes the one
   its parent built before forking (:func:`prepare_for_fork`) and opens its own pooled connections.
-- :func:`create_step_task`: the worker side of ``execute_plan`` on that instance.
+- :func:`create_step_task`: the worker side of ``execute_plan`` on that instance, returning only the events
+  the sending run acts on (:data:`RETURNED_EVENTS`).
 - :func:`step_celery_executor`: dagster-celery's executor and execution loop, sending each step with
   ``send_task`` by name instead of registering the task on the app again for every step (which made
   Celery warn "Task name 'execute_plan' is already registered" once per step in every run process), and
@@ -37,7 +38,7 @@ from typing import Any
 import dagster as dg
 from dagster import DagsterInstance
 from dagster._core.definitions.reconstruct import ReconstructableJob
-from dagster._core.events import EngineEventData
+from dagster._core.events import DagsterEventType, EngineEventData
 from dagster._core.execution.api import create_execution_plan, execute_plan_iterator
 from dagster._core.execution.retries import RetryMode
 from dagster._core.instance.ref import InstanceRef
@@ -47,6 +48,7 @@ from dagster._serdes import pack_value, serialize_value, unpack_value
 from autopilot_pipeline.postgres import pools
 
 __all__ = [
+    "RETURNED_EVENTS",
     "create_step_task",
     "hold_connections",
     "prepare_for_fork",
@@ -62,6 +64,23 @@ TASK_NAME = "execute_plan"
 POOL_OVERFLOW = 8
 #: Seconds after which a held connection is replaced (Dagster's webserver default).
 POOL_RECYCLE_S = 3600
+
+#: The events a step returns to the run that sent it, besides the worker's "Celery worker" engine event: what
+#: dagster-celery's loop acts on (``ActiveExecution.handle_event``: a step's end, its retry, its outputs, a
+#: resource that failed to start). The worker has already written every event of the step to the event log;
+#: the rest (one materialization per partition with its metadata, ~2.7 kB each, most of a step's events)
+#: was serialized by the worker and deserialized by the run only to be dropped: ~10 % of a Celery run
+#: process's CPU (py-spy). A Celery run's in-memory result (``execute_job``) therefore holds only these;
+#: its full record is the event log, as for any run the daemon launches.
+RETURNED_EVENTS = frozenset(
+    {
+        DagsterEventType.STEP_SUCCESS,
+        DagsterEventType.STEP_FAILURE,
+        DagsterEventType.STEP_UP_FOR_RETRY,
+        DagsterEventType.STEP_OUTPUT,
+        DagsterEventType.RESOURCE_INIT_FAILURE,
+    }
+)
 
 _instances: dict[tuple[int, str], DagsterInstance] = {}
 #: Instances built by a parent before it forks, by serialized ref, connections not held (see prepare_for_fork).
@@ -162,18 +181,16 @@ def create_step_task(app: Any, **task_kwargs: Any) -> Any:
             CeleryExecutor,
             step_key=plan.step_handle_for_single_step_plans().to_key(),
         )
-        events = [taken]
-        events.extend(
-            execute_plan_iterator(
-                execution_plan=plan,
-                job=job,
-                dagster_run=run,
-                instance=instance,
-                retry_mode=args.retry_mode,
-                run_config=run.run_config,
-            )
+        events = execute_plan_iterator(
+            execution_plan=plan,
+            job=job,
+            dagster_run=run,
+            instance=instance,
+            retry_mode=args.retry_mode,
+            run_config=run.run_config,
         )
-        return [serialize_value(event) for event in events]
+        returned = [taken, *(event for event in events if event.event_type in RETURNED_EVENTS)]
+        return [serialize_value(event) for event in returned]
 
     return execute_plan
 
