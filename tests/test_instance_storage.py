@@ -144,6 +144,30 @@ def test_the_shipped_storage_writes_a_run_s_planned_events_as_dagster_postgres_d
     assert [row[1:] for row in reference["checks"]] == [("table_is_fine", None, "PLANNED")]
 
 
+def test_a_batch_of_planned_events_is_one_insert_compiled_once(
+    make_instance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch is one multi-row ``INSERT`` (not one per event), and every batch reuses the statement
+    SQLAlchemy compiled for the first, whatever its size."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "5")
+    instance = make_instance(shipped=True)
+    engine = instance.event_log_storage._engine  # type: ignore[attr-defined]
+    cache_hits: list[bool] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO EVENT_LOGS"):
+            cache_hits.append(context.cache_hit is CacheStats.CACHE_HIT)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    _create_run(instance)
+    _create_run(instance)
+    # 13 events a run (12 planned materializations, 1 planned check) in batches of 5 + 5 + 3
+    assert cache_hits == [False] + [True] * 5
+
+
 def test_a_failed_batch_leaves_nothing_and_dagster_stores_its_events_one_by_one(
     make_instance: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
