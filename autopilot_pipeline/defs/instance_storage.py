@@ -9,10 +9,10 @@ two costs cut that the scale-out benchmark measured (docs/SCALING.md, "What a Ce
   a ``NOTIFY`` and a transaction updating the asset's row, ~7 statements per event and three quarters of all
   the statements of a backfill. Here a batch of planned events (with the asset checks' planned evaluations
   that come with them) is one multi-row insert (one statement, compiled once per process) and one upsert
-  per asset, in one transaction: the same rows
-  in the same order as the one-by-one path, without the ``NOTIFY`` (Dagster no longer listens to it, and its
-  own batch path for materializations skips it too). A batch that fails leaves nothing, and Dagster then
-  writes its events one by one, as it does for any failed batch.
+  per asset, in one transaction: the same rows in the same order as the one-by-one path, without the
+  ``NOTIFY`` (Dagster no longer listens to it, and its own batch path for materializations skips it too). A
+  batch that fails leaves nothing, and Dagster then writes its events one by one, as it does for any failed
+  batch.
 - **Schema checks remembered.** Before many reads and writes Dagster asks the catalog whether a table or a
   column of its own schema exists (a ``pg_class`` query, or a reflection of all the columns of
   ``asset_keys``, ``runs`` or ``bulk_actions``: ~1,000 statements of the backfill, the reflections the
