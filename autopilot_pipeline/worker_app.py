@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
+import os
 
 from celery.signals import celeryd_after_setup, worker_process_init
 from dagster_celery.executor import CeleryExecutor
@@ -72,5 +74,11 @@ def _warm_before_the_pool_starts(**_: object) -> None:
 @worker_process_init.connect
 def _freeze_inherited_objects(**_: object) -> None:
     """A pool process keeps what it inherited from the main process for its life: out of the garbage
-    collector's reach (``gc.freeze``), full collections no longer walk (and copy) ~400,000 objects."""
+    collector's reach (``gc.freeze``), full collections no longer walk (and copy) ~400,000 objects. It logs
+    the threads polars uses in it (``autopilot worker``: its share of the cores)."""
     gc.freeze()
+    import polars as pl
+
+    logging.getLogger(__name__).info(
+        "pool process %d: polars uses %d threads", os.getpid(), pl.thread_pool_size()
+    )

@@ -218,6 +218,16 @@ def test_the_pool_processes_inherit_the_code_location_and_the_instance(cluster: 
         assert not in_pool, f"{name}'s pool process built on a step: {in_pool}"
 
 
+def test_the_workers_share_the_cores_for_polars(cluster: Cluster) -> None:
+    """Two workers of one pool process each on this machine: each pool process sizes polars' thread pool to
+    its share of the cores (``commands.worker.share_of_cores``), not to every core, as polars would."""
+    share = max(1, (os.cpu_count() or 1) // 2)
+    for name in cluster.workers.names:
+        log = (cluster.workers.log_dir / f"{name}.log").read_text()
+        sizes = {int(n) for n in re.findall(r"pool process \d+: polars uses (\d+) threads", log)}
+        assert sizes == {share}, f"{name}: {sizes}"
+
+
 def _reaped_children_cpu_ticks(pid: int) -> int:
     """CPU ticks of the processes ``pid`` started and reaped (cutime + cstime in /proc/PID/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -102,3 +102,10 @@ def test_user_errors_of_worker_and_dev_are_one_line(
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("autopilot: error: ") and message in err and "\n" not in err
+
+
+def test_step_processes_on_one_machine_share_its_cores_for_polars(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker.os, "cpu_count", lambda: 8)
+    assert [worker.share_of_cores(n) for n in (1, 2, 3, 8, 16)] == ["8", "4", "2", "1", "1"]
+    monkeypatch.setattr(worker.os, "cpu_count", lambda: None)
+    assert worker.share_of_cores(1) == "1"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autopilot_pipeline import settings
+from autopilot_pipeline.commands.worker import POLARS_THREADS_ENV, share_of_cores
 from autopilot_pipeline.defs import executors
 from autopilot_pipeline.errors import AutopilotError
 from autopilot_pipeline.integrations.redis_local import LocalRedis, redis_missing
@@ -58,8 +59,10 @@ class LocalWorkers:
         return [f"{self.prefix}{i}" for i in range(1, self.count + 1)]
 
     def start(self, redis_url: str, timeout_s: float = 120.0) -> LocalWorkers:
-        """Start every worker and wait until all answer a ping (or one exits: RuntimeError)."""
+        """Start every worker and wait until all answer a ping (or one exits: RuntimeError). The workers share
+        this machine: each pool process gets its share of the cores for polars (``share_of_cores``)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        env = {POLARS_THREADS_ENV: share_of_cores(self.count * self.concurrency), **self.env}
         for name in self.names:
             command = [
                 sys.executable, "-m", "autopilot_pipeline.cli", "worker",
@@ -70,7 +73,7 @@ class LocalWorkers:
                     subprocess.Popen(
                         command,
                         cwd=settings.PROJECT_ROOT,
-                        env=self.env,
+                        env=env,
                         stdin=subprocess.DEVNULL,
                         stdout=log,
                         stderr=subprocess.STDOUT,
