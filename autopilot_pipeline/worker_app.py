@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 
+import polars as pl
 from celery.signals import celeryd_after_setup, worker_process_init
 from dagster_celery.executor import CeleryExecutor
 from dagster_celery.make_app import make_app
@@ -72,13 +73,11 @@ def _warm_before_the_pool_starts(**_: object) -> None:
 
 
 @worker_process_init.connect
-def _freeze_inherited_objects(**_: object) -> None:
+def _start_pool_process(**_: object) -> None:
     """A pool process keeps what it inherited from the main process for its life: out of the garbage
     collector's reach (``gc.freeze``), full collections no longer walk (and copy) ~400,000 objects. It logs
     the threads polars uses in it (``autopilot worker``: its share of the cores)."""
     gc.freeze()
-    import polars as pl
-
     logging.getLogger(__name__).info(
         "pool process %d: polars uses %d threads", os.getpid(), pl.thread_pool_size()
     )
